@@ -1,0 +1,39 @@
+# The two set-up commands of the README:
+#   make demo   install everything, then run the whole job on a synthetic PTB-XL
+#   make test   install everything, then run every test (C++, CUDA compile check, Python)
+PYTHON ?= python
+DEMO_OUT ?= runs/demo
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: install demo test test-python test-cpp check-cuda bench bench-quick clean
+
+install:
+	$(PYTHON) -m pip install --upgrade "setuptools>=64" wheel ninja pybind11
+	$(PYTHON) -m pip install "torch==$(TORCH_VERSION)"
+	$(PYTHON) -m pip install --no-build-isolation -e ".[test]"
+
+demo: install
+	$(PYTHON) -m ecgfast demo --out $(DEMO_OUT)
+
+test: install check-cuda test-cpp test-python
+
+check-cuda:
+	bash tools/check_cuda.sh
+
+test-cpp:
+	cmake -S . -B build-cmake -G Ninja \
+	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
+	cmake --build build-cmake
+	ctest --test-dir build-cmake --output-on-failure
+
+test-python:
+	$(PYTHON) -m pytest tests -q
+
+bench:
+	$(PYTHON) -m benchmarks
+
+bench-quick:
+	$(PYTHON) -m benchmarks --quick
+
+clean:
+	rm -rf build build-cmake ecgfast/*.so *.egg-info

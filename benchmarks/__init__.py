@@ -1,0 +1,1 @@
+"""ecgfast benchmark suite: ``python -m benchmarks [--quick]`` or ``pytest benchmarks --benchmark-only``."""

@@ -1,0 +1,30 @@
+#include <ATen/ATen.h>
+
+#include "check.h"
+
+int main() {
+  auto op = find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                               const at::Tensor&)>("ecgfast::gather_dequantize");
+  at::manual_seed(0);
+  auto raw = at::randint(-5000, 5000, {20, 12, 257}, at::kShort);
+  auto index = at::tensor({7, 0, 19, 7}, at::kLong);
+  auto gain = at::rand({12}) * 900 + 100;
+  auto baseline = at::randint(-50, 50, {12}).to(at::kFloat);
+
+  auto out = op.call(raw, index, gain, baseline);
+  auto expected = (raw.index_select(0, index).to(at::kFloat) - baseline.view({12, 1})) /
+                  gain.view({12, 1});
+  ECG_CHECK(out.sizes() == expected.sizes());
+  ECG_CHECK(at::equal(out, expected));
+
+  // An out-of-range index is an error, never a wild read.
+  bool threw = false;
+  try {
+    op.call(raw, at::tensor({20}, at::kLong), gain, baseline);
+  } catch (const c10::Error&) {
+    threw = true;
+  }
+  ECG_CHECK(threw);
+  std::puts("test_gather_dequantize: ok");
+  return 0;
+}
