@@ -1,0 +1,25 @@
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+namespace ecgfast {
+
+// Shared argument checks of every gather_dequantize kernel.
+inline void check_gather_dequantize_args(const at::Tensor& raw, const at::Tensor& index,
+                                         const at::Tensor& gain, const at::Tensor& baseline) {
+  TORCH_CHECK(raw.dim() == 3, "gather_dequantize: raw must be (N, C, T), got ", raw.dim(), " dims");
+  TORCH_CHECK(raw.scalar_type() == at::kShort, "gather_dequantize: raw must be int16, got ",
+              raw.scalar_type());
+  TORCH_CHECK(index.dim() == 1 && index.scalar_type() == at::kLong,
+              "gather_dequantize: index must be a 1-D int64 tensor");
+  const auto C = raw.size(1);
+  TORCH_CHECK(gain.dim() == 1 && gain.size(0) == C && gain.scalar_type() == at::kFloat,
+              "gather_dequantize: gain must be float32 of shape (", C, ",)");
+  TORCH_CHECK(baseline.dim() == 1 && baseline.size(0) == C && baseline.scalar_type() == at::kFloat,
+              "gather_dequantize: baseline must be float32 of shape (", C, ",)");
+  TORCH_CHECK(raw.device() == index.device() && raw.device() == gain.device() &&
+                  raw.device() == baseline.device(),
+              "gather_dequantize: all tensors must be on one device");
+}
+
+}  // namespace ecgfast
