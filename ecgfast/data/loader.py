@@ -1,0 +1,169 @@
+"""Batches from a cache: splits, normalisation, label fractions, deterministic shuffling.
+
+At 100 Hz a whole split is held in memory as int16 (about 0.5 GB for all of
+PTB-XL) and each batch is one ``gather_dequantize`` call; at 500 Hz each batch
+is read from the HDF5 file as one chunked read. No per-sample Python runs on
+the hot path either way.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Iterator, NamedTuple
+
+import numpy as np
+import torch
+
+from ecgfast.data._ops import gather_dequantize
+from ecgfast.data.cache import ECGCache
+
+TRAIN_FOLDS = tuple(range(1, 9))
+
+
+class Batch(NamedTuple):
+    signals: torch.Tensor  # float32 (B, 12, T) in mV
+    labels: torch.Tensor   # float32 (B, n_classes) multi-hot
+    index: torch.Tensor    # int64 (B,) row indices into the cache
+
+
+class ECGBatchLoader:
+    """Iterates (B, 12, T) float32 batches of ``indices`` of a cache.
+
+    Shuffling is a permutation seeded by ``(seed, epoch)`` (``set_epoch``), so an
+    epoch's batches are the same on every run. With ``num_replicas > 1`` each
+    rank takes a disjoint, equal share of the permutation (padded by wrapping,
+    as ``DistributedSampler`` does) for DistributedDataParallel.
+    """
+
+    def __init__(self, cache: ECGCache, indices, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False, pin_memory: bool = False, num_replicas: int = 1, rank: int = 0,
+                 in_memory: bool | None = None):
+        self.cache = cache
+        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
+        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
+        self.per_rank = math.ceil(len(self.indices) / num_replicas)
+        if drop_last and self.per_rank < batch_size:
+            raise ValueError(f"batch size {batch_size} is larger than the {self.per_rank} records "
+                             f"available{' per rank' if num_replicas > 1 else ''}: no full batch")
+        self.pin_memory = pin_memory and torch.cuda.is_available()
+        if pin_memory and not self.pin_memory:
+            warnings.warn("pin_memory needs CUDA; batches are not pinned", stacklevel=2)
+        self.in_memory = cache.sampling_rate == 100 if in_memory is None else in_memory
+        self._raw = cache.raw(self.indices) if self.in_memory else None
+        self._labels = torch.from_numpy(cache.labels[self.indices])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.per_rank // self.batch_size
+        return math.ceil(self.per_rank / self.batch_size)
+
+    def order(self) -> torch.Tensor:
+        """Positions (into ``indices``) this rank visits this epoch, in order."""
+        n = len(self.indices)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        total = self.per_rank * self.num_replicas
+        if total > n:  # pad by wrapping so every rank gets the same number
+            order = torch.cat([order, order[: total - n]])
+        return order[self.rank::self.num_replicas]
+
+    def __iter__(self) -> Iterator[Batch]:
+        order = self.order()
+        for b in range(len(self)):
+            pos = order[b * self.batch_size:(b + 1) * self.batch_size]
+            if self._raw is not None:
+                x = gather_dequantize(self._raw, pos, self.cache.gain, self.cache.baseline)
+            else:
+                x = self.cache.signals(self.indices[pos.numpy()])
+            y = self._labels.index_select(0, pos)
+            if self.pin_memory:
+                x, y = x.pin_memory(), y.pin_memory()
+            yield Batch(x, y, torch.from_numpy(self.indices[pos.numpy()]))
+
+
+class Normalizer:
+    """(x - mean) / std with statistics of the training folds: global by default, per lead as an option."""
+
+    def __init__(self, mean, std, per_lead: bool = False):
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
+        self.std = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
+        self.per_lead = per_lead
+        if torch.any(self.std <= 0):
+            raise ValueError("Normalizer: standard deviation must be positive")
+
+    @classmethod
+    def fit(cls, cache: ECGCache, indices, per_lead: bool = False, chunk: int = 512) -> "Normalizer":
+        """Fit on ``indices`` (pass the training folds' records: never fit on folds 9 or 10)."""
+        idx = np.sort(np.asarray(indices, dtype=np.int64))
+        if idx.size == 0:
+            raise ValueError("Normalizer.fit: no records to fit on")
+        s1 = np.zeros(len(cache.leads))
+        s2 = np.zeros(len(cache.leads))
+        for start in range(0, idx.size, chunk):
+            x = cache.signals(idx[start:start + chunk]).double().numpy()
+            s1 += x.sum(axis=(0, 2))
+            s2 += (x * x).sum(axis=(0, 2))
+        count = idx.size * cache.signal_length
+        if not per_lead:
+            s1, s2, count = s1.sum(keepdims=True), s2.sum(keepdims=True), count * len(cache.leads)
+        mean = s1 / count
+        std = np.sqrt(np.maximum(s2 / count - mean ** 2, 1e-12))
+        return cls(mean, std, per_lead)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1, 1) if self.per_lead else (1, 1, 1)
+        mean = self.mean.to(x.device, x.dtype).view(shape)
+        std = self.std.to(x.device, x.dtype).view(shape)
+        return (x - mean) / std
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "per_lead": self.per_lead}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "Normalizer":
+        return cls(state["mean"], state["std"], state["per_lead"])
+
+    def __repr__(self) -> str:
+        return f"Normalizer(mean={self.mean.tolist()}, std={self.std.tolist()}, per_lead={self.per_lead})"
+
+
+def label_fraction_indices(labels, folds, fraction: float, seed: int, has_label=None) -> np.ndarray:
+    """A stratified, seeded ``fraction`` of the labelled records of folds 1-8 (sorted indices).
+
+    Strata are the label combinations (multi-label powerset), so rare
+    combinations keep their share. Each stratum contributes ``fraction`` of its
+    records, rounded by largest remainder so the total is ``round(fraction * n)``.
+    """
+    labels = np.asarray(labels)
+    folds = np.asarray(folds)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    labelled = labels.any(axis=1) if has_label is None else np.asarray(has_label, dtype=bool)
+    pool = np.flatnonzero(labelled & np.isin(folds, TRAIN_FOLDS))
+    if pool.size == 0:
+        raise ValueError("no labelled records in folds 1-8")
+    if fraction == 1:
+        return pool.astype(np.int64)
+    keys = np.packbits(labels[pool].astype(bool), axis=1, bitorder="little")[:, 0]
+    strata, stratum_of = np.unique(keys, return_inverse=True)
+    sizes = np.bincount(stratum_of, minlength=len(strata))
+    exact = fraction * sizes
+    take = np.floor(exact).astype(int)
+    short = int(round(fraction * pool.size)) - take.sum()
+    if short > 0:  # largest remainders first; ties broken by stratum key for determinism
+        order = np.lexsort((strata, -(exact - take)))
+        take[order[:short]] += 1
+    rng = np.random.default_rng([seed, 0x1AB])
+    chosen = [rng.permutation(pool[stratum_of == s])[:k] for s, k in enumerate(take) if k]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
