@@ -40,11 +40,16 @@ _V_AZIMUTH = np.deg2rad([115.0, 90.0, 75.0, 60.0, 30.0, 0.0])  # V1..V6 in the h
 _V_AXES = np.stack([np.cos(_V_AZIMUTH), np.zeros(6), np.sin(_V_AZIMUTH)], axis=1)
 _LEAD_I = np.array([1.0, 0.0, 0.0])
 _LEAD_II = np.array([np.cos(np.pi / 3), np.sin(np.pi / 3), 0.0])
-_LEAD_MATRIX = np.stack([
-    _LEAD_I, _LEAD_II, _LEAD_II - _LEAD_I,  # I, II, III
-    -(_LEAD_I + _LEAD_II) / 2, _LEAD_I - _LEAD_II / 2, _LEAD_II - _LEAD_I / 2,  # aVR, aVL, aVF
-    *(1.4 * _V_AXES),  # precordial leads sit closer to the heart: larger deflections
-])  # (12, 3)
+# Independent leads: I, II and V1..V6; the other four are derived from I and II
+# as an electrocardiograph does, so III = II - I holds exactly.
+_INDEPENDENT = np.stack([_LEAD_I, _LEAD_II, *(1.4 * _V_AXES)])  # (8, 3); precordial leads sit closer
+_DERIVE = np.zeros((12, 8))
+_DERIVE[[0, 1], [0, 1]] = 1.0
+_DERIVE[2, :2] = [-1.0, 1.0]  # III = II - I
+_DERIVE[3, :2] = [-0.5, -0.5]  # aVR = -(I + II) / 2
+_DERIVE[4, :2] = [1.0, -0.5]  # aVL = I - II / 2
+_DERIVE[5, :2] = [-0.5, 1.0]  # aVF = II - I / 2
+_DERIVE[6:, 2:] = np.eye(6)
 
 
 def _unit(v) -> np.ndarray:
@@ -132,14 +137,14 @@ def synthesize_ecg(rng: np.random.Generator, classes: list[str], sampling_rates=
         waves[k][3] *= qrs_scale
 
     rotation = _rotation(rng, 15.0)
-    lead_gain = rng.uniform(0.85, 1.15, 12)
+    lead_gain = rng.uniform(0.85, 1.15, 8)
     heart_rate = rng.uniform(52, 100)
     rr = 60.0 / heart_rate * (1 + 0.04 * rng.standard_normal(40))  # heart-rate variability
     beats = rng.uniform(-0.8, 0.2) + np.cumsum(rr)
     beats = beats[beats < RECORD_SECONDS + 0.6]
     qt_stretch = np.sqrt(np.clip(rr[: len(beats)], 0.4, 1.6))  # Bazett: T follows RR
     noise_mv = rng.uniform(0.005, 0.025)
-    wander = [(rng.uniform(0.05, 0.4, 2), rng.uniform(0.02, 0.12, (2, 12)), rng.uniform(0, 2 * np.pi, (2, 12)))]
+    wander = [(rng.uniform(0.05, 0.4, 2), rng.uniform(0.02, 0.12, (2, 8)), rng.uniform(0, 2 * np.pi, (2, 8)))]
 
     out = {}
     for fs in sampling_rates:
@@ -152,12 +157,12 @@ def synthesize_ecg(rng: np.random.Generator, classes: list[str], sampling_rates=
             centres = beats + offset * scale  # (n_beats,)
             pulses = np.exp(-0.5 * ((t[None, :] - centres[:, None]) / width) ** 2).sum(0)
             dipole += np.outer(rotation @ direction, amp * pulses)
-        ecg = (_LEAD_MATRIX @ dipole) * lead_gain[:, None]
+        ecg = (_INDEPENDENT @ dipole) * lead_gain[:, None]
         (freqs, amps, phases), = wander
         ecg += (amps[:, :, None] * np.sin(2 * np.pi * freqs[:, None, None] * t + phases[:, :, None])).sum(0)
         noise_rng = np.random.default_rng(rng.integers(2**63) + fs)
         ecg += noise_mv * noise_rng.standard_normal(ecg.shape)
-        out[fs] = np.clip(ecg, -32.0, 32.0)  # int16 at gain 1000
+        out[fs] = np.clip(_DERIVE @ ecg, -32.0, 32.0)  # int16 at gain 1000
     return out
 
 
