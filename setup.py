@@ -35,7 +35,7 @@ def _extensions():
     cpu, cuda = _sources()
     debug = os.environ.get("ECGFAST_DEBUG") == "1"
     cxx = ["-O0", "-g"] if debug else ["-O3", "-fno-math-errno"]
-    cxx += ["-fopenmp", "-std=c++17", "-DPy_LIMITED_API=0x03090000"]
+    cxx += ["-fopenmp"]  # torch adds its -std= and Py_LIMITED_API (py_limited_api=True)
     kwargs = dict(
         name="ecgfast._C",
         sources=cpu,

@@ -1,0 +1,224 @@
+// The seven augmentations applied to one lead of one view of one sample.
+//
+// Plain C++ (no torch headers) so that the CPU kernel and the CUDA kernel run
+// the very same code. Every step works on one lead: the pipeline's unit of
+// parallel work is (view, sample, lead). Parameters come from the float64 row
+// drawn in ecgfast/augment/params.py; the column order is mirrored below.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define ECG_HD __host__ __device__ __forceinline__
+#else
+#define ECG_HD inline
+#endif
+
+namespace ecgfast {
+namespace augment {
+
+// Columns of the parameter row (ecgfast/augment/params.py: COLUMNS).
+enum Col : int {
+  kWarpOn, kWarpR,
+  kBpOn, kHpB0, kHpB1, kHpB2, kHpA1, kHpA2, kLpB0, kLpB1, kLpB2, kLpA1, kLpA2,
+  kMixOn, kMixLambda, kMixPartner,
+  kCutOn, kCutStart, kCutLen, kCutPartner,
+  kMotionOn, kMotionAmp, kMotionFreq, kMotionPhase,
+  kNoiseOn, kNoiseFrac,
+  kDropOn, kDropStart, kDropLen,
+  kNoiseKeyLo, kNoiseKeyHi,
+  kNumParams
+};
+constexpr int kBandpassPad = 15;  // scipy.signal.sosfiltfilt's default padlen for two biquads
+
+ECG_HD uint32_t lowbias32(uint32_t v) {
+  v ^= v >> 16;
+  v *= 0x7feb352dU;
+  v ^= v >> 15;
+  v *= 0x846ca68bU;
+  v ^= v >> 16;
+  return v;
+}
+
+// Unit-variance noise of element e: Irwin-Hall sum of eight 16-bit uniforms.
+ECG_HD float hash_normal(uint32_t e, uint32_t lo, uint32_t hi) {
+  uint32_t total = 0;
+  for (uint32_t j = 0; j < 4; ++j) {
+    const uint32_t w = lowbias32(lowbias32((e * 4u + j) ^ lo) + hi);
+    total += (w & 0xffffu) + (w >> 16);
+  }
+  return ((static_cast<float>(total) + 4.0f) * (1.0f / 65536.0f) - 4.0f) * 1.2247448713915890f;
+}
+
+// Where output sample t reads from: y(t) = x(c + (t - c) r), c = (T - 1) / 2,
+// clamped to the record; the left neighbour and the interpolation weight.
+ECG_HD void warp_position(int t, int T, double r, int* i0, float* w) {
+  const double c = (T - 1) / 2.0;
+  double pos = c + (t - c) * r;
+  pos = pos < 0 ? 0 : (pos > T - 1 ? T - 1 : pos);
+  *i0 = static_cast<int>(pos);  // pos >= 0: truncation is floor, without a libm call
+  *w = static_cast<float>(pos - *i0);
+}
+
+// Linear interpolation at precomputed positions (shared by all leads of a sample).
+ECG_HD void warp_apply(const float* x, float* y, int T, const int* i0, const float* w) {
+  for (int t = 0; t < T; ++t) {
+    const int i1 = i0[t] + 1 < T ? i0[t] + 1 : T - 1;
+    y[t] = x[i0[t]] * (1 - w[t]) + x[i1] * w[t];
+  }
+}
+
+ECG_HD void frequency_warp(const float* x, float* y, int T, double r) {
+  for (int t = 0; t < T; ++t) {
+    int i0;
+    float w;
+    warp_position(t, T, r, &i0, &w);
+    const int i1 = i0 + 1 < T ? i0 + 1 : T - 1;
+    y[t] = x[i0] * (1 - w) + x[i1] * w;
+  }
+}
+
+// scipy.signal.sosfilt_zi of the high-pass + low-pass cascade: the steady
+// state of each section for a unit step, scaled by the DC gain before it.
+ECG_HD void sos_zi(const double* p, double zi[2][2]) {
+  double scale = 1.0;
+  for (int s = 0; s < 2; ++s) {
+    const double* c = p + (s == 0 ? kHpB0 : kLpB0);
+    const double B0 = c[1] - c[3] * c[0], B1 = c[2] - c[4] * c[0];
+    const double z0 = (B0 + B1) / (1 + c[3] + c[4]);
+    zi[s][0] = scale * z0;
+    zi[s][1] = scale * (B1 - c[4] * z0);
+    scale *= (c[0] + c[1] + c[2]) / (1 + c[3] + c[4]);
+  }
+}
+
+ECG_HD void reverse(double* v, int n) {
+  for (int i = 0, j = n - 1; i < j; ++i, --j) {
+    const double tmp = v[i];
+    v[i] = v[j];
+    v[j] = tmp;
+  }
+}
+
+// Zero-phase high-pass + low-pass cascade, as scipy.signal.sosfiltfilt:
+// odd extension by kBandpassPad samples, sosfilt_zi initial conditions.
+// ext: scratch of T + 2 * kBandpassPad doubles.
+ECG_HD void bandpass(float* y, int T, const double* p, double* ext) {
+  const int pad = kBandpassPad, n = T + 2 * pad;
+  for (int k = 1; k <= pad; ++k) {
+    ext[pad - k] = 2.0 * y[0] - y[k];
+    ext[pad + T - 1 + k] = 2.0 * y[T - 1] - y[T - 1 - k];
+  }
+  for (int t = 0; t < T; ++t) ext[pad + t] = y[t];
+  double zi[2][2];
+  sos_zi(p, zi);
+  for (int pass = 0; pass < 2; ++pass) {
+    // sosfilt applies the initial conditions scaled by the first input of the
+    // whole cascade, so section 2 starts from zi * x0 as well.
+    const double x0 = ext[0];
+    const double* hp = p + kHpB0;
+    const double* lp = p + kLpB0;
+    {
+      double z0 = zi[0][0] * x0, z1 = zi[0][1] * x0;
+      double w0 = zi[1][0] * x0, w1 = zi[1][1] * x0;
+      for (int t = 0; t < n; ++t) {
+        const double xt = ext[t];
+        const double u = hp[0] * xt + z0;
+        z0 = hp[1] * xt - hp[3] * u + z1;
+        z1 = hp[2] * xt - hp[4] * u;
+        const double v = lp[0] * u + w0;
+        w0 = lp[1] * u - lp[3] * v + w1;
+        w1 = lp[2] * u - lp[4] * v;
+        ext[t] = v;
+      }
+    }
+    reverse(ext, n);
+  }
+  for (int t = 0; t < T; ++t) y[t] = static_cast<float>(ext[pad + t]);
+}
+
+ECG_HD double lead_std(const float* y, int T) {
+  double s1 = 0, s2 = 0;
+  for (int t = 0; t < T; ++t) s1 += y[t];
+  const double mean = s1 / T;
+  for (int t = 0; t < T; ++t) {
+    const double d = y[t] - mean;
+    s2 += d * d;
+  }
+  return std::sqrt(s2 / T);
+}
+
+// Step 1 of one lead: frequency warp (or a copy) from the input row x into y.
+ECG_HD void augment_lead_warp(const float* x, float* y, int T, const double* p) {
+  if (p[kWarpOn] != 0) {
+    frequency_warp(x, y, T, p[kWarpR]);
+  } else {
+    for (int t = 0; t < T; ++t) y[t] = x[t];
+  }
+}
+
+// a sin(w t + ph) by rotating (cos, sin) one step per sample: no libm call per
+// element; in double the drift over a record is ~1e-13. Adds to (or writes) out.
+ECG_HD void motion_wave(float* out, int T, double fs, const double* p, bool accumulate) {
+  const double w = 2 * M_PI * p[kMotionFreq] / fs, a = p[kMotionAmp], ph = p[kMotionPhase];
+  const double cw = std::cos(w), sw = std::sin(w);
+  double cs = a * std::cos(ph), sn = a * std::sin(ph);
+  for (int t = 0; t < T; ++t) {
+    out[t] = (accumulate ? out[t] : 0.0f) + static_cast<float>(sn);
+    const double next_sn = sn * cw + cs * sw;
+    cs = cs * cw - sn * sw;
+    sn = next_sn;
+  }
+}
+
+// Steps 3-7 of one lead, in place on y. mix/cut: the partners' input rows;
+// wave: the motion artefact precomputed for the sample, or nullptr.
+// add_noise(y, T, e0, lo, hi, sigma) adds sigma * hash_normal(e0 + t, lo, hi).
+template <class AddNoise>
+ECG_HD void augment_lead_rest(const float* mix, const float* cut, float* y, int T, int lead, double fs,
+                              const double* p, const float* wave, AddNoise add_noise) {
+  if (p[kMixOn] != 0) {
+    const float lam = static_cast<float>(p[kMixLambda]);
+    for (int t = 0; t < T; ++t) y[t] = lam * y[t] + (1 - lam) * mix[t];
+  }
+  if (p[kCutOn] != 0) {
+    const int s = static_cast<int>(p[kCutStart]), L = static_cast<int>(p[kCutLen]);
+    for (int t = s; t < s + L && t < T; ++t) y[t] = cut[t];
+  }
+  if (p[kMotionOn] != 0) {
+    if (wave != nullptr) {
+      for (int t = 0; t < T; ++t) y[t] += wave[t];
+    } else {
+      motion_wave(y, T, fs, p, /*accumulate=*/true);
+    }
+  }
+  if (p[kNoiseOn] != 0) {
+    const float sigma = static_cast<float>(p[kNoiseFrac] * lead_std(y, T));
+    add_noise(y, T, static_cast<uint32_t>(lead) * static_cast<uint32_t>(T),
+              static_cast<uint32_t>(p[kNoiseKeyLo]), static_cast<uint32_t>(p[kNoiseKeyHi]), sigma);
+  }
+  if (p[kDropOn] != 0) {
+    const int s = static_cast<int>(p[kDropStart]), L = static_cast<int>(p[kDropLen]);
+    if (s >= 1 && s + L < T) {
+      const float left = y[s - 1], right = y[s + L];
+      for (int k = 0; k < L; ++k) {
+        const float frac = static_cast<float>(k + 1) / static_cast<float>(L + 1);
+        y[s + k] = left + (right - left) * frac;
+      }
+    }
+  }
+}
+
+// One lead through the whole pipeline, in DESIGN.md's order (the CUDA kernel's
+// unit of work). x/mix/cut: this sample's and the partners' input rows of this
+// lead; y: the output row; ext: scratch of T + 2 * kBandpassPad doubles.
+template <class AddNoise>
+ECG_HD void augment_lead(const float* x, const float* mix, const float* cut, float* y, int T, int lead,
+                         double fs, const double* p, double* ext, AddNoise add_noise) {
+  augment_lead_warp(x, y, T, p);
+  if (p[kBpOn] != 0) bandpass(y, T, p, ext);
+  augment_lead_rest(mix, cut, y, T, lead, fs, p, nullptr, add_noise);
+}
+
+}  // namespace augment
+}  // namespace ecgfast

@@ -1,0 +1,25 @@
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+#include "augment/augment_lead.h"
+
+namespace ecgfast {
+
+// Shared argument checks of every augment_views kernel.
+inline void check_augment_views_args(const at::Tensor& x, const at::Tensor& params, double fs) {
+  TORCH_CHECK(x.dim() == 3, "augment_views: x must be (batch, leads, time), got ", x.dim(), " dims");
+  TORCH_CHECK(x.scalar_type() == at::kFloat, "augment_views: x must be float32, got ", x.scalar_type());
+  TORCH_CHECK(params.scalar_type() == at::kDouble, "augment_views: params must be float64");
+  TORCH_CHECK(params.dim() == 3 && params.size(0) == 2 && params.size(1) == x.size(0) &&
+                  params.size(2) == augment::kNumParams,
+              "augment_views: params must be (2, ", x.size(0), ", ", augment::kNumParams, "), got ",
+              params.sizes());
+  TORCH_CHECK(fs > 0, "augment_views: sampling rate must be positive, got ", fs);
+  TORCH_CHECK(x.size(2) > 2 * augment::kBandpassPad,
+              "augment_views: signal length ", x.size(2), " is too short for the band-pass filter (needs > ",
+              2 * augment::kBandpassPad, ")");
+  TORCH_CHECK(x.device() == params.device(), "augment_views: x and params must be on one device");
+}
+
+}  // namespace ecgfast

@@ -1,0 +1,174 @@
+"""Per-sample augmentation parameters, drawn by a counter-based hash.
+
+Every (view, sample) gets its own apply-decisions and parameters from a
+splitmix64 hash of (seed, step, view, sample_id) and the parameter's slot: a
+pure function of those five integers, so the draws are the same on every backend, for any
+thread count, and for any way of splitting a batch (partners aside, which are
+drawn among the samples of the call). They go into a small float64 tensor
+``(2, B, N_PARAMS)`` that every kernel reads; the kernels draw only the
+per-element noise, from ``noise_key`` (see ``ecgfast::augment_views``).
+
+The band-pass is a zero-phase cascade of a 2nd-order Butterworth high-pass
+(f_low) and low-pass (f_high), i.e. ``scipy.signal.butter(2, f, btype, fs=fs,
+output="sos")``, whose bilinear-transform coefficients have a closed form
+computed here for all samples at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import betaincinv
+
+AUGMENTATIONS = ("frequency_warp", "bandpass", "mixup", "cutmix", "motion_artifact", "channel_noise",
+                 "temporal_dropout")
+CONFIGS = ("full",) + tuple("no-" + a.replace("_", "-") for a in AUGMENTATIONS)
+
+DEFAULT_RATES = {"frequency_warp": 0.5, "bandpass": 0.3, "mixup": 0.4, "cutmix": 0.25,
+                 "motion_artifact": 0.2, "channel_noise": 0.6, "temporal_dropout": 0.3}
+
+# Column layout of the parameter tensor; mirrored in csrc/augment/augment_params.h and _numba.py.
+COLUMNS = (
+    "warp_on", "warp_r",
+    "bp_on", "hp_b0", "hp_b1", "hp_b2", "hp_a1", "hp_a2", "lp_b0", "lp_b1", "lp_b2", "lp_a1", "lp_a2",
+    "mix_on", "mix_lambda", "mix_partner",
+    "cut_on", "cut_start", "cut_len", "cut_partner",
+    "motion_on", "motion_amp", "motion_freq", "motion_phase",
+    "noise_on", "noise_frac",
+    "drop_on", "drop_start", "drop_len",
+    "noise_key_lo", "noise_key_hi",
+)
+COL = {name: i for i, name in enumerate(COLUMNS)}
+N_PARAMS = len(COLUMNS)
+BANDPASS_PADLEN = 15  # scipy.signal.sosfiltfilt's default for two biquads: 3 * (2 * 2 + 1)
+MIN_LENGTH = 64
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@dataclass
+class AugmentParams:
+    """Ranges of the seven augmentations (DESIGN.md); every one can be overridden."""
+
+    warp_range: tuple = (0.95, 1.05)
+    bandpass_low: tuple = (0.5, 1.5)        # Hz
+    bandpass_high: tuple = (40.0, 60.0)     # Hz, capped at nyquist_fraction * fs / 2
+    nyquist_fraction: float = 0.95
+    mixup_alpha: float = 0.4                # lambda ~ Beta(alpha, alpha), folded to >= 0.5
+    cutmix_span: tuple = (0.10, 0.30)       # fraction of T
+    motion_amplitude: tuple = (0.01, 0.05)  # mV
+    motion_frequency: tuple = (0.5, 2.0)    # Hz
+    noise_fraction: tuple = (0.005, 0.02)   # of each lead's std
+    dropout_span: tuple = (0.05, 0.20)      # fraction of T
+    rates: dict = field(default_factory=lambda: dict(DEFAULT_RATES))
+    enabled: dict = field(default_factory=lambda: {a: True for a in AUGMENTATIONS})
+
+
+def enabled_for_config(name: str) -> dict:
+    """``"full"`` or ``"no-<augmentation>"`` (ablations) -> which augmentations are on."""
+    if name not in CONFIGS:
+        raise ValueError(f"unknown augmentation config {name!r}: expected one of {', '.join(CONFIGS)}")
+    off = name[3:].replace("-", "_") if name != "full" else None
+    return {a: a != off for a in AUGMENTATIONS}
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _M64
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _M64
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _M64
+        return x ^ (x >> np.uint64(31))
+
+
+def sample_keys(seed: int, step: int, view: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """uint64 key of each (view, sample) of one call: a hash of (seed, step, view, sample)."""
+    h = _splitmix64(np.full(np.broadcast(view, sample).shape, np.uint64(seed & 0xFFFFFFFFFFFFFFFF)))
+    for part in (np.uint64(step & 0xFFFFFFFFFFFFFFFF), view.astype(np.uint64), sample.astype(np.uint64)):
+        h = _splitmix64(h ^ part)
+    return h
+
+
+def slot_hash(keys: np.ndarray, slot: int) -> np.ndarray:
+    """The hash of parameter ``slot`` of each key: independent streams per parameter."""
+    return _splitmix64(keys ^ _splitmix64(np.uint64(slot)))
+
+
+def uniform(keys: np.ndarray, slot: int) -> np.ndarray:
+    """U[0, 1) from the top 53 bits of the slot's hash."""
+    return (slot_hash(keys, slot) >> np.uint64(11)).astype(np.float64) / 2.0 ** 53
+
+
+def butterworth2(f: np.ndarray, fs: float, highpass: bool) -> np.ndarray:
+    """Biquad (b0, b1, b2, a1, a2) of ``scipy.signal.butter(2, f, 'high'|'low', fs=fs)``, vectorised."""
+    k = np.tan(np.pi * f / fs)  # bilinear transform with pre-warping
+    norm = 1.0 / (1.0 + np.sqrt(2.0) * k + k * k)
+    a1 = 2.0 * (k * k - 1.0) * norm
+    a2 = (1.0 - np.sqrt(2.0) * k + k * k) * norm
+    if highpass:
+        b0 = norm
+        b1 = -2.0 * norm
+    else:
+        b0 = k * k * norm
+        b1 = 2.0 * b0
+    return np.stack([b0, b1, b0, a1, a2], axis=-1)
+
+
+def draw_params(batch: int, length: int, sampling_rate: float, seed: int, step: int,
+                p: AugmentParams, sample_ids: np.ndarray | None = None) -> np.ndarray:
+    """The (2, B, N_PARAMS) float64 parameters of both views of a batch."""
+    sample = np.arange(batch, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, np.int64)
+    view = np.arange(2, dtype=np.int64)[:, None]
+    sample = sample[None, :]
+    keys = sample_keys(seed, step, view, sample)  # (2, B)
+    u = lambda slot: uniform(keys, slot)  # noqa: E731
+    lerp = lambda rng, x: rng[0] + (rng[1] - rng[0]) * x  # noqa: E731
+    out = np.zeros((2, batch, N_PARAMS))
+
+    def flag(name, slot):
+        on = p.enabled.get(name, True) and p.rates.get(name, 0.0) > 0
+        return (u(slot) < p.rates[name]).astype(np.float64) if on else np.zeros((2, batch))
+
+    def partner(slot):  # another sample of the batch (itself only when B == 1)
+        if batch == 1:
+            return np.zeros((2, 1))
+        return (np.arange(batch)[None, :] + 1 + np.floor(u(slot) * (batch - 1))) % batch
+
+    out[..., COL["warp_on"]] = flag("frequency_warp", 0)
+    out[..., COL["warp_r"]] = lerp(p.warp_range, u(1))
+
+    out[..., COL["bp_on"]] = flag("bandpass", 2)
+    nyquist_cap = p.nyquist_fraction * sampling_rate / 2
+    f_low = np.minimum(lerp(p.bandpass_low, u(3)), nyquist_cap / 2)
+    f_high = np.minimum(lerp(p.bandpass_high, u(4)), nyquist_cap)
+    out[..., COL["hp_b0"]:COL["hp_a2"] + 1] = butterworth2(f_low, sampling_rate, highpass=True)
+    out[..., COL["lp_b0"]:COL["lp_a2"] + 1] = butterworth2(f_high, sampling_rate, highpass=False)
+
+    out[..., COL["mix_on"]] = flag("mixup", 5)
+    lam = betaincinv(p.mixup_alpha, p.mixup_alpha, u(6))  # Beta(alpha, alpha) by inverse CDF
+    out[..., COL["mix_lambda"]] = np.maximum(lam, 1.0 - lam)
+    out[..., COL["mix_partner"]] = partner(7)
+
+    out[..., COL["cut_on"]] = flag("cutmix", 8)
+    cut_len = np.round(lerp(p.cutmix_span, u(9)) * length)
+    out[..., COL["cut_len"]] = cut_len
+    out[..., COL["cut_start"]] = np.floor(u(10) * (length - cut_len + 1))
+    out[..., COL["cut_partner"]] = partner(11)
+
+    out[..., COL["motion_on"]] = flag("motion_artifact", 12)
+    out[..., COL["motion_amp"]] = lerp(p.motion_amplitude, u(13))
+    out[..., COL["motion_freq"]] = lerp(p.motion_frequency, u(14))
+    out[..., COL["motion_phase"]] = 2 * np.pi * u(15)
+
+    out[..., COL["noise_on"]] = flag("channel_noise", 16)
+    out[..., COL["noise_frac"]] = lerp(p.noise_fraction, u(17))
+
+    out[..., COL["drop_on"]] = flag("temporal_dropout", 18)
+    drop_len = np.round(lerp(p.dropout_span, u(19)) * length)
+    out[..., COL["drop_len"]] = drop_len
+    # Interior spans only, so each has a sample on both sides to interpolate between.
+    out[..., COL["drop_start"]] = 1 + np.floor(u(20) * (length - drop_len - 1))
+
+    key = slot_hash(keys, 21)
+    out[..., COL["noise_key_lo"]] = (key & np.uint64(0xFFFFFFFF)).astype(np.float64)
+    out[..., COL["noise_key_hi"]] = (key >> np.uint64(32)).astype(np.float64)
+    return out

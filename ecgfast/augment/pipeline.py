@@ -1,0 +1,150 @@
+"""``AugmentPipeline``: two views of a batch through the seven ECG augmentations."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from ecgfast.augment import functional as F
+from ecgfast.augment._ops import augment_views, backend as default_backend
+from ecgfast.augment.params import (AUGMENTATIONS, COL, MIN_LENGTH, AugmentParams, draw_params,
+                                    enabled_for_config)
+
+_BACKENDS = ("cpp", "numba", "torch")
+
+
+class AugmentPipeline:
+    """Makes two augmented views of every ECG of a batch (SimCLR/BYOL positives).
+
+    ``view1, view2 = pipe(x)`` with ``x`` float32 (B, leads, T) in mV. Each view of
+    each sample draws its own apply-decisions and parameters (DESIGN.md's table,
+    in its order), from a counter-based hash of (seed, step, view, sample): the
+    same seed and step give the same views on every backend and thread count.
+    ``step`` defaults to an internal counter that advances by one per call
+    (``state_dict`` saves it, so a resumed run continues the same sequence).
+
+    Args:
+        sampling_rate: Hz of ``x`` (100 or 500 for PTB-XL).
+        seed: seed of the augmentation stream.
+        enabled: ``None`` (all), a config name (``"full"``, ``"no-mixup"``, ...),
+            or a dict ``{augmentation: bool}`` of switches to change.
+        rates: ``{augmentation: probability}`` overrides of DESIGN.md's rates.
+        backend: ``"cpp"``, ``"numba"`` or ``"torch"`` (the plain reference);
+            default: the compiled op when built (``ECGFAST_BACKEND`` overrides).
+        leads: number of leads ``x`` must have.
+        **params: overrides of :class:`AugmentParams` ranges, e.g. ``mixup_alpha=0.2``.
+    """
+
+    def __init__(self, sampling_rate: float = 100, seed: int = 0, enabled=None, rates=None,
+                 backend: str | None = None, leads: int = 12, **params):
+        if not sampling_rate > 0:
+            raise ValueError(f"sampling_rate must be positive, got {sampling_rate}")
+        self.sampling_rate, self.seed, self.leads, self.step = float(sampling_rate), int(seed), leads, 0
+        known = {f.name for f in dataclasses.fields(AugmentParams)} - {"rates", "enabled"}
+        unknown = set(params) - known
+        if unknown:
+            raise TypeError(f"unknown augmentation parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+        self.params = AugmentParams(**params)
+        if isinstance(enabled, str):
+            enabled = enabled_for_config(enabled)
+        for name, on in (enabled or {}).items():
+            self._check_name(name)
+            self.params.enabled[name] = bool(on)
+        for name, rate in (rates or {}).items():
+            self._check_name(name)
+            if not 0 <= rate <= 1:
+                raise ValueError(f"rate of {name} must be in [0, 1], got {rate}")
+            self.params.rates[name] = float(rate)
+        self.backend = backend or default_backend()
+        if self.backend not in _BACKENDS:
+            raise ValueError(f"backend {self.backend!r}: expected one of {', '.join(_BACKENDS)}")
+
+    @staticmethod
+    def _check_name(name):
+        if name not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {name!r}: expected one of {', '.join(AUGMENTATIONS)}")
+
+    def _check_input(self, x) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected a torch.Tensor (batch, leads, time), got {type(x).__name__}")
+        if x.dim() != 3:
+            raise ValueError(f"expected a (batch, leads, time) tensor, got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"expected a floating-point tensor of mV, got {x.dtype}")
+        if x.shape[1] != self.leads:
+            raise ValueError(f"expected {self.leads} leads, got {x.shape[1]} (shape {tuple(x.shape)})")
+        if x.shape[2] < MIN_LENGTH:
+            raise ValueError(f"signal length {x.shape[2]} is too short: the augmentations need at least "
+                             f"{MIN_LENGTH} samples")
+        if x.shape[0] == 0:
+            raise ValueError("empty batch")
+        # One reduction instead of an elementwise mask: any NaN or Inf makes the sum non-finite
+        # (finite values would overflow it only at |x| ~ 1e31 mV).
+        if not torch.isfinite(x.sum()):
+            raise ValueError("input contains NaN or Inf")
+        return x.float().contiguous()
+
+    def draw(self, batch: int, length: int, step: int, sample_ids=None) -> torch.Tensor:
+        """The (2, batch, N_PARAMS) float64 parameter tensor of one call."""
+        return torch.from_numpy(draw_params(batch, length, self.sampling_rate, self.seed, step,
+                                            self.params, sample_ids))
+
+    def __call__(self, x: torch.Tensor, step: int | None = None, sample_ids=None):
+        x = self._check_input(x)
+        if step is None:
+            step, self.step = self.step, self.step + 1
+        params = self.draw(x.shape[0], x.shape[2], step, sample_ids)
+        if self.backend == "torch":
+            views = reference_views(x, params, self.sampling_rate)
+        else:
+            views = augment_views(x, params, self.sampling_rate, self.backend)
+        return views[0], views[1]
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed, self.step = int(state["seed"]), int(state["step"])
+
+    def __repr__(self) -> str:
+        on = [a for a in AUGMENTATIONS if self.params.enabled[a]]
+        return (f"{type(self).__name__}(sampling_rate={self.sampling_rate:g}, seed={self.seed}, "
+                f"backend={self.backend!r}, enabled={on})")
+
+
+class TorchReferencePipeline(AugmentPipeline):
+    """The same pipeline in plain vectorised torch (``ecgfast.augment.functional``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["backend"] = "torch"
+        super().__init__(*args, **kwargs)
+
+
+def reference_views(x: torch.Tensor, params: torch.Tensor, sampling_rate: float) -> torch.Tensor:
+    """Both views by the functional reference: (2, B, C, T); same contract as the fused op."""
+    views = []
+    for v in range(2):
+        p = params[v]
+        y = x.clone()
+
+        def apply(flag, fn):
+            idx = torch.nonzero(p[:, COL[flag]] != 0).flatten()
+            if idx.numel():
+                y[idx] = fn(y[idx], p[idx], idx)
+
+        partner = lambda col, q: x[q[:, COL[col]].long()]  # noqa: E731  partners read the input
+        apply("warp_on", lambda s, q, i: F.frequency_warp(s, q[:, COL["warp_r"]]))
+        apply("bp_on", lambda s, q, i: F.bandpass(s, torch.stack(
+            [q[:, COL["hp_b0"]:COL["hp_a2"] + 1], q[:, COL["lp_b0"]:COL["lp_a2"] + 1]], dim=1)))
+        apply("mix_on", lambda s, q, i: F.mixup(s, partner("mix_partner", q), q[:, COL["mix_lambda"]]))
+        apply("cut_on", lambda s, q, i: F.cutmix(s, partner("cut_partner", q), q[:, COL["cut_start"]].long(),
+                                                 q[:, COL["cut_len"]].long()))
+        apply("motion_on", lambda s, q, i: F.motion_artifact(s, q[:, COL["motion_amp"]], q[:, COL["motion_freq"]],
+                                                             q[:, COL["motion_phase"]], sampling_rate))
+        apply("noise_on", lambda s, q, i: F.channel_noise(s, q[:, COL["noise_frac"]], q[:, COL["noise_key_lo"]],
+                                                          q[:, COL["noise_key_hi"]]))
+        apply("drop_on", lambda s, q, i: F.temporal_dropout(s, q[:, COL["drop_start"]].long(),
+                                                            q[:, COL["drop_len"]].long()))
+        views.append(y)
+    return torch.stack(views)
