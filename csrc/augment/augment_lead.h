@@ -47,7 +47,9 @@ ECG_HD float hash_normal(uint32_t e, uint32_t lo, uint32_t hi) {
     const uint32_t w = lowbias32(lowbias32((e * 4u + j) ^ lo) + hi);
     total += (w & 0xffffu) + (w >> 16);
   }
-  return ((static_cast<float>(total) + 4.0f) * (1.0f / 65536.0f) - 4.0f) * 1.2247448713915890f;
+  // total < 2^19: a signed conversion is exact and vectorises (unsigned needs AVX-512).
+  return ((static_cast<float>(static_cast<int32_t>(total)) + 4.0f) * (1.0f / 65536.0f) - 4.0f) *
+         1.2247448713915890f;
 }
 
 // Where output sample t reads from: y(t) = x(c + (t - c) r), c = (T - 1) / 2,
@@ -137,15 +139,23 @@ ECG_HD void bandpass(float* y, int T, const double* p, double* ext) {
   for (int t = 0; t < T; ++t) y[t] = static_cast<float>(ext[pad + t]);
 }
 
+// Population std of a lead. Four interleaved accumulators break the serial
+// dependency of one running sum (the Numba kernel sums in the same order).
 ECG_HD double lead_std(const float* y, int T) {
-  double s1 = 0, s2 = 0;
-  for (int t = 0; t < T; ++t) s1 += y[t];
-  const double mean = s1 / T;
-  for (int t = 0; t < T; ++t) {
-    const double d = y[t] - mean;
-    s2 += d * d;
-  }
-  return std::sqrt(s2 / T);
+  double s[4] = {0, 0, 0, 0};
+  int t = 0;
+  for (; t + 4 <= T; t += 4)
+    for (int k = 0; k < 4; ++k) s[k] += y[t + k];
+  for (; t < T; ++t) s[0] += y[t];
+  const double mean = ((s[0] + s[1]) + (s[2] + s[3])) / T;
+  double q[4] = {0, 0, 0, 0};
+  for (t = 0; t + 4 <= T; t += 4)
+    for (int k = 0; k < 4; ++k) {
+      const double d = y[t + k] - mean;
+      q[k] += d * d;
+    }
+  for (; t < T; ++t) q[0] += (y[t] - mean) * (y[t] - mean);
+  return std::sqrt(((q[0] + q[1]) + (q[2] + q[3])) / T);
 }
 
 // Step 1 of one lead: frequency warp (or a copy) from the input row x into y.

@@ -121,14 +121,27 @@ def _augment_lead(x, mix, cut, y, lead, fs, p, ext):
             cs = cs * cw - sn * sw
             sn = nsn
     if p[NOISE_ON] != 0:
-        s1 = 0.0
-        for t in range(T):
-            s1 += y[t]
-        mean = s1 / T
-        s2 = 0.0
-        for t in range(T):
-            d = y[t] - mean
-            s2 += d * d
+        s = np.zeros(4)  # four interleaved accumulators, the C++ kernel's summation order
+        t = 0
+        while t + 4 <= T:
+            for k in range(4):
+                s[k] += y[t + k]
+            t += 4
+        while t < T:
+            s[0] += y[t]
+            t += 1
+        mean = ((s[0] + s[1]) + (s[2] + s[3])) / T
+        q = np.zeros(4)
+        t = 0
+        while t + 4 <= T:
+            for k in range(4):
+                d = y[t + k] - mean
+                q[k] += d * d
+            t += 4
+        while t < T:
+            q[0] += (y[t] - mean) * (y[t] - mean)
+            t += 1
+        s2 = (q[0] + q[1]) + (q[2] + q[3])
         sigma = np.float32(p[NOISE_FRAC] * math.sqrt(s2 / T))
         e0 = np.uint64(lead * T)
         lo, hi = np.uint64(p[KEY_LO]), np.uint64(p[KEY_HI])

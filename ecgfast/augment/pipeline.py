@@ -94,11 +94,12 @@ class AugmentPipeline:
         x = self._check_input(x)
         if step is None:
             step, self.step = self.step, self.step + 1
-        params = self.draw(x.shape[0], x.shape[2], step, sample_ids)
+        params = self.draw(x.shape[0], x.shape[2], step, sample_ids).to(x.device)
         if self.backend == "torch":
             views = reference_views(x, params, self.sampling_rate)
         else:
-            views = augment_views(x, params, self.sampling_rate, self.backend)
+            # CUDA tensors go to the compiled op's CUDA kernel whatever the CPU backend.
+            views = augment_views(x, params, self.sampling_rate, "cpp" if x.is_cuda else self.backend)
         return views[0], views[1]
 
     def state_dict(self) -> dict:
