@@ -1,0 +1,128 @@
+import math
+
+import pytest
+import torch
+
+from ecgfast._extension import EXTENSION_AVAILABLE
+from ecgfast.losses import BYOLLoss, NTXentLoss, byol_loss, ema_update_, nt_xent
+from ecgfast.losses._ops import _NTXentTiled
+from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
+
+needs_ext = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
+IMPLS = [pytest.param(nt_xent, id="op", marks=needs_ext),
+         pytest.param(lambda a, b, t: _NTXentTiled.apply(a, b, t), id="torch-fallback")]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("n", [1, 5, 300])  # 300 rows: several tiles of 256 over 2N = 600
+def test_nt_xent_equals_the_plain_formula(impl, n):
+    torch.manual_seed(n)
+    z1 = torch.randn(n, 128, requires_grad=True)
+    z2 = torch.randn(n, 128, requires_grad=True)
+    loss = impl(z1, z2, 0.07)
+    ref = nt_xent_reference(z1, z2, 0.07)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    g = torch.autograd.grad(loss, (z1, z2))
+    gr = torch.autograd.grad(ref, (z1, z2))
+    for a, b in zip(g, gr):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_nt_xent_gradcheck_float64(impl):
+    torch.manual_seed(0)
+    z1 = torch.randn(6, 8, dtype=torch.float64, requires_grad=True)
+    z2 = torch.randn(6, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: impl(a, b, 0.5), (z1, z2))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_identical_views_give_a_loss_far_below_log_2n_minus_1(impl):
+    """The positive is the other view of the same sample: with identical views the
+    correct loss is small; pointing half the rows at the wrong positive is not."""
+    torch.manual_seed(1)
+    z = torch.randn(64, 128)
+    loss = impl(z, z.clone(), 0.07).item()
+    assert loss < 0.1 * math.log(2 * 64 - 1)
+
+
+def test_nt_xent_memory_is_linear_in_n():
+    """What the op keeps for backward is O(N D): H and one logsumexp per row."""
+    if not EXTENSION_AVAILABLE:
+        pytest.skip("compiled extension not built")
+    for n in (256, 2048):
+        z1, z2 = torch.randn(n, 128, requires_grad=True), torch.randn(n, 128, requires_grad=True)
+        loss, h, lse = torch.ops.ecgfast.nt_xent(z1, z2, 0.07)
+        assert h.shape == (2 * n, 128) and lse.shape == (2 * n,)
+        saved = loss.grad_fn  # the autograd node saves (z1, z2, h, lse): no (2N)^2 tensor
+        sizes = [t.numel() for t in _saved_tensors(saved)]
+        assert max(sizes) <= 2 * n * 128
+
+
+def _saved_tensors(node):
+    out = []
+    for name in dir(node):
+        if name.startswith("_saved_"):
+            v = getattr(node, name)
+            if isinstance(v, torch.Tensor):
+                out.append(v)
+            elif isinstance(v, (tuple, list)):
+                out += [t for t in v if isinstance(t, torch.Tensor)]
+    if not out and hasattr(node, "saved_tensors"):
+        out = list(node.saved_tensors)
+    return out
+
+
+def test_nt_xent_bad_arguments():
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        NTXentLoss(temperature=0)
+    with pytest.raises(ValueError, match="one shape"):
+        nt_xent(torch.randn(4, 8), torch.randn(5, 8))
+
+
+@needs_ext
+def test_nt_xent_opcheck_and_compile():
+    z1, z2 = torch.randn(8, 16, requires_grad=True), torch.randn(8, 16, requires_grad=True)
+    torch.library.opcheck(torch.ops.ecgfast.nt_xent.default, (z1, z2, 0.1))
+    loss_fn = torch.compile(lambda a, b: nt_xent(a, b, 0.1), fullgraph=True, backend="eager")
+    assert torch.allclose(loss_fn(z1, z2), nt_xent_reference(z1, z2, 0.1), rtol=1e-5)
+
+
+def test_nt_xent_under_bf16_inputs_is_computed_in_float32():
+    z1, z2 = torch.randn(32, 64), torch.randn(32, 64)
+    loss = nt_xent(z1.bfloat16(), z2.bfloat16(), 0.07)
+    assert loss.dtype == torch.float32
+    ref = nt_xent_reference(z1.bfloat16().float(), z2.bfloat16().float(), 0.07)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_byol_loss_equals_the_plain_formula_and_gradchecks():
+    torch.manual_seed(2)
+    p = torch.randn(40, 256, requires_grad=True)
+    z = torch.randn(40, 256, requires_grad=True)
+    loss, ref = BYOLLoss()(p, z), byol_loss_reference(p, z)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    for a, b in zip(torch.autograd.grad(loss, (p, z)), torch.autograd.grad(ref, (p, z))):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+    p64 = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    z64 = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(byol_loss, (p64, z64))
+    assert byol_loss(z.detach(), z.detach()).item() == pytest.approx(0, abs=1e-6)
+    assert byol_loss(z.detach(), -z.detach()).item() == pytest.approx(4, abs=1e-5)
+
+
+@needs_ext
+def test_byol_opcheck():
+    torch.library.opcheck(torch.ops.ecgfast.byol_loss.default, (torch.randn(4, 8, requires_grad=True),
+                                                                torch.randn(4, 8, requires_grad=True)))
+
+
+def test_ema_update_equals_the_formula():
+    t = [torch.randn(3, 4), torch.randn(5)]
+    o = [torch.randn(3, 4), torch.randn(5)]
+    want = [0.99 * a + 0.01 * b for a, b in zip(t, o)]
+    ema_update_(t, o, 0.99)
+    for a, b in zip(t, want):
+        assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="tau must be in"):
+        ema_update_(t, o, 0.0)
