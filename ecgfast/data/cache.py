@@ -211,7 +211,7 @@ def ensure_cache(data_root: str | Path | None, cache: str | Path | None = None, 
 
     A cache whose fingerprint differs from ``data_root``'s (another csv, another
     record list, another sampling rate) is rebuilt, with a message saying why;
-    without a ``data_root`` to check against, an existing cache is used as is.
+    without a ``data_root`` folder to check against, an existing cache is used as is.
     """
     if cache is None:
         if data_root is None:
@@ -224,8 +224,8 @@ def ensure_cache(data_root: str | Path | None, cache: str | Path | None = None, 
             opened.close()
             raise PTBXLError(f"cache {cache} holds {opened.sampling_rate} Hz signals, "
                              f"{sampling_rate} Hz were asked for")
-        if data_root is None:
-            return opened
+        if data_root is None or not Path(data_root).is_dir():
+            return opened  # nothing to check it against: use it as it is
         meta = load_metadata(data_root)
         files = meta.filenames(sampling_rate)
         present = np.array([_record_present(Path(data_root), f) for f in files], dtype=bool)

@@ -1,0 +1,76 @@
+"""Data-parallel pretraining on the CPU with gloo: 2 processes equal 1 on the same global batch."""
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from ecgfast.models import SimCLRModel
+from ecgfast.train.pretrain import simclr_loss
+
+N, T, TAU = 16, 128, 0.1
+
+
+def _port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _batch():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(N, 12, T, generator=g), torch.randn(N, 12, T, generator=g)
+
+
+def _model():
+    torch.manual_seed(3)
+    # eval(): BatchNorm uses its running statistics. SyncBatchNorm (used when CUDA is
+    # present) is GPU-only in DDP; in train mode on CPU each rank would normalise by
+    # its own half, so the comparison pins BN to make it about the gather and the
+    # gradient scaling.
+    return SimCLRModel(projection_dim=32).eval()
+
+
+def _worker(rank, world, store, out):
+    torch.set_num_threads(1)
+    # A file store: no TCP store server that rank 0 could take down while rank 1 still uses it.
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    net = torch.nn.parallel.DistributedDataParallel(_model())
+    v1, v2 = _batch()
+    shard = slice(rank * N // world, (rank + 1) * N // world)
+    loss = simclr_loss(net, v1[shard], v2[shard], TAU, world)
+    loss.backward()
+    if rank == 0:
+        torch.save({"loss": loss.detach(), "grads": {k: p.grad for k, p in net.module.named_parameters()}}, out)
+    dist.barrier()  # no rank tears gloo down while another still talks to it
+    dist.destroy_process_group()
+
+
+def test_two_processes_equal_one_on_the_same_global_batch(tmp_path):
+    out = tmp_path / "rank0.pt"
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
+    two = torch.load(out)
+    model = _model()
+    v1, v2 = _batch()
+    loss = simclr_loss(model, v1, v2, TAU, 1)
+    loss.backward()
+    assert two["loss"].item() == pytest.approx(loss.item(), rel=1e-5)
+    for name, p in model.named_parameters():
+        assert torch.allclose(two["grads"][name], p.grad, rtol=1e-4, atol=1e-6), name
+
+
+@pytest.mark.slow
+def test_torchrun_trains_with_rank0_checkpoints(synthetic_cache_path, tmp_path):
+    out = tmp_path / "ddp.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port",
+                    str(_port()), "-m", "ecgfast.train_ssl_simclr", "--cache", str(synthetic_cache_path),
+                    "--out", str(out), "--epochs", "1", "--batch-size", "32", "--signal-length", "256",
+                    "--no-progress", "--precision", "fp32"], check=True, env=env, timeout=300)
+    ckpt = torch.load(out, weights_only=False)
+    assert "encoder" in ckpt
+    assert len(out.with_suffix(".jsonl").read_text().splitlines()) == 1  # rank 0 logs, once per epoch
