@@ -85,7 +85,7 @@ def main(argv=None) -> int:
             json.dump({"machine": mach, "quick": args.quick, "wall_s": wall, "failures": failures,
                        "results": [{"stage": r.case.stage, "case": r.case.name, "times_s": r.times,
                                     "median_s": r.median, "items": r.case.items, "unit": r.case.unit,
-                                    "baseline": r.case.baseline, "extra": r.case.extra} for r in results]},
+                                    "baseline": r.case.baseline, "extra": dict(r.case.extra.items())} for r in results]},
                       f, indent=1)
     return 1 if failures else 0
 

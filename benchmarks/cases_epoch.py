@@ -1,0 +1,47 @@
+"""Epoch stage: one SimCLR epoch over PTB-XL-sized synthetic data (17,489 records at 100 Hz, full run).
+
+Plain: WFDB reads and per-sample augmentation in a Dataset, DataLoader workers,
+the plain fp32 step. ecgfast: the cache, ECGBatchLoader, the fused augmentation
+and loss, bf16 autocast (the entry points' default). Both timed whole, once.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+from benchmarks.harness import Case
+from benchmarks.plain_pipeline import plain_epoch
+from benchmarks.plain_step import PlainSimCLRStep
+from benchmarks.workdir import synthetic_cache, synthetic_root
+
+
+def cases(quick: bool) -> list[Case]:
+    from ecgfast.data import ECGBatchLoader, load_metadata
+
+    n = 512 if quick else 17489
+    B = 64 if quick else 256
+    root = synthetic_root(n)
+    cache = synthetic_cache(n)
+    paths = [str(root / f) for f in load_metadata(root).filenames(100)]
+    from benchmarks.cases_train import StepTimeShare, ecgfast_step
+
+    ecg_step = ecgfast_step("simclr", "bf16")
+    plain_step = PlainSimCLRStep()
+    loader = ECGBatchLoader(cache, range(len(cache)), batch_size=B, seed=0, drop_last=True)
+    steps = len(loader)
+
+    def ecgfast_epoch():
+        for batch in loader:
+            ecg_step(batch.signals)
+
+    plain = f"plain epoch (WFDB + per-sample aug, fp32, {n} rec)"
+    workers = min(2, os.cpu_count() or 1)
+    return [
+        Case("epoch", plain, lambda: plain_epoch(paths, plain_step, B, workers), steps * B, "samples",
+             repeat=1, warmup=0),
+        Case("epoch", f"ecgfast epoch (cache + fused ops, bf16, {n} rec)", ecgfast_epoch, steps * B, "samples",
+             baseline=plain, repeat=1, warmup=0 if not quick else 1,
+             extra=StepTimeShare(ecg_step.timings)),
+    ]
