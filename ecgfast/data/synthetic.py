@@ -108,35 +108,35 @@ def draw_record(rng: np.random.Generator) -> tuple[list[str], dict]:
 
 def synthesize_ecg(rng: np.random.Generator, classes: list[str], sampling_rates=(100, 500)) -> dict:
     """A 10-s 12-lead ECG in mV for each sampling rate, with the effects of ``classes``."""
-    waves = {k: [d.copy(), a * rng.uniform(0.75, 1.25), o, w * rng.uniform(0.85, 1.15)]
+    waves = {k: [d.copy(), a * rng.uniform(0.65, 1.35), o, w * rng.uniform(0.8, 1.2)]
              for k, (d, a, o, w) in _WAVES.items()}
     qrs_scale = 1.0
     if "MI" in classes:
-        s = rng.uniform(0.4, 1.0)
+        s = rng.uniform(0.15, 1.0)
         territory = _unit([0.1, 1.0, 0.0]) if rng.random() < 0.5 else _unit([0.2, 0.0, 1.0])
-        waves["Qpath"] = [-territory, 0.35 * s, -0.03, 0.016]
+        waves["Qpath"] = [-territory, 0.25 * s, -0.03, 0.016]
         st = waves["ST"]
-        st[0], st[1] = territory, 0.14 * s
-        waves["R"][1] *= 1 - 0.3 * s
+        st[0], st[1] = territory, 0.10 * s
+        waves["R"][1] *= 1 - 0.25 * s
     if "STTC" in classes:
-        s = rng.uniform(0.4, 1.0)
+        s = rng.uniform(0.15, 1.0)
         if "MI" not in classes:
-            waves["ST"][0], waves["ST"][1] = -waves["R"][0], 0.09 * s
-        waves["T"][1] *= 1.0 - 1.7 * s  # flattened, then inverted
+            waves["ST"][0], waves["ST"][1] = -waves["R"][0], 0.07 * s
+        waves["T"][1] *= 1.0 - 1.4 * s  # flattened, then inverted
     if "CD" in classes:
-        s = rng.uniform(0.4, 1.0)
-        qrs_scale = 1.6 + 0.8 * s
-        waves["R'"] = [_unit([-0.3, 0.0, 0.95]), 0.45 * s, 0.07 * qrs_scale / 2, 0.014 * qrs_scale]
+        s = rng.uniform(0.15, 1.0)
+        qrs_scale = 1.15 + 0.75 * s
+        waves["R'"] = [_unit([-0.3, 0.0, 0.95]), 0.35 * s, 0.07 * qrs_scale / 2, 0.014 * qrs_scale]
     if "HYP" in classes:
-        s = rng.uniform(0.4, 1.0)
-        waves["R"][1] *= 1.35 + 0.5 * s
-        waves["S"][1] *= 1.5 + 0.8 * s
-        waves["T"][1] *= 1.0 - 0.5 * s  # strain
+        s = rng.uniform(0.15, 1.0)
+        waves["R"][1] *= 1.1 + 0.5 * s
+        waves["S"][1] *= 1.2 + 0.7 * s
+        waves["T"][1] *= 1.0 - 0.4 * s  # strain
     for k in ("Q", "R", "S"):
         waves[k][2] *= qrs_scale
         waves[k][3] *= qrs_scale
 
-    rotation = _rotation(rng, 15.0)
+    rotation = _rotation(rng, 25.0)
     lead_gain = rng.uniform(0.85, 1.15, 8)
     heart_rate = rng.uniform(52, 100)
     rr = 60.0 / heart_rate * (1 + 0.04 * rng.standard_normal(40))  # heart-rate variability

@@ -42,3 +42,19 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
     if missing:
         raise ValueError(f"checkpoint {path} lacks the key(s) {missing}; it has {sorted(ckpt)}")
     return ckpt
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
