@@ -147,6 +147,10 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, args, freeze_
             p.requires_grad_(False)
         train_feats = embed(model.encoder, cache, train_idx, normalizer, args.signal_length, args.precision)
         val_feats = embed(model.encoder, cache, val_idx, normalizer, args.signal_length, args.precision)
+        # The head trains on standardised features (an encoder's scale, a random one's
+        # especially, is arbitrary); the standardisation is folded into the saved head.
+        mu, sigma = train_feats.mean(0), train_feats.std(0).clamp_min(1e-8)
+        train_feats, val_feats = (train_feats - mu) / sigma, (val_feats - mu) / sigma
         position = {int(i): k for k, i in enumerate(train_idx)}
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=args.lr)
@@ -189,6 +193,10 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, args, freeze_
         auroc = macro_auroc(y_val, p_val)
         if auroc > best_auroc:  # a real copy: the live weights keep training
             best_auroc, best_state = auroc, copy.deepcopy(model.state_dict())
+            if freeze_encoder:  # head(standardise(f)) as one Linear on f
+                w = best_state["head.weight"] / sigma
+                best_state["head.bias"] = best_state["head.bias"] - w @ mu
+                best_state["head.weight"] = w
         record = {"epoch": epoch + 1, "train_loss": total / max(steps, 1), "val_macro_auroc": auroc,
                   "seconds": time.perf_counter() - t0}
         history.append(record)

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+from scipy import stats as sps
+from sklearn.metrics import f1_score, roc_auc_score
+
+from ecgfast.eval.metrics import auroc_batched, bootstrap_ci, classification_metrics
+from ecgfast.eval.stats import mean_sd_ci, paired_test
+
+CLASSES = ("CD", "HYP", "MI", "NORM", "STTC")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_equal_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((500, 5)) < rng.uniform(0.1, 0.5, 5)).astype(int)
+    p = np.clip(y * 0.3 + rng.random((500, 5)) * 0.8, 0, 1)
+    p[:50] = np.round(p[:50], 1)  # ties
+    m = classification_metrics(y, p, CLASSES)
+    assert m["macro_auroc"] == pytest.approx(roc_auc_score(y, p, average="macro"), abs=1e-12)
+    assert m["macro_f1"] == pytest.approx(f1_score(y, p >= 0.5, average="macro", zero_division=0), abs=1e-12)
+    for j, c in enumerate(CLASSES):
+        assert m["per_class"][c]["auroc"] == pytest.approx(roc_auc_score(y[:, j], p[:, j]), abs=1e-12)
+        assert m["per_class"][c]["f1"] == pytest.approx(f1_score(y[:, j], p[:, j] >= 0.5), abs=1e-12)
+        tp = ((p[:, j] >= 0.5) & (y[:, j] == 1)).sum()
+        assert m["per_class"][c]["sensitivity"] == pytest.approx(tp / y[:, j].sum())
+    pred = p >= 0.5
+    assert m["micro_sensitivity"] == pytest.approx((pred & (y == 1)).sum() / (y == 1).sum())
+    assert m["micro_specificity"] == pytest.approx((~pred & (y == 0)).sum() / (y == 0).sum())
+    for j in range(5):  # the bootstrap's vectorised AUROC is the same statistic
+        assert auroc_batched(y[None, :, j], p[None, :, j])[0] == pytest.approx(roc_auc_score(y[:, j], p[:, j]))
+
+
+def test_bootstrap_interval_covers_the_estimate_and_shrinks_with_n():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (200, 2000):
+        y = (rng.random((n, 5)) < 0.3).astype(int)
+        p = np.clip(y * 0.4 + rng.random((n, 5)) * 0.7, 0, 1)
+        ci = bootstrap_ci(y, p, n_boot=500, seed=1)
+        point = classification_metrics(y, p, CLASSES)["macro_auroc"]
+        assert ci["macro_auroc"][0] < point < ci["macro_auroc"][1]
+        widths.append(ci["macro_auroc"][1] - ci["macro_auroc"][0])
+    assert widths[1] < widths[0] / 2  # ~ 1/sqrt(n): 10x the records, ~1/3 the width
+    assert bootstrap_ci(y, p, 200, seed=3) == bootstrap_ci(y, p, 200, seed=3)
+
+
+def test_mean_sd_and_t_interval():
+    v = [0.81, 0.84, 0.83, 0.86, 0.80]
+    s = mean_sd_ci(v)
+    lo, hi = sps.t.interval(0.95, len(v) - 1, loc=np.mean(v), scale=sps.sem(v))
+    assert s["mean"] == pytest.approx(np.mean(v)) and s["sd"] == pytest.approx(np.std(v, ddof=1))
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx((lo, hi))
+
+
+def test_paired_test_matches_scipy():
+    a = [0.85, 0.86, 0.84, 0.88, 0.87, 0.86, 0.85]
+    b = [0.83, 0.85, 0.84, 0.85, 0.84, 0.85, 0.82]
+    t = paired_test(a, b)
+    assert t["t_p_value"] == pytest.approx(sps.ttest_rel(a, b).pvalue)
+    assert t["wilcoxon_p_value"] == pytest.approx(sps.wilcoxon(a, b).pvalue)
+    with pytest.raises(ValueError, match="share their seeds"):
+        paired_test([1, 2], [1])
