@@ -1,6 +1,7 @@
 # The two set-up commands of the README:
 #   make demo   install everything, then run the whole job on a synthetic PTB-XL
-#   make test   install everything, then run every test (C++, CUDA compile check, Python)
+#   make test   install everything, then run every test (CUDA compile check, C++, Python) and a
+#               benchmark smoke run (python -m benchmarks --quick: proves the suite runs, asserts no timing)
 PYTHON ?= python
 DEMO_OUT ?= runs/demo
 TORCH_VERSION ?= 2.13.0
@@ -15,13 +16,13 @@ install:
 demo: install
 	$(PYTHON) -m ecgfast demo --out $(DEMO_OUT)
 
-test: install check-cuda test-cpp test-python
+test: install check-cuda test-cpp test-python bench-quick
 
 check-cuda:
 	bash tools/check_cuda.sh
 
 test-cpp:
-	cmake -S . -B build-cmake -G Ninja \
+	cmake -S . -B build-cmake \
 	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
 	cmake --build build-cmake
 	ctest --test-dir build-cmake --output-on-failure

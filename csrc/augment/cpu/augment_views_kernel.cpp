@@ -15,7 +15,7 @@ using namespace augment;
 
 // The noise loop hashes every element: let the compiler emit an AVX2 version
 // beside the baseline one, picked at load time.
-__attribute__((target_clones("avx2", "default"))) void add_hash_noise(float* y, int T, uint32_t e0,
+__attribute__((target_clones("avx512f", "avx2", "default"))) void add_hash_noise(float* y, int T, uint32_t e0,
                                                                         uint32_t lo, uint32_t hi,
                                                                         float sigma) {
   for (int t = 0; t < T; ++t) y[t] += sigma * hash_normal(e0 + static_cast<uint32_t>(t), lo, hi);
@@ -26,7 +26,7 @@ __attribute__((target_clones("avx2", "default"))) void add_hash_noise(float* y, 
 // the CPU C independent chains per step, which also vectorise. Same arithmetic,
 // in the same order per lead, as augment::bandpass.
 template <int C>
-__attribute__((target_clones("avx2", "default"))) void bandpass_leads(float* y, int T, const double* p,
+__attribute__((target_clones("avx512f", "avx2", "default"))) void bandpass_leads(float* y, int T, const double* p,
                                                                         double* ext) {
   const int pad = kBandpassPad, n = T + 2 * pad;
   for (int c = 0; c < C; ++c) {
