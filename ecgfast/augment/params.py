@@ -88,14 +88,9 @@ def sample_keys(seed: int, step: int, view: np.ndarray, sample: np.ndarray) -> n
     return h
 
 
-def slot_hash(keys: np.ndarray, slot: int) -> np.ndarray:
-    """The hash of parameter ``slot`` of each key: independent streams per parameter."""
-    return _splitmix64(keys ^ _splitmix64(np.uint64(slot)))
-
-
-def uniform(keys: np.ndarray, slot: int) -> np.ndarray:
-    """U[0, 1) from the top 53 bits of the slot's hash."""
-    return (slot_hash(keys, slot) >> np.uint64(11)).astype(np.float64) / 2.0 ** 53
+# Each parameter slot hashes the sample key with its own salt: independent streams per parameter.
+_NOISE_KEY_SLOT = 21
+_SLOT_SALTS = _splitmix64(np.arange(_NOISE_KEY_SLOT + 1, dtype=np.uint64))
 
 
 def butterworth2(f: np.ndarray, fs: float, highpass: bool) -> np.ndarray:
@@ -120,7 +115,10 @@ def draw_params(batch: int, length: int, sampling_rate: float, seed: int, step: 
     view = np.arange(2, dtype=np.int64)[:, None]
     sample = sample[None, :]
     keys = sample_keys(seed, step, view, sample)  # (2, B)
-    u = lambda slot: uniform(keys, slot)  # noqa: E731
+    # Every slot's uniforms in one vectorised hash: (N_SLOTS, 2, B), slot 21 being the noise key.
+    slot_hashes = _splitmix64(keys[None] ^ _SLOT_SALTS[:, None, None])
+    uniforms = (slot_hashes >> np.uint64(11)).astype(np.float64) / 2.0 ** 53
+    u = lambda slot: uniforms[slot]  # noqa: E731
     lerp = lambda rng, x: rng[0] + (rng[1] - rng[0]) * x  # noqa: E731
     out = np.zeros((2, batch, N_PARAMS))
 
@@ -168,7 +166,7 @@ def draw_params(batch: int, length: int, sampling_rate: float, seed: int, step: 
     # Interior spans only, so each has a sample on both sides to interpolate between.
     out[..., COL["drop_start"]] = 1 + np.floor(u(20) * (length - drop_len - 1))
 
-    key = slot_hash(keys, 21)
+    key = slot_hashes[_NOISE_KEY_SLOT]
     out[..., COL["noise_key_lo"]] = (key & np.uint64(0xFFFFFFFF)).astype(np.float64)
     out[..., COL["noise_key_hi"]] = (key >> np.uint64(32)).astype(np.float64)
     return out

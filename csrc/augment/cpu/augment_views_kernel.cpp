@@ -4,6 +4,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "augment/augment_views.h"
@@ -13,57 +14,124 @@ namespace {
 
 using namespace augment;
 
-// The noise loop hashes every element: let the compiler emit an AVX2 version
-// beside the baseline one, picked at load time.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void add_hash_noise(float* y, int T, uint32_t e0,
+// The hot loops are compiled three times (AVX-512 + FMA, AVX2 + FMA, baseline)
+// and the best one for the CPU is picked at load time; "avx512f" alone would not
+// enable FMA. Other compilers and architectures get the baseline build.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ECGFAST_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ECGFAST_CPU_CLONES
+#endif
+
+// The noise hashes every element (Irwin-Hall of hashed uniforms): integer SIMD.
+ECGFAST_CPU_CLONES void add_hash_noise(float* y, int T, uint32_t e0,
                                                                         uint32_t lo, uint32_t hi,
                                                                         float sigma) {
   for (int t = 0; t < T; ++t) y[t] += sigma * hash_normal(e0 + static_cast<uint32_t>(t), lo, hi);
 }
 
-// The band-pass of all C leads of one sample at once. Each lead's IIR is a
+// The band-pass of the 12 leads of one sample at once. Each lead's IIR is a
 // serial chain (latency-bound); interleaving the leads ([t][c] layout) gives
-// the CPU C independent chains per step, which also vectorise. Same arithmetic,
-// in the same order per lead, as augment::bandpass.
-template <int C>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void bandpass_leads(float* y, int T, const double* p,
-                                                                        double* ext) {
+// the CPU 12 independent chains per step, held as one 8-wide and one 4-wide
+// vector (GCC vector extensions, so the clones below pick AVX-512 or AVX2).
+// Same arithmetic, in the same order per lead, as augment::bandpass.
+typedef double v8d __attribute__((vector_size(64)));
+typedef double v4d __attribute__((vector_size(32)));
+
+struct Cascade {
+  double hb0, hb1, hb2, ha1, ha2, lb0, lb1, lb2, la1, la2;
+
+  // One step of the high-pass then low-pass biquad (direct form II transposed).
+  template <class V>
+  V step(V xt, V& z0, V& z1, V& w0, V& w1) const {
+    const V u = hb0 * xt + z0;
+    z0 = hb1 * xt - ha1 * u + z1;
+    z1 = hb2 * xt - ha2 * u;
+    const V v = lb0 * u + w0;
+    w0 = lb1 * u - la1 * v + w1;
+    w1 = lb2 * u - la2 * v;
+    return v;
+  }
+};
+
+ECGFAST_CPU_CLONES void bandpass_12_leads(
+    float* y, int T, const double* p, double* ext) {
+  constexpr int C = 12;
   const int pad = kBandpassPad, n = T + 2 * pad;
-  for (int c = 0; c < C; ++c) {
+  for (int c = 0; c < C; ++c) {  // odd extension, as scipy's sosfiltfilt
     const float* yc = y + static_cast<int64_t>(c) * T;
     for (int k = 1; k <= pad; ++k) {
       ext[(pad - k) * C + c] = 2.0 * yc[0] - yc[k];
       ext[(pad + T - 1 + k) * C + c] = 2.0 * yc[T - 1] - yc[T - 1 - k];
     }
-    for (int t = 0; t < T; ++t) ext[(pad + t) * C + c] = yc[t];
+  }
+  for (int t = 0; t < T; ++t) {  // time outermost: contiguous writes, 12 sequential read streams
+    double* e = ext + static_cast<int64_t>(pad + t) * C;
+#pragma GCC unroll 12
+    for (int c = 0; c < C; ++c) e[c] = y[static_cast<int64_t>(c) * T + t];
   }
   double zi[2][2];
   sos_zi(p, zi);
-  const double *hp = p + kHpB0, *lp = p + kLpB0;
-  double z0[C], z1[C], w0[C], w1[C];
+  const Cascade k{p[kHpB0], p[kHpB1], p[kHpB2], p[kHpA1], p[kHpA2],
+                  p[kLpB0], p[kLpB1], p[kLpB2], p[kLpA1], p[kLpA2]};
   for (int pass = 0; pass < 2; ++pass) {
     // Pass 1 runs forward, pass 2 backward over the filtered sequence.
     const int first = pass == 0 ? 0 : n - 1, stride = pass == 0 ? 1 : -1;
-    for (int c = 0; c < C; ++c) {
-      const double x0 = ext[first * C + c];
-      z0[c] = zi[0][0] * x0, z1[c] = zi[0][1] * x0, w0[c] = zi[1][0] * x0, w1[c] = zi[1][1] * x0;
-    }
+    v8d a, az0, az1, aw0, aw1;  // leads 0-7
+    v4d b, bz0, bz1, bw0, bw1;  // leads 8-11
+    std::memcpy(&a, ext + first * C, sizeof a);
+    std::memcpy(&b, ext + first * C + 8, sizeof b);
+    az0 = zi[0][0] * a, az1 = zi[0][1] * a, aw0 = zi[1][0] * a, aw1 = zi[1][1] * a;
+    bz0 = zi[0][0] * b, bz1 = zi[0][1] * b, bw0 = zi[1][0] * b, bw1 = zi[1][1] * b;
     for (int i = 0, t = first; i < n; ++i, t += stride) {
       double* e = ext + static_cast<int64_t>(t) * C;
-      for (int c = 0; c < C; ++c) {
-        const double xt = e[c];
-        const double u = hp[0] * xt + z0[c];
-        z0[c] = hp[1] * xt - hp[3] * u + z1[c];
-        z1[c] = hp[2] * xt - hp[4] * u;
-        const double v = lp[0] * u + w0[c];
-        w0[c] = lp[1] * u - lp[3] * v + w1[c];
-        w1[c] = lp[2] * u - lp[4] * v;
-        e[c] = v;
-      }
+      std::memcpy(&a, e, sizeof a);
+      std::memcpy(&b, e + 8, sizeof b);
+      a = k.step(a, az0, az1, aw0, aw1);
+      b = k.step(b, bz0, bz1, bw0, bw1);
+      std::memcpy(e, &a, sizeof a);
+      std::memcpy(e + 8, &b, sizeof b);
     }
   }
-  for (int c = 0; c < C; ++c)
-    for (int t = 0; t < T; ++t) y[static_cast<int64_t>(c) * T + t] = static_cast<float>(ext[(pad + t) * C + c]);
+  for (int t = 0; t < T; ++t) {
+    const double* e = ext + static_cast<int64_t>(pad + t) * C;
+#pragma GCC unroll 12
+    for (int c = 0; c < C; ++c) y[static_cast<int64_t>(c) * T + t] = static_cast<float>(e[c]);
+  }
+}
+
+struct SampleScratch {
+  double* ext;   // (T + 2 * pad) * C: the band-pass's extended signal
+  int* warp_i0;  // T: warp source positions, shared by the leads
+  float* warp_w;
+  float* wave;   // T: the motion artefact, shared by the leads
+};
+
+// One view of one sample, all leads: x its input, mix/cut the partners' inputs,
+// y its output. Cloned like the loops above, so that the warp, mixup, std and
+// interpolation loops inlined here vectorise too.
+ECGFAST_CPU_CLONES void augment_sample(
+    const float* x, const float* mix, const float* cut, float* y, int C, int T, double fs, const double* p,
+    const SampleScratch& s) {
+  if (p[kWarpOn] != 0) {  // positions once per sample, applied to every lead
+    for (int t = 0; t < T; ++t) warp_position(t, T, p[kWarpR], &s.warp_i0[t], &s.warp_w[t]);
+    for (int c = 0; c < C; ++c)
+      warp_apply(x + static_cast<int64_t>(c) * T, y + static_cast<int64_t>(c) * T, T, s.warp_i0, s.warp_w);
+  } else {
+    std::copy(x, x + static_cast<int64_t>(C) * T, y);
+  }
+  if (p[kMotionOn] != 0) motion_wave(s.wave, T, fs, p, /*accumulate=*/false);
+  if (p[kBpOn] != 0) {
+    if (C == 12) {
+      bandpass_12_leads(y, T, p, s.ext);
+    } else {
+      for (int c = 0; c < C; ++c) bandpass(y + static_cast<int64_t>(c) * T, T, p, s.ext);
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    const int64_t off = static_cast<int64_t>(c) * T;
+    augment_lead_rest(mix + off, cut + off, y + off, T, c, fs, p, s.wave, add_hash_noise);
+  }
 }
 
 at::Tensor augment_views_cpu(const at::Tensor& x_in, const at::Tensor& params_in, double fs) {
@@ -88,31 +156,12 @@ at::Tensor augment_views_cpu(const at::Tensor& x_in, const at::Tensor& params_in
     std::vector<double> ext((T + 2 * kBandpassPad) * C);
     std::vector<int> warp_i0(T);
     std::vector<float> warp_w(T), wave(T);
+    SampleScratch scratch{ext.data(), warp_i0.data(), warp_w.data(), wave.data()};
     for (int64_t vb = begin; vb < end; ++vb) {
-      const int64_t b = vb % B;
       const double* p = pp + vb * kNumParams;
-      const float* xs = xp + b * C * T;
-      const float* mix = xp + static_cast<int64_t>(p[kMixPartner]) * C * T;
-      const float* cut = xp + static_cast<int64_t>(p[kCutPartner]) * C * T;
-      float* y = yp + vb * C * T;
-      const int Ti = static_cast<int>(T);
-      if (p[kWarpOn] != 0) {  // positions once per sample, applied to every lead
-        for (int t = 0; t < Ti; ++t) warp_position(t, Ti, p[kWarpR], &warp_i0[t], &warp_w[t]);
-        for (int64_t c = 0; c < C; ++c) warp_apply(xs + c * T, y + c * T, Ti, warp_i0.data(), warp_w.data());
-      } else {
-        std::copy(xs, xs + C * T, y);
-      }
-      if (p[kMotionOn] != 0) motion_wave(wave.data(), Ti, fs, p, /*accumulate=*/false);
-      if (p[kBpOn] != 0) {
-        if (C == 12) {
-          bandpass_leads<12>(y, static_cast<int>(T), p, ext.data());
-        } else {
-          for (int64_t c = 0; c < C; ++c) bandpass(y + c * T, static_cast<int>(T), p, ext.data());
-        }
-      }
-      for (int64_t c = 0; c < C; ++c)
-        augment_lead_rest(mix + c * T, cut + c * T, y + c * T, Ti, static_cast<int>(c), fs, p, wave.data(),
-                          add_hash_noise);
+      augment_sample(xp + (vb % B) * C * T, xp + static_cast<int64_t>(p[kMixPartner]) * C * T,
+                     xp + static_cast<int64_t>(p[kCutPartner]) * C * T, yp + vb * C * T, static_cast<int>(C),
+                     static_cast<int>(T), fs, p, scratch);
     }
   });
   return out;
