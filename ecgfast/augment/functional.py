@@ -34,27 +34,75 @@ def frequency_warp(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     return g0 * (1 - w) + g1 * w
 
 
-def _sosfilt(sos: torch.Tensor, x: torch.Tensor, zi: torch.Tensor) -> torch.Tensor:
-    """Transposed direct form II over time, per-sample biquads. x (n, C, L) float64.
+_BLOCK = 64  # samples per block of the block-recursive filter below
 
-    As ``scipy.signal.sosfilt(sos, x, zi=zi * x[0])``: every section starts from
-    its steady state scaled by the cascade's first input.
+
+def _cascade_state_space(sos: torch.Tensor):
+    """The biquad cascade as one linear system s' = A s + B x, y = C s + D x, per sample.
+
+    Each section in transposed direct form II has state (z0, z1):
+    y = b0 x + z0, z0' = (b1 - a1 b0) x - a1 z0 + z1, z1' = (b2 - a2 b0) x - a2 z0;
+    sections are chained by feeding one's output into the next. Shapes (n, 2S, 2S),
+    (n, 2S), (n, 2S), (n,).
     """
-    y = x.clone()
-    x0 = x[:, :, 0]
-    for s in range(sos.shape[1]):
-        b0, b1, b2, a1, a2 = (sos[:, s, k][:, None] for k in range(5))
-        z0 = zi[:, s, 0][:, None] * x0
-        z1 = zi[:, s, 1][:, None] * x0
-        out = torch.empty_like(y)
-        for t in range(y.shape[2]):
-            xt = y[:, :, t]
-            yt = b0 * xt + z0
-            z0 = b1 * xt - a1 * yt + z1
-            z1 = b2 * xt - a2 * yt
-            out[:, :, t] = yt
-        y = out
-    return y
+    n, S, _ = sos.shape
+    A = torch.zeros(n, 2 * S, 2 * S, dtype=torch.float64)
+    B = torch.zeros(n, 2 * S, dtype=torch.float64)
+    C = torch.zeros(n, 2 * S, dtype=torch.float64)
+    D = torch.ones(n, dtype=torch.float64)
+    for s in range(S):
+        b0, b1, b2, a1, a2 = sos[:, s].unbind(1)
+        i = 2 * s
+        # The section's input is the previous output: C s + D x of the cascade so far.
+        A[:, i:i + 2, :i] = torch.stack([b1 - a1 * b0, b2 - a2 * b0], 1)[:, :, None] * C[:, None, :i]
+        A[:, i, i], A[:, i, i + 1], A[:, i + 1, i] = -a1, 1.0, -a2
+        B[:, i], B[:, i + 1] = (b1 - a1 * b0) * D, (b2 - a2 * b0) * D
+        C = b0[:, None] * C
+        C[:, i] = 1.0
+        D = b0 * D
+    return A, B, C, D
+
+
+def _sosfilt(sos: torch.Tensor, x: torch.Tensor, zi: torch.Tensor) -> torch.Tensor:
+    """As ``scipy.signal.sosfilt(sos, x, zi=zi * x[..., :1])`` for per-sample cascades. x (n, C, L) float64.
+
+    Block-recursive: in blocks of K samples the output is a (K x K) Toeplitz matrix of
+    the impulse response times the block's input plus the carried state's response, and
+    the state advances by A^K, so a recursion over L samples becomes L / K batched
+    matmuls (exact up to float64 rounding).
+    """
+    n, C_, L = x.shape
+    K = _BLOCK
+    A, B, Cv, D = _cascade_state_space(sos)
+    m = A.shape[1]
+    power = torch.eye(m, dtype=torch.float64).expand(n, m, m)
+    h = [D]                                   # impulse response h[0..K-1]
+    state_out = []                            # C A^k: output k of a block from its start state
+    input_to_state = []                       # A^k B: state at the block's end from input K-1-k
+    for k in range(K):
+        cp = (Cv[:, None, :] @ power)[:, 0]   # C A^k
+        state_out.append(cp)
+        input_to_state.append((power @ B[:, :, None])[:, :, 0])
+        if k + 1 < K:
+            h.append((cp * B).sum(1))
+        power = A @ power
+    A_K = power
+    h = torch.stack(h, 1)                                              # (n, K)
+    lag = torch.arange(K)[:, None] - torch.arange(K)[None, :]
+    toeplitz = torch.where(lag >= 0, h[:, lag.clamp(min=0)], torch.zeros((), dtype=torch.float64))  # (n, K, K)
+    O = torch.stack(state_out, 1)                                      # (n, K, m)
+    G = torch.stack(input_to_state[::-1], 2)                           # (n, m, K)
+
+    nb = -(-L // K)
+    xb = torch.nn.functional.pad(x, (0, nb * K - L)).view(n, C_ * nb, K)  # zeros after L don't reach back
+    y = (xb @ toeplitz.transpose(1, 2)).view(n, C_, nb, K)               # the inputs' part, all blocks
+    drive = (xb @ G.transpose(1, 2)).view(n, C_, nb, m)                  # each block's push on the state
+    states = [zi.reshape(n, 1, m) * x[:, :, :1]]                         # start: steady state times x[0]
+    for b in range(nb - 1):
+        states.append(states[-1] @ A_K.transpose(1, 2) + drive[:, :, b])
+    states = torch.stack(states, 2)                                      # (n, C, nb, m)
+    y = y + (states.view(n, C_ * nb, m) @ O.transpose(1, 2)).view(n, C_, nb, K)
+    return y.reshape(n, C_, nb * K)[:, :, :L]
 
 
 def _sos_zi(sos: torch.Tensor) -> torch.Tensor:
@@ -112,14 +160,23 @@ def motion_artifact(x: torch.Tensor, amplitude: torch.Tensor, frequency: torch.T
     return x + wave.to(x.dtype)[:, None, :]
 
 
+def _as_int32_bits(v: torch.Tensor) -> torch.Tensor:
+    """uint32 values (in any integer or float64 tensor) as int32 tensors with the same bits."""
+    v = v.long()
+    return (v - ((v >> 31) << 32)).to(torch.int32)
+
+
 def _lowbias32(v: torch.Tensor) -> torch.Tensor:
-    """A 32-bit integer hash (Wellons' lowbias32) on int64 tensors holding uint32 values."""
-    m = 0xFFFFFFFF
-    v = v ^ (v >> 16)
-    v = (v * 0x7FEB352D) & m
-    v = v ^ (v >> 15)
-    v = (v * 0x846CA68B) & m
-    return v ^ (v >> 16)
+    """Wellons' lowbias32 hash on int32 tensors holding uint32 bits.
+
+    torch has no uint32 arithmetic, so int32 stands in: products wrap modulo 2^32 as in
+    the kernels, and every right shift is made logical by masking off the sign fill.
+    """
+    v = v ^ ((v >> 16) & 0xFFFF)
+    v = v * 0x7FEB352D
+    v = v ^ ((v >> 15) & 0x1FFFF)
+    v = v * (0x846CA68B - (1 << 32))
+    return v ^ ((v >> 16) & 0xFFFF)
 
 
 def hash_noise(key_lo: torch.Tensor, key_hi: torch.Tensor, channels: int, length: int) -> torch.Tensor:
@@ -129,13 +186,13 @@ def hash_noise(key_lo: torch.Tensor, key_hi: torch.Tensor, channels: int, length
     (kurtosis 2.85, |z| <= 4.9). Each element hashes its own counter, so any
     backend and any thread computes the same value.
     """
-    e = torch.arange(channels * length, dtype=torch.int64).view(1, channels, length) * 4
-    lo = key_lo.long().view(-1, 1, 1)
-    hi = key_hi.long().view(-1, 1, 1)
-    total = torch.zeros(key_lo.shape[0], channels, length, dtype=torch.int64)
+    e = torch.arange(channels * length, dtype=torch.int32).view(1, channels, length) * 4
+    lo = _as_int32_bits(key_lo).view(-1, 1, 1)
+    hi = _as_int32_bits(key_hi).view(-1, 1, 1)
+    total = torch.zeros(key_lo.shape[0], channels, length, dtype=torch.int32)
     for j in range(4):
-        w = _lowbias32((_lowbias32((e + j) ^ lo) + hi) & 0xFFFFFFFF)
-        total += (w & 0xFFFF) + (w >> 16)
+        w = _lowbias32(_lowbias32((e + j) ^ lo) + hi)
+        total += (w & 0xFFFF) + ((w >> 16) & 0xFFFF)
     return ((total.float() + 4.0) * (1.0 / 65536.0) - 4.0) * _SQRT_1_5
 
 
