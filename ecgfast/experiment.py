@@ -64,6 +64,19 @@ def run_dir(out: Path, arm: str, seed: int, fraction: float) -> Path:
     return out / "runs" / arm / f"seed{seed}" / f"frac{fraction:g}"
 
 
+def _shared_argv(args, seed: int) -> list[str]:
+    """The flags every training entry point of an experiment gets: data, length, seed, precision."""
+    argv = ["--data-root", str(args.data_root), "--sampling-rate", str(args.sampling_rate),
+            "--signal-length", str(args.signal_length), "--seed", str(seed), "--precision", args.precision]
+    if args.cache:
+        argv += ["--cache", str(args.cache)]
+    if args.skip_missing:
+        argv.append("--skip-missing")
+    if args.no_progress:
+        argv.append("--no-progress")
+    return argv
+
+
 def pretrain(args, method: str, seed: int, timings: dict) -> Path:
     """The (method, seed) encoder, pretrained once; an interrupted pretraining resumes."""
     from ecgfast.train.pretrain import main_for, resume_path
@@ -71,16 +84,8 @@ def pretrain(args, method: str, seed: int, timings: dict) -> Path:
     out = args.out / "encoders" / f"{method}_seed{seed}.pt"
     if out.is_file():
         return out
-    argv = ["--data-root", str(args.data_root), "--sampling-rate", str(args.sampling_rate),
-            "--epochs", str(args.pretrain_epochs), "--batch-size", str(args.pretrain_batch_size),
-            "--signal-length", str(args.signal_length), "--seed", str(seed), "--precision", args.precision,
-            "--out", str(out)]
-    if args.cache:
-        argv += ["--cache", str(args.cache)]
-    if args.skip_missing:
-        argv.append("--skip-missing")
-    if args.no_progress:
-        argv.append("--no-progress")
+    argv = _shared_argv(args, seed) + ["--epochs", str(args.pretrain_epochs),
+                                       "--batch-size", str(args.pretrain_batch_size), "--out", str(out)]
     if resume_path(out).is_file():
         argv.append("--resume")
     t0 = time.perf_counter()
@@ -100,17 +105,10 @@ def train_and_evaluate(args, arm: str, seed: int, fraction: float, encoder: Path
     if done.is_file():
         return json.loads(done.read_text())
     probe = arm.endswith("probe")
-    argv = ["--data-root", str(args.data_root), "--sampling-rate", str(args.sampling_rate),
-            "--label-fraction", str(fraction), "--seed", str(seed), "--signal-length", str(args.signal_length),
-            "--epochs", str(args.probe_epochs if probe else args.finetune_epochs),
-            "--batch-size", str(args.finetune_batch_size), "--precision", args.precision,
-            "--out", str(d / "classifier.pt")]
-    if args.cache:
-        argv += ["--cache", str(args.cache)]
-    if args.skip_missing:
-        argv.append("--skip-missing")
-    if args.no_progress:
-        argv.append("--no-progress")
+    argv = _shared_argv(args, seed) + ["--label-fraction", str(fraction),
+                                       "--epochs", str(args.probe_epochs if probe else args.finetune_epochs),
+                                       "--batch-size", str(args.finetune_batch_size),
+                                       "--out", str(d / "classifier.pt")]
     if arm == "supervised":
         mode = "supervised"
     else:

@@ -9,14 +9,14 @@ from typing import Any
 import torch
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` atomically: readers see the old file or the new one, never half."""
+def _atomic_write(path: str | os.PathLike, mode: str, write) -> Path:
+    """Call ``write(f)`` on a temp file beside ``path``, flush it to disk, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+        with os.fdopen(fd, mode) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -25,6 +25,11 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path`` atomically: readers see the old file or the new one, never half."""
+    return _atomic_write(path, "wb", lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()) -> dict:
@@ -46,15 +51,4 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write a text file atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return _atomic_write(path, "w", lambda f: f.write(text))
