@@ -55,6 +55,32 @@ def ecgfast_step(method: str, precision: str, compiled: bool = False, sampling_r
     return step
 
 
+def bf16_agreement(x: torch.Tensor, sampling_rate: float = 100) -> dict:
+    """The accuracy check behind the bf16 default: one SimCLR loss and backward on the same
+    views and weights in fp32 and under bf16 autocast; the loss's relative difference and
+    the cosine between the two encoder gradients."""
+    from ecgfast.augment import AugmentPipeline
+    from ecgfast.losses import nt_xent
+    from ecgfast.models import SimCLRModel
+    from ecgfast.train.common import autocast
+
+    torch.manual_seed(0)
+    model = SimCLRModel()
+    v1, v2 = AugmentPipeline(sampling_rate, seed=0)(x)
+    views = torch.cat([v1, v2]) / 0.2
+    loss, grad = {}, {}
+    for precision in ("fp32", "bf16"):
+        model.zero_grad()
+        with autocast(precision):
+            z1, z2 = model(views).float().chunk(2)
+            out = nt_xent(z1, z2, 0.07)
+        out.backward()
+        loss[precision] = out.item()
+        grad[precision] = torch.cat([p.grad.flatten() for p in model.encoder.parameters()])
+    return {"loss_rel_diff": abs(loss["bf16"] - loss["fp32"]) / abs(loss["fp32"]),
+            "grad_cos": torch.nn.functional.cosine_similarity(grad["bf16"], grad["fp32"], dim=0).item()}
+
+
 def cases(quick: bool) -> list[Case]:
     B = 64 if quick else 256
     x = torch.randn(B, 12, 1000) * 0.3
@@ -69,17 +95,20 @@ def cases(quick: bool) -> list[Case]:
         name = f"ecgfast {method} {precision} {'compiled' if compiled else 'eager'}"
         case = Case("train", name, (lambda s=step: s(x)), B, "samples", baseline=plain, repeat=3, warmup=2)
         out.append(case)
-        case.extra = StepTimeShare(step.timings)
+        accuracy = bf16_agreement(x) if (precision, compiled) == ("bf16", False) and method == "simclr" else {}
+        case.extra = StepTimeShare(step.timings, accuracy)
     return out
 
 
 class StepTimeShare(dict):
-    """Reports the share of step time spent in augmentation + normalisation, read at report time."""
+    """Reports the share of step time spent in augmentation + normalisation (read at report
+    time), followed by any fixed figures (the bf16 accuracy check)."""
 
-    def __init__(self, timings):
+    def __init__(self, timings, fixed: dict | None = None):
         super().__init__()
-        self._t = timings
+        self._t, self._fixed = timings, dict(fixed or {})
 
     def items(self):
         t = self._t
-        return [("data+aug", f"{t['augment_s'] / t['total_s']:.1%}" if t["total_s"] else "-")]
+        share = f"{t['augment_s'] / t['total_s']:.1%}" if t["total_s"] else "-"
+        return [("data+aug", share), *self._fixed.items()]

@@ -102,6 +102,28 @@ ECG_HD void reverse(double* v, int n) {
   }
 }
 
+// The band-pass's two biquads (high-pass, then low-pass), coefficients held by
+// value so a loop over time keeps them in registers. step() advances one time
+// step in transposed direct form II; V is double, or a SIMD vector of leads.
+struct Cascade {
+  double hb0, hb1, hb2, ha1, ha2, lb0, lb1, lb2, la1, la2;
+
+  ECG_HD static Cascade from(const double* p) {
+    return {p[kHpB0], p[kHpB1], p[kHpB2], p[kHpA1], p[kHpA2], p[kLpB0], p[kLpB1], p[kLpB2], p[kLpA1], p[kLpA2]};
+  }
+
+  template <class V>
+  ECG_HD V step(V xt, V& z0, V& z1, V& w0, V& w1) const {
+    const V u = hb0 * xt + z0;
+    z0 = hb1 * xt - ha1 * u + z1;
+    z1 = hb2 * xt - ha2 * u;
+    const V v = lb0 * u + w0;
+    w0 = lb1 * u - la1 * v + w1;
+    w1 = lb2 * u - la2 * v;
+    return v;
+  }
+};
+
 // Zero-phase high-pass + low-pass cascade, as scipy.signal.sosfiltfilt:
 // odd extension by kBandpassPad samples, sosfilt_zi initial conditions.
 // ext: scratch of T + 2 * kBandpassPad doubles.
@@ -114,26 +136,14 @@ ECG_HD void bandpass(float* y, int T, const double* p, double* ext) {
   for (int t = 0; t < T; ++t) ext[pad + t] = y[t];
   double zi[2][2];
   sos_zi(p, zi);
+  const Cascade k = Cascade::from(p);
   for (int pass = 0; pass < 2; ++pass) {
     // sosfilt applies the initial conditions scaled by the first input of the
     // whole cascade, so section 2 starts from zi * x0 as well.
     const double x0 = ext[0];
-    const double* hp = p + kHpB0;
-    const double* lp = p + kLpB0;
-    {
-      double z0 = zi[0][0] * x0, z1 = zi[0][1] * x0;
-      double w0 = zi[1][0] * x0, w1 = zi[1][1] * x0;
-      for (int t = 0; t < n; ++t) {
-        const double xt = ext[t];
-        const double u = hp[0] * xt + z0;
-        z0 = hp[1] * xt - hp[3] * u + z1;
-        z1 = hp[2] * xt - hp[4] * u;
-        const double v = lp[0] * u + w0;
-        w0 = lp[1] * u - lp[3] * v + w1;
-        w1 = lp[2] * u - lp[4] * v;
-        ext[t] = v;
-      }
-    }
+    double z0 = zi[0][0] * x0, z1 = zi[0][1] * x0;
+    double w0 = zi[1][0] * x0, w1 = zi[1][1] * x0;
+    for (int t = 0; t < n; ++t) ext[t] = k.step(ext[t], z0, z1, w0, w1);
     reverse(ext, n);
   }
   for (int t = 0; t < T; ++t) y[t] = static_cast<float>(ext[pad + t]);

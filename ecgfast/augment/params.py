@@ -115,7 +115,7 @@ def draw_params(batch: int, length: int, sampling_rate: float, seed: int, step: 
     view = np.arange(2, dtype=np.int64)[:, None]
     sample = sample[None, :]
     keys = sample_keys(seed, step, view, sample)  # (2, B)
-    # Every slot's uniforms in one vectorised hash: (N_SLOTS, 2, B), slot 21 being the noise key.
+    # Every slot's hash in one vectorised call: (slots, 2, B); the last slot keys the noise.
     slot_hashes = _splitmix64(keys[None] ^ _SLOT_SALTS[:, None, None])
     uniforms = (slot_hashes >> np.uint64(11)).astype(np.float64) / 2.0 ** 53
     u = lambda slot: uniforms[slot]  # noqa: E731

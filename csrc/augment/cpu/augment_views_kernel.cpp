@@ -24,38 +24,19 @@ using namespace augment;
 #endif
 
 // The noise hashes every element (Irwin-Hall of hashed uniforms): integer SIMD.
-ECGFAST_CPU_CLONES void add_hash_noise(float* y, int T, uint32_t e0,
-                                                                        uint32_t lo, uint32_t hi,
-                                                                        float sigma) {
+ECGFAST_CPU_CLONES void add_hash_noise(float* y, int T, uint32_t e0, uint32_t lo, uint32_t hi, float sigma) {
   for (int t = 0; t < T; ++t) y[t] += sigma * hash_normal(e0 + static_cast<uint32_t>(t), lo, hi);
 }
 
 // The band-pass of the 12 leads of one sample at once. Each lead's IIR is a
 // serial chain (latency-bound); interleaving the leads ([t][c] layout) gives
 // the CPU 12 independent chains per step, held as one 8-wide and one 4-wide
-// vector (GCC vector extensions, so the clones below pick AVX-512 or AVX2).
-// Same arithmetic, in the same order per lead, as augment::bandpass.
+// vector (GCC vector extensions, so the clones pick AVX-512 or AVX2), stepped
+// by the same Cascade as augment::bandpass: the same arithmetic per lead.
 typedef double v8d __attribute__((vector_size(64)));
 typedef double v4d __attribute__((vector_size(32)));
 
-struct Cascade {
-  double hb0, hb1, hb2, ha1, ha2, lb0, lb1, lb2, la1, la2;
-
-  // One step of the high-pass then low-pass biquad (direct form II transposed).
-  template <class V>
-  V step(V xt, V& z0, V& z1, V& w0, V& w1) const {
-    const V u = hb0 * xt + z0;
-    z0 = hb1 * xt - ha1 * u + z1;
-    z1 = hb2 * xt - ha2 * u;
-    const V v = lb0 * u + w0;
-    w0 = lb1 * u - la1 * v + w1;
-    w1 = lb2 * u - la2 * v;
-    return v;
-  }
-};
-
-ECGFAST_CPU_CLONES void bandpass_12_leads(
-    float* y, int T, const double* p, double* ext) {
+ECGFAST_CPU_CLONES void bandpass_12_leads(float* y, int T, const double* p, double* ext) {
   constexpr int C = 12;
   const int pad = kBandpassPad, n = T + 2 * pad;
   for (int c = 0; c < C; ++c) {  // odd extension, as scipy's sosfiltfilt
@@ -72,8 +53,7 @@ ECGFAST_CPU_CLONES void bandpass_12_leads(
   }
   double zi[2][2];
   sos_zi(p, zi);
-  const Cascade k{p[kHpB0], p[kHpB1], p[kHpB2], p[kHpA1], p[kHpA2],
-                  p[kLpB0], p[kLpB1], p[kLpB2], p[kLpA1], p[kLpA2]};
+  const Cascade k = Cascade::from(p);
   for (int pass = 0; pass < 2; ++pass) {
     // Pass 1 runs forward, pass 2 backward over the filtered sequence.
     const int first = pass == 0 ? 0 : n - 1, stride = pass == 0 ? 1 : -1;
