@@ -4,6 +4,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import h5py
+import numpy as np
+import torch
 import wfdb
 
 from benchmarks.harness import Case
@@ -32,12 +35,46 @@ def cases(quick: bool) -> list[Case]:
         return lambda: build_cache(root, tmp / f"w{workers}.h5", 100, workers=workers, progress=False)
 
     T = cache.signal_length
-    return [
+    return [*storage_cases(cache, tmp), 
         Case("data", "wfdb.rdsamp per record", rdsamp_all, n, "records", repeat=1 if not quick else 2),
         Case("data", "cache epoch (ECGBatchLoader, B=256)", epoch, n, "records",
              baseline="wfdb.rdsamp per record", bytes_moved=n * 12 * T * (2 + 4), repeat=10),
         Case("cache build", "1 worker", build(1), n, "records", repeat=1, warmup=0),
         Case("cache build", "2 workers", build(2), n, "records", baseline="1 worker", repeat=1, warmup=0),
+    ]
+
+
+def storage_cases(cache, tmp: Path) -> list[Case]:
+    """The measurement behind the cache's int16 storage: the same signals stored as float32
+    mV (same chunking) against int16 ADC values, read whole from the file, and a batch of
+    256 made from memory (float32 ``index_select`` vs int16 ``gather_dequantize``)."""
+    from ecgfast.data._ops import gather_dequantize
+
+    n = len(cache)
+    all_rows = np.arange(n)
+    mv = cache.signals(all_rows)
+    f32_path = tmp / "float32.h5"
+    with h5py.File(f32_path, "w") as f:
+        f.create_dataset("signals", data=mv.numpy(), chunks=(1, *mv.shape[1:]))
+
+    def read_whole(path):
+        def read():
+            with h5py.File(path, "r") as f:
+                return f["signals"][:]
+        return read
+
+    raw = cache.raw(all_rows)
+    batch = torch.from_numpy(np.random.default_rng(0).choice(n, 256, replace=False))
+    size_mb = {"float32": f32_path.stat().st_size / 1e6, "int16": Path(cache.path).stat().st_size / 1e6}
+    plain_read, plain_batch = "float32 file: read all", "float32 batch: index_select (B=256)"
+    return [
+        Case("storage", plain_read, read_whole(f32_path), n, "records", extra={"file_MB": size_mb["float32"]}),
+        Case("storage", "int16 file: read all", read_whole(cache.path), n, "records", baseline=plain_read,
+             extra={"file_MB": size_mb["int16"]}),
+        Case("storage", plain_batch, lambda: mv.index_select(0, batch), 256, "records", repeat=50, warmup=3),
+        Case("storage", "int16 batch: gather_dequantize (B=256)",
+             lambda: gather_dequantize(raw, batch, cache.gain, cache.baseline), 256, "records",
+             baseline=plain_batch, repeat=50, warmup=3),
     ]
 
 

@@ -50,9 +50,9 @@ def build_parser(method: str) -> argparse.ArgumentParser:
     else:
         p.add_argument("--tau", type=float, default=0.999, help="EMA rate of the target network")
     p.add_argument("--precision", choices=PRECISIONS, default="bf16",
-                   help="autocast precision (default bf16: 2-3.4x fp32 on a 2-core CPU; accuracy check in BENCHMARKS.md)")
+                   help="autocast precision (default bf16: 2.4-2.8x fp32 here; accuracy check in BENCHMARKS.md)")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the encoder (off by default: -5%% to +25%% on a 2-core CPU, slow to compile)")
+                   help="torch.compile the encoder (off by default: -6%% to +25%% on a 2-core CPU, slow to compile)")
     p.add_argument("--config", choices=CONFIGS, default="full", help="augmentations: full or an ablation")
     p.add_argument("--workers", type=int, default=1, help="processes that build the cache")
     p.add_argument("--resume", action="store_true", help="continue from the periodic checkpoint")
