@@ -1,2 +1,5 @@
-class PTBXLError(ValueError):
+from ecgfast.errors import DataError
+
+
+class PTBXLError(DataError):
     """Bad PTB-XL input. The message names the file or record and the problem."""
