@@ -1,54 +1,139 @@
-"""Checkpoints that survive a crash: written to a temp file, then renamed."""
+"""Checkpoints: safe to load from any source, crash-safe to write, self-describing.
+
+Format (``format_version`` 2; docs/checkpoints.md). A checkpoint is a dict that
+holds only tensors, numbers, strings, booleans, None, lists, tuples and dicts,
+so it loads with ``torch.load(weights_only=True)``: a crafted pickle is refused
+without running any of its code. Keys:
+
+- ``format`` = ``"ecgfast-checkpoint"``, ``format_version`` = 2, ``kind`` =
+  ``"encoder"`` | ``"classifier"`` | ``"resume"``;
+- ``encoder`` (kind encoder: the ``ECGEncoder1DCNN`` state dict, as DESIGN's
+  ``{"encoder": state_dict}``) or ``classifier`` (``ECGClassifier`` state dict);
+- ``spec``: the preprocessing the model was trained with (see :func:`preprocessing_spec`);
+- ``classes``, ``normalizer`` (also inside ``spec``), ``config`` (the run's
+  settings), ``data`` (corpora and record counts), ``versions``, and for
+  classifiers ``thresholds`` (per class, chosen on fold 9) and ``val_macro_auroc``.
+
+Checkpoints of format 1 (no ``kind``) still load; their kind is inferred.
+"""
 from __future__ import annotations
 
 import os
-import tempfile
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ecgfast._fs import atomic_write
+from ecgfast.errors import CheckpointError
 
-def _atomic_write(path: str | os.PathLike, mode: str, write) -> Path:
-    """Call ``write(f)`` on a temp file beside ``path``, flush it to disk, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+FORMAT = "ecgfast-checkpoint"
+FORMAT_VERSION = 2
+KINDS = ("encoder", "classifier", "resume")
+_SAFE_SCALARS = (bool, int, float, str, bytes, type(None))
+
+
+def _check_safe(obj: Any, where: str = "checkpoint") -> None:
+    """Refuse to write anything that ``weights_only=True`` could not read back."""
+    if isinstance(obj, _SAFE_SCALARS) or isinstance(obj, (torch.Tensor, torch.dtype, torch.Size)):
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_safe(k, where)
+            _check_safe(v, f"{where}[{k!r}]")
+        return
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_safe(v, f"{where}[{i}]")
+        return
+    raise TypeError(f"{where}: a {type(obj).__name__} cannot go into a checkpoint "
+                    "(only tensors, numbers, strings, lists and dicts load safely)")
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` atomically: readers see the old file or the new one, never half."""
-    return _atomic_write(path, "wb", lambda f: torch.save(obj, f))
+    """``torch.save`` to ``path`` atomically: readers see the old file or the new one, never half.
 
-
-def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()) -> dict:
-    """Load a checkpoint dict on the CPU, with a clear error when it is missing or incomplete."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated or not a torch file
-        raise ValueError(f"checkpoint {path} could not be read: {exc}") from exc
-    if not isinstance(ckpt, dict):
-        raise ValueError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected a dict")
-    missing = [k for k in required_keys if k not in ckpt]
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks the key(s) {missing}; it has {sorted(ckpt)}")
-    return ckpt
+    The object must hold only weights-only-loadable types (checked before writing).
+    """
+    _check_safe(obj)
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write a text file atomically (temp file in the same folder, then rename)."""
-    return _atomic_write(path, "w", lambda f: f.write(text))
+    return atomic_write(path, lambda f: f.write(text), mode="w")
+
+
+def infer_kind(ckpt: dict) -> str | None:
+    if ckpt.get("kind") in KINDS:
+        return ckpt["kind"]
+    if "classifier" in ckpt:
+        return "classifier"
+    if "model" in ckpt and "optimizer" in ckpt:
+        return "resume"
+    if "encoder" in ckpt:
+        return "encoder"
+    return None
+
+
+_KIND_USE = {"encoder": "a pretraining run's output (--out of pretrain-simclr/byol)",
+             "classifier": "a fine-tuning or supervised run's output (--out of finetune/supervised)",
+             "resume": "a run's periodic OUT.resume.pt"}
+
+
+def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = (), kind: str | None = None,
+                    map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint dict safely (``weights_only=True``), with clear errors.
+
+    Raises :class:`~ecgfast.errors.CheckpointError` when the file is missing, is
+    not a torch file, holds code (a crafted pickle: refused, not run), is of
+    another ``kind`` than asked, or lacks ``required_keys``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    from torch.torch_version import TorchVersion
+
+    try:
+        # TorchVersion (a str subclass) is what format-1 checkpoints stored as the torch version.
+        with torch.serialization.safe_globals([TorchVersion]):
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} holds Python objects other than tensors, numbers, strings, lists and dicts; "
+            "it was refused without being run (loading it could execute code). Use a checkpoint "
+            f"written by ecgfast, or re-save only its state dicts. ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # truncated, not a torch file, ...
+        raise CheckpointError(f"checkpoint {path} could not be read ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}): is it a complete "
+                              "ecgfast checkpoint?") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected an ecgfast checkpoint dict")
+    found = infer_kind(ckpt)
+    if kind is not None and found != kind:
+        what = f"a {found} checkpoint" if found else "not an ecgfast checkpoint"
+        raise CheckpointError(f"checkpoint {path} is {what}, but this command needs {_KIND_USE[kind]}")
+    missing = [k for k in required_keys if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks the key(s) {missing}; it has {sorted(ckpt)}")
+    return ckpt
+
+
+def preprocessing_spec(sampling_rate: int, signal_length: int, normalizer: dict, leads=None,
+                       units: str = "mV") -> dict:
+    """What a model expects of its input: rate (Hz), length (samples), lead order, units, normaliser.
+
+    ``normalizer`` is ``Normalizer.state_dict()``: the model sees
+    ``(x_mV - mean) / std`` (global, or per lead in ``leads`` order).
+    """
+    from ecgfast import LEADS
+
+    return {"sampling_rate": int(sampling_rate), "signal_length": int(signal_length),
+            "leads": list(leads or LEADS), "units": units, "normalizer": dict(normalizer)}
+
+
+def checkpoint_header(kind: str) -> dict:
+    if kind not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}")
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind}

@@ -39,7 +39,7 @@ def versions() -> dict:
 
     return {
         "ecgfast": __version__,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "numpy": np.__version__,
         "python": platform.python_version(),
         "extension": EXTENSION_AVAILABLE,
