@@ -112,7 +112,8 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
         raise CheckpointError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected an ecgfast checkpoint dict")
     found = infer_kind(ckpt)
     if kind is not None and found != kind:
-        what = f"a {found} checkpoint" if found else "not an ecgfast checkpoint"
+        what = f"{'an' if found and found[0] in 'aeiou' else 'a'} {found} checkpoint" if found else \
+            "not an ecgfast checkpoint"
         raise CheckpointError(f"checkpoint {path} is {what}, but this command needs {_KIND_USE[kind]}")
     missing = [k for k in required_keys if k not in ckpt]
     if missing:
