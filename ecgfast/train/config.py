@@ -76,7 +76,8 @@ def add_run_flags(p: argparse.ArgumentParser, precision_help: str = "") -> None:
     """Flags of every training run: device, precision, compile, seed, progress."""
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="autocast precision; auto = bf16 (fp16 + GradScaler on GPUs without bf16)" + precision_help)
+                   help="autocast precision; auto = bf16 on GPUs (fp16 + GradScaler where a GPU lacks bf16) and on CPUs "
+                        "with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs" + precision_help)
     p.add_argument("--compile", choices=COMPILE_MODES, default="auto", nargs="?", const="on",
                    help="torch.compile the encoder: auto = on CUDA only (no gain measured on the CPU)")
     p.add_argument("--seed", type=int, default=42)

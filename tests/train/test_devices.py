@@ -24,7 +24,9 @@ def test_auto_device_precision_and_compile_on_this_machine():
     dev = resolve_device("auto")
     assert dev.type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_precision("auto", torch.device("cpu")) == "bf16"
+    from ecgfast.train.common import cpu_has_native_bf16
+
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_native_bf16() else "fp32")
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert resolve_compile("auto", torch.device("cpu")) is False
     assert resolve_compile("on", torch.device("cpu")) is True
