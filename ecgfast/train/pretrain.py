@@ -204,9 +204,9 @@ class Pretrainer:
         steps = len(self.loader)
         epoch, in_epoch = step // steps + 1, step % steps + 1
         kept = resume_path(self.cfg.out)
-        where = (f"the last good checkpoint is kept at {kept}: rerun the same command with --resume and a lower "
+        where = (f"The last good checkpoint is kept at {kept}: rerun the same command with --resume and a lower "
                  f"--lr (e.g. --lr {self.cfg.lr / 10:g}) and/or --precision fp32, or start over without --resume"
-                 if kept.is_file() else "no checkpoint was written before it: start over with a lower --lr "
+                 if kept.is_file() else "No checkpoint was written before it: start over with a lower --lr "
                  f"(e.g. --lr {self.cfg.lr / 10:g}) or --precision fp32")
         raise TrainingError(f"{what} at epoch {epoch}, step {in_epoch}; stopping. {where}")
 
