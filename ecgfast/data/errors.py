@@ -19,8 +19,11 @@ class UnsafePathError(PTBXLError):
     """A path from a csv or a header that is empty or resolves outside the data root: never skipped."""
 
 
-class CacheError(DataError):
-    """An ecgfast cache file that is corrupted, of another format version, or stale: rebuild it."""
+class CacheError(PTBXLError):
+    """An ecgfast cache file that is corrupted or of another format version: rebuild it.
+
+    A ``PTBXLError`` (so ``except PTBXLError`` written before it existed still catches it).
+    """
 
 
 __all__ = ["BadRecordError", "CacheError", "DataError", "MissingRecordError", "PTBXLError", "UnsafePathError"]

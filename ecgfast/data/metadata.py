@@ -109,12 +109,13 @@ def _as_integers(values, path: Path, names: list[str], column: str, lo: int | No
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
         cell = values.iloc[i]
+        shown = repr(cell if isinstance(cell, str) else str(cell))
         if cell is None or (isinstance(cell, float) and np.isnan(cell)) or (isinstance(cell, str) and not cell.strip()):
             problem = "is empty"
         elif not np.isfinite(num[i]) or num[i] != np.round(num[i]) or abs(num[i]) >= 2.0 ** 62:
-            problem = f"{cell!r} is not an integer"
+            problem = f"{shown} is not an integer"
         else:
-            problem = f"{cell!r} is not in {lo}..{hi}" if hi is not None else f"{cell!r} is below {lo}"
+            problem = f"{shown} is not in {lo}..{hi}" if hi is not None else f"{shown} is below {lo}"
         raise PTBXLError(f"{path}: {names[i]}: {column} {problem}; fix the csv")
     return num.astype(np.int64)
 

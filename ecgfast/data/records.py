@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - older/newer wfdb layout
 NAN_SENTINEL = {"16": _INVALID.get("16", -32768), "80": _INVALID.get("80", -128),
                 "212": _INVALID.get("212", -2048)}
 
-__all__ = ["BadRecordError", "MissingRecordError", "UnsafePathError", "confine", "expected_length",
+__all__ = ["BadRecordError", "Confiner", "MissingRecordError", "UnsafePathError", "confine", "expected_length",
            "read_record", "read_record_digital", "record_path"]
 
 
@@ -55,24 +55,43 @@ def expected_length(sampling_rate: int) -> int:
     return RECORD_SECONDS * check_sampling_rate(sampling_rate)
 
 
-def confine(root: str | Path, path: str | Path, what: str) -> Path:
+class Confiner:
+    """Checks that paths lie inside ``root`` once symlinks are resolved; folders are resolved once each."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.real_root = os.path.realpath(root)
+        self._dirs: dict[str, str] = {}
+
+    def __call__(self, path: str | Path, what: str) -> str:
+        """``path`` resolved; ``UnsafePathError`` naming ``what`` unless it lies inside the root."""
+        parent, name = os.path.split(os.fspath(path))
+        real_parent = self._dirs.get(parent)
+        if real_parent is None:
+            real_parent = self._dirs[parent] = os.path.realpath(parent or ".")
+        real = os.path.join(real_parent, name)
+        if name in ("", ".", "..") or os.path.islink(real):
+            real = os.path.realpath(real)
+        if real != self.real_root and not real.startswith(self.real_root.rstrip(os.sep) + os.sep):
+            raise UnsafePathError(f"{what}: path {path} resolves to {real}, outside the data root {self.root}; "
+                                  "fix the csv or header (record paths must stay inside the PTB-XL folder)")
+        return real
+
+
+def confine(root: str | Path, path: str | Path, what: str) -> str:
     """``path`` resolved (symlinks followed); ``UnsafePathError`` unless it lies inside ``root``."""
-    real_root = Path(os.path.realpath(root))
-    real = Path(os.path.realpath(path))
-    if real != real_root and real_root not in real.parents:
-        raise UnsafePathError(f"{what}: path {path} resolves to {real}, outside the data root {real_root}; "
-                              "fix the csv or header (record paths must stay inside the PTB-XL folder)")
-    return real
+    return Confiner(root)(path, what)
 
 
-def record_path(root: str | Path, rel, where: str) -> Path:
-    """``root / rel`` for a csv record path, refused when empty, absolute or escaping ``root``."""
+def record_path(root: str | Path, rel, where: str, confiner: Confiner | None = None) -> str:
+    """``root/rel`` (a str) for a csv record path, refused when empty, absolute or escaping ``root``."""
     if not isinstance(rel, str) or not rel.strip():
         raise UnsafePathError(f"{where}: record path {rel!r} is empty; fix the csv")
     if "\0" in rel or os.path.isabs(rel):
-        raise UnsafePathError(f"{where}: record path {rel!r} is not a path relative to the data root; fix the csv")
-    path = Path(root) / rel
-    confine(root, path.with_name(path.name + ".hea"), where)
+        raise UnsafePathError(f"{where}: record path {rel!r} is absolute, outside the data root {root}; "
+                              "fix the csv (record paths are relative to the PTB-XL folder)")
+    path = os.path.join(root, rel)
+    (confiner or Confiner(root))(path + ".hea", where)
     return path
 
 
