@@ -144,6 +144,8 @@ def build_cache(data_root: str | Path, out: str | Path, sampling_rate: int = 100
     root, out = Path(data_root), Path(out)
     sampling_rate = check_sampling_rate(sampling_rate)
     meta = load_metadata(root)
+    csv_sha256 = {"database_sha256": file_sha256(root / DATABASE_CSV),
+                  "statements_sha256": file_sha256(root / STATEMENTS_CSV)}
     files, present = _source_records(root, meta, sampling_rate)
     if not present.all():
         missing = [files[i] for i in np.flatnonzero(~present)]
@@ -169,7 +171,7 @@ def build_cache(data_root: str | Path, out: str | Path, sampling_rate: int = 100
     jobs = [(j, str(root), files[i], sampling_rate, skip_bad) for j, i in enumerate(keep)]
     try:
         try:
-            _write(tmp, root, meta, keep, jobs, sampling_rate, len(files) - n, workers, progress)
+            _write(tmp, root, meta, keep, jobs, sampling_rate, len(files) - n, workers, progress, csv_sha256)
             with open(tmp, "rb+") as f:  # the rename below must not publish unflushed data
                 os.fsync(f.fileno())
             os.replace(tmp, out)
@@ -185,7 +187,7 @@ def build_cache(data_root: str | Path, out: str | Path, sampling_rate: int = 100
 
 
 def _write(tmp: Path, root: Path, meta, keep: np.ndarray, jobs: list, sampling_rate: int, n_missing: int,
-           workers: int, progress: bool) -> None:
+           workers: int, progress: bool, csv_sha256: dict) -> None:
     n, T = len(jobs), expected_length(sampling_rate)
     with h5py.File(tmp, "w") as h5:
         signals = h5.create_dataset("signals", (n, len(LEADS), T), maxshape=(None, len(LEADS), T),
@@ -265,8 +267,7 @@ def _write(tmp: Path, root: Path, meta, keep: np.ndarray, jobs: list, sampling_r
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "sampling_rate": int(sampling_rate),
-            "database_sha256": file_sha256(root / DATABASE_CSV),
-            "statements_sha256": file_sha256(root / STATEMENTS_CSV),
+            **csv_sha256,
             "n_records": int(len(rows)),
             "records_sha256": hashlib.sha256(ids.astype("<i8").tobytes()).hexdigest(),
             "content_sha256": _content_sha256(src_ids, sha),

@@ -258,8 +258,13 @@ def read_indexed_record(job):
     i, root, rel, sampling_rate, skip_bad = job
     path = Path(root) / rel
     try:
-        adc, gain, baseline, (sizes, mtimes, sha, dat) = read_record_digital(path, sampling_rate, root,
-                                                                             with_digest=True)
+        try:
+            adc, gain, baseline, (sizes, mtimes, sha, dat) = read_record_digital(path, sampling_rate, root,
+                                                                                 with_digest=True)
+        except OSError as exc:  # unreadable file (permissions, I/O error): a bad record, named
+            from ecgfast._fs import os_error_message
+
+            raise BadRecordError(f"record {path}: {os_error_message(exc, exc.filename or path, 'read')}") from exc
     except BadRecordError as exc:
         if not skip_bad:
             raise

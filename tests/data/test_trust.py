@@ -365,3 +365,16 @@ def test_stale_temps_of_killed_builds_are_removed_live_ones_kept(mini_root, tmp_
     dead.write_bytes(b"another killed build")
     open_cache(path).close()  # opening cleans up too
     assert not dead.exists() and live.exists()
+
+
+def test_info_reports_skips_and_refuses_a_corrupted_cache(mini_root, tmp_path, capsys):
+    from ecgfast.data.info import main as info_main
+
+    path = _build(mini_root, tmp_path)
+    assert info_main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "0 skipped at build (0 missing, 0 bad); format 2, fingerprint" in out
+    with h5py.File(path, "r+") as h5:
+        del h5.attrs["leads"]
+    assert info_main([str(path)]) == 1
+    assert "error: cache" in capsys.readouterr().err
