@@ -559,6 +559,13 @@ def verify_cache(path: str | Path, data_root: str | Path | None = None) -> dict:
             if not same:
                 raise CacheError(f"cache {path}: {root / name} differs from the csv it was built from; "
                                  f"rebuild it with `ecgfast cache --data-root {root}`")
+        meta = load_metadata(root)
+        _, present = _source_records(root, meta, c.sampling_rate)
+        now, then = set(meta.ecg_ids[present].tolist()), set(src.ecg_id.tolist())
+        if now != then:
+            raise CacheError(f"cache {path}: the records present in {root} changed since the build "
+                             f"({len(now - then)} more, {len(then - now)} fewer); "
+                             f"rebuild it with `ecgfast cache --data-root {root}`")
         changed = _changed_records(src, root, range(len(src)), full=True)
         if changed:
             raise CacheError(f"cache {path}: {len(changed)} of {len(src)} source record(s) differ from {root} "

@@ -378,3 +378,16 @@ def test_info_reports_skips_and_refuses_a_corrupted_cache(mini_root, tmp_path, c
         del h5.attrs["leads"]
     assert info_main([str(path)]) == 1
     assert "error: cache" in capsys.readouterr().err
+
+
+def test_verify_notices_records_that_appeared(mini_root, tmp_path):
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    for ext in (".hea", ".dat"):
+        shutil.move(_rec(mini_root, 12).with_suffix(ext), hidden / f"x{ext}")
+    path = _build(mini_root, tmp_path, skip_missing=True)
+    assert verify_cache(path, mini_root)["source_records"] == 19
+    for ext in (".hea", ".dat"):
+        shutil.move(hidden / f"x{ext}", _rec(mini_root, 12).with_suffix(ext))
+    with pytest.raises(CacheError, match=r"records present in .* changed since the build \(1 more, 0 fewer\)"):
+        verify_cache(path, mini_root)
