@@ -82,7 +82,7 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-benchmark>=4"],
+        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6"],
     },
     entry_points={"console_scripts": ["ecgfast=ecgfast.cli:main"]},
     options={"bdist_wheel": {"py_limited_api": "cp39"}},
