@@ -109,10 +109,13 @@ def test_resume_refuses_another_dataset(synthetic_cache_path, tmp_path, capsys):
     assert simclr_main(["--cache", str(synthetic_cache_path), "--out", str(out), *TINY]) == 0
     other = tmp_path / "other.h5"
     other.write_bytes(synthetic_cache_path.read_bytes())
+    from ecgfast.data.cache import canonical_json, fingerprint_digest
+
     with h5py.File(other, "a") as h5:  # the same records claimed to come from other csvs
         fp = json.loads(h5.attrs["fingerprint"])
         fp["database_sha256"] = "0" * 64
-        h5.attrs["fingerprint"] = json.dumps(fp)
+        h5.attrs["fingerprint"] = canonical_json(fp)
+        h5.attrs["fingerprint_sha256"] = fingerprint_digest(fp)
     assert simclr_main(["--cache", str(other), "--out", str(out), "--resume", *TINY]) == 1
     assert "trained on other data" in capsys.readouterr().err
 
