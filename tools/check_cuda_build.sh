@@ -46,4 +46,4 @@ echo "check-cuda-build: building with $("$CUDA_HOME/bin/nvcc" --version | tail -
   { echo "check-cuda-build: build failed"; exit 1; }
 cp tests/build/test_cuda_kernels_registered.py "$work/run/"
 cd "$work/run"  # outside the tree: `import ecgfast` is the installed build
-"$py" -m pytest -q -p no:cacheprovider test_cuda_kernels_registered.py
+ECGFAST_EXPECT_CUDA_KERNELS=1 "$py" -m pytest -q -p no:cacheprovider test_cuda_kernels_registered.py
