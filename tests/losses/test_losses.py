@@ -221,3 +221,21 @@ def test_ema_update_equals_the_formula():
         assert torch.allclose(a, b, atol=1e-6)
     with pytest.raises(ValueError, match="tau must be in"):
         ema_update_(t, o, 0.0)
+
+
+def test_ntxent_loss_gather_distributed_in_a_one_process_group(tmp_path):
+    """The gathered path end to end (all_gather with gradient, offset from the rank) in a gloo group
+    of one: it must equal the plain loss and gradients."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(5)
+        z1, z2 = torch.randn(20, 16, requires_grad=True), torch.randn(20, 16, requires_grad=True)
+        loss = NTXentLoss(0.1, gather_distributed=True)(z1, z2)
+        ref = nt_xent_reference(z1, z2, 0.1)
+        assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+        for a, b in zip(torch.autograd.grad(loss, (z1, z2)), torch.autograd.grad(ref, (z1, z2))):
+            assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+    finally:
+        dist.destroy_process_group()
