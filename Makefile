@@ -14,6 +14,10 @@ install:
 	$(PYTHON) -c "import torch, sys; sys.exit(torch.version.cuda is None)" 2>/dev/null || \
 	  $(PYTHON) -m pip install "torch==$(TORCH_VERSION)"
 	$(PYTHON) -m pip install --no-build-isolation -e ".[test]"
+	@# pip hides setup.py's output: repeat its note when a CUDA torch got a CPU-only build.
+	@$(PYTHON) -c "import torch, ecgfast._C; has = torch._C._dispatch_has_kernel_for_dispatch_key('ecgfast::augment_views', 'CUDA'); \
+	  print('ecgfast: torch has CUDA but no CUDA toolkit was found: CPU kernels only; for the CUDA ones: CUDA_HOME=/usr/local/cuda make install') \
+	  if torch.version.cuda and not has else None" || true
 
 demo: install
 	$(PYTHON) -m ecgfast demo --out $(DEMO_OUT)
