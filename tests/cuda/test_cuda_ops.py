@@ -225,7 +225,7 @@ def _pair(n, d, dtype, seed):
 
 
 def _loss_and_grads(fn, tensors, device):
-    leaves = [t.to(device).requires_grad_() for t in tensors]
+    leaves = [t.detach().to(device, copy=True).requires_grad_() for t in tensors]  # fresh leaves per device
     loss = fn(*leaves)
     return loss.detach().cpu(), [g.cpu() for g in torch.autograd.grad(loss, leaves)]
 
