@@ -251,15 +251,15 @@ def test_nt_xent_single_cpu_equals_cuda(dtype, rtol, n):
 @pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
 def test_nt_xent_distributed_cpu_equals_cuda_and_sums_to_global(dtype, rtol):
     z1, z2 = _pair(300, 64, dtype, seed=11)
-    sizes, tau = [100, 150, 50], 0.1
+    sizes, tau = [100, 150, 50], 0.1  # unequal shares: each loss weighted by n_k / N (1/K when equal)
 
-    def split(a, b):  # the ranks' losses, averaged; a and b serve as rows and columns
+    def split(a, b):  # the ranks' losses weighted by their share of rows; a and b are rows and columns
         total, offset = 0, 0
         for n in sizes:
-            total = total + nt_xent(a[offset:offset + n], b[offset:offset + n], tau, z1_all=a, z2_all=b,
-                                    offset=offset)
+            total = total + n / a.shape[0] * nt_xent(a[offset:offset + n], b[offset:offset + n], tau,
+                                                     z1_all=a, z2_all=b, offset=offset)
             offset += n
-        return total / len(sizes)
+        return total
 
     loss_c, grads_c = _loss_and_grads(split, (z1, z2), "cpu")
     loss_g, grads_g = _loss_and_grads(split, (z1, z2), CUDA)
