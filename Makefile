@@ -1,25 +1,33 @@
 # The two set-up commands of the README:
 #   make demo   install everything, then run the whole job on a synthetic PTB-XL
-#   make test   install everything, then run every test (CUDA compile check, C++, Python) and a
+#   make test   install everything, then run every test (CUDA build check, C++, Python) and a
 #               benchmark smoke run (python -m benchmarks --quick: proves the suite runs, asserts no timing)
 PYTHON ?= python
 DEMO_OUT ?= runs/demo
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install demo test test-python test-cpp check-cuda bench bench-quick clean
+.PHONY: install demo test test-python test-cpp check-cuda-build bench bench-quick clean
 
 install:
 	$(PYTHON) -m pip install --upgrade "setuptools>=64" wheel ninja pybind11
-	$(PYTHON) -m pip install "torch==$(TORCH_VERSION)"
+	@# A torch with CUDA (a GPU machine) is kept; otherwise the CPU torch the project is tested with.
+	$(PYTHON) -c "import torch, sys; sys.exit(torch.version.cuda is None)" 2>/dev/null || \
+	  $(PYTHON) -m pip install "torch==$(TORCH_VERSION)"
 	$(PYTHON) -m pip install --no-build-isolation -e ".[test]"
+	@# pip hides setup.py's output: repeat its note when a CUDA torch got a CPU-only build.
+	@$(PYTHON) -c "import torch, ecgfast._C; has = torch._C._dispatch_has_kernel_for_dispatch_key('ecgfast::augment_views', 'CUDA'); \
+	  print('ecgfast: torch has CUDA but no CUDA toolkit was found: CPU kernels only; for the CUDA ones: CUDA_HOME=/usr/local/cuda make install') \
+	  if torch.version.cuda and not has else None" || true
 
 demo: install
 	$(PYTHON) -m ecgfast demo --out $(DEMO_OUT)
 
-test: install check-cuda test-cpp test-python bench-quick
+test: install check-cuda-build test-cpp test-python bench-quick
 
-check-cuda:
-	bash tools/check_cuda.sh
+# The CUDA kernels built with nvcc against a CUDA torch in .venv-cuda (from a copy
+# of the tree), then checked registered; see tools/check_cuda_build.sh.
+check-cuda-build:
+	bash tools/check_cuda_build.sh
 
 test-cpp:
 	cmake -S . -B build-cmake \

@@ -4,14 +4,18 @@
     pip install --no-build-isolation -e .
 
 Sources are found by layout, so adding an op needs no edit here:
-``csrc/**/*.cpp`` outside ``cuda/`` folders form the CPU extension; the
-``cuda/`` folders (plain-CUDA ``.cu`` kernels and their ``*_cuda.cpp`` torch
-bindings) are added only when the installed torch has CUDA.
+``csrc/**/*.cpp`` form the CPU extension; the CUDA kernels (``csrc/**/cuda/*.cu``,
+each registering itself for the CUDA dispatch key) are added when the
+installed torch has CUDA and a CUDA toolkit (nvcc) is found. Without a
+toolkit the CPU extension is built and a message says how to get the CUDA one
+(``CUDA_HOME=/usr/local/cuda pip install --no-build-isolation -e .``).
 Set ``ECGFAST_NO_EXTENSION=1`` to install the pure-Python package
-(the Numba / torch fallbacks then serve every op).
+(the Numba / torch fallbacks then serve every op), ``ECGFAST_NO_CUDA=1`` to
+build the CPU extension only.
 """
 import glob
 import os
+import sys
 
 from setuptools import find_packages, setup
 
@@ -21,9 +25,35 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def _sources():
     cpp = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
     cu = sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
-    cpu = [s for s in cpp if f"{os.sep}cuda{os.sep}" not in s]
-    cuda = [s for s in cpp if f"{os.sep}cuda{os.sep}" in s] + cu
-    return cpu, cuda
+    return cpp, cu
+
+
+def _nvidia_wheel_includes(cuda_version):
+    """Headers (cusparse.h, cublas_v2.h, ...) of the nvidia-* wheels torch depends on.
+
+    CUDA 13 wheels put them under nvidia/cu13/include, older ones under nvidia/<lib>/include.
+    ATen/cuda/CUDAContext.h needs them when the toolkit itself lacks those libraries.
+    """
+    try:
+        import nvidia
+    except ImportError:
+        return []
+    major = cuda_version.split(".")[0]
+    dirs = []
+    for root in nvidia.__path__:
+        merged = os.path.join(root, f"cu{major}", "include")
+        dirs += [merged] if os.path.isdir(merged) else sorted(glob.glob(os.path.join(root, "*", "include")))
+    return list(dict.fromkeys(dirs))
+
+
+def _cuda_toolkit():
+    """CUDA_HOME when its nvcc exists, else None."""
+    from torch.utils import cpp_extension
+
+    home = cpp_extension.CUDA_HOME
+    if home and os.path.exists(os.path.join(home, "bin", "nvcc")):
+        return home
+    return None
 
 
 def _extensions():
@@ -45,10 +75,17 @@ def _extensions():
         py_limited_api=True,
     )
     use_cuda = torch.version.cuda is not None and os.environ.get("ECGFAST_NO_CUDA") != "1"
+    if use_cuda and _cuda_toolkit() is None:
+        print(f"ecgfast: torch {torch.__version__} has CUDA {torch.version.cuda} but no CUDA toolkit (nvcc) was "
+              "found, so only the CPU extension is built. For the CUDA kernels install a CUDA toolkit of the same "
+              "major version and rebuild with CUDA_HOME pointing at it, e.g.\n"
+              "    CUDA_HOME=/usr/local/cuda pip install --no-build-isolation -e .", file=sys.stderr)
+        use_cuda = False
     if use_cuda:
         kwargs["sources"] = cpu + cuda
-        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "-DECGFAST_WITH_CUDA"]
-        kwargs["extra_compile_args"]["cxx"].append("-DECGFAST_WITH_CUDA")
+        # -isystem: searched after the toolkit's -I, so the wheels only add what the toolkit lacks.
+        wheels = [f for d in _nvidia_wheel_includes(torch.version.cuda) for f in ("-isystem", d)]
+        kwargs["extra_compile_args"]["nvcc"] = (["-O0", "-g"] if debug else ["-O3"]) + wheels
         ext = CUDAExtension(**kwargs)
     else:
         ext = CppExtension(**kwargs)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.harness import Case
+from benchmarks.harness import Case, peak_extra_mb
 from benchmarks.plain_augment import PerSampleAugment
 
 
-def cases(quick: bool) -> list[Case]:
+def cases(quick: bool, device: str = "cpu") -> list[Case]:
+    if device != "cpu":
+        return device_cases(quick, device)
     from ecgfast._extension import EXTENSION_AVAILABLE
     from ecgfast.augment import AugmentPipeline
 
@@ -36,3 +38,36 @@ def cases(quick: bool) -> list[Case]:
         out.append(Case("augment", f"C++ op ({torch.get_num_threads()} threads)", pipeline("cpp"), B, "samples",
                         baseline=plain, bytes_moved=bytes_moved, repeat=20, warmup=2))
     return out
+
+
+def device_cases(quick: bool, device: str) -> list[Case]:
+    """On one device (a GPU): the torch reference pipeline vs the fused op, the latter both as a whole
+    pipeline step (parameters drawn on the host, copied from pinned memory) and as the kernel alone."""
+    from ecgfast._extension import EXTENSION_AVAILABLE
+    from ecgfast.augment import AugmentPipeline
+
+    dev_type = torch.device(device).type
+    if not (EXTENSION_AVAILABLE and torch._C._dispatch_has_kernel_for_dispatch_key(
+            "ecgfast::augment_views", dev_type.upper())):
+        raise RuntimeError(f"ecgfast._C has no {dev_type} kernel for augment_views: rebuild it with the CUDA "
+                           "toolkit (CUDA_HOME=/usr/local/cuda pip install --no-build-isolation -e .)")
+    B, T = (256 if quick else 2048), 1000
+    x = (torch.randn(B, 12, T) * 0.5).to(device)
+    bytes_moved = B * 12 * T * 4 * 3  # read the input, write two views
+    reference = AugmentPipeline(100, seed=0, backend="torch")
+    fused = AugmentPipeline(100, seed=0, backend="cpp")
+    params = fused.draw(B, T, step=0).to(device)
+
+    def case(name, fn, **kw):
+        fn()  # compile/initialise before the memory probe
+        peak = peak_extra_mb(fn, device)
+        extra = {} if peak is None else {"peak_MB": peak}
+        return Case("augment", name, fn, B, "samples", bytes_moved=bytes_moved, device=device, extra=extra, **kw)
+
+    plain = f"torch reference ({dev_type})"
+    return [
+        case(plain, lambda: reference(x), repeat=5),
+        case(f"fused op, pipeline step ({dev_type})", lambda: fused(x), baseline=plain, repeat=20, warmup=3),
+        case(f"fused op, kernel only ({dev_type})", lambda: torch.ops.ecgfast.augment_views(x, params, 100.0),
+             baseline=plain, repeat=20, warmup=3),
+    ]

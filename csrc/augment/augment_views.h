@@ -2,12 +2,17 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <limits>
+
 #include "augment/augment_lead.h"
 
 namespace ecgfast {
 
 // Shared argument checks of every augment_views kernel.
 inline void check_augment_views_args(const at::Tensor& x, const at::Tensor& params, double fs) {
+  // First: a kernel must never read a tensor of another device.
+  TORCH_CHECK(x.device() == params.device(), "augment_views: all tensors must be on one device, got x on ",
+              x.device(), " and params on ", params.device());
   TORCH_CHECK(x.dim() == 3, "augment_views: x must be (batch, leads, time), got ", x.dim(), " dims");
   TORCH_CHECK(x.scalar_type() == at::kFloat, "augment_views: x must be float32, got ", x.scalar_type());
   TORCH_CHECK(params.scalar_type() == at::kDouble, "augment_views: params must be float64");
@@ -19,7 +24,9 @@ inline void check_augment_views_args(const at::Tensor& x, const at::Tensor& para
   TORCH_CHECK(x.size(2) > 2 * augment::kBandpassPad,
               "augment_views: signal length ", x.size(2), " is too short for the band-pass filter (needs > ",
               2 * augment::kBandpassPad, ")");
-  TORCH_CHECK(x.device() == params.device(), "augment_views: x and params must be on one device");
+  // The per-lead code indexes time with int.
+  TORCH_CHECK(x.size(2) <= std::numeric_limits<int>::max(), "augment_views: signal length ", x.size(2),
+              " is too long");
 }
 
 }  // namespace ecgfast

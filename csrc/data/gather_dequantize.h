@@ -7,6 +7,11 @@ namespace ecgfast {
 // Shared argument checks of every gather_dequantize kernel.
 inline void check_gather_dequantize_args(const at::Tensor& raw, const at::Tensor& index,
                                          const at::Tensor& gain, const at::Tensor& baseline) {
+  // First: a kernel must never read a tensor of another device.
+  TORCH_CHECK(raw.device() == index.device() && raw.device() == gain.device() &&
+                  raw.device() == baseline.device(),
+              "gather_dequantize: all tensors must be on one device, got raw on ", raw.device(), ", index on ",
+              index.device(), ", gain on ", gain.device(), " and baseline on ", baseline.device());
   TORCH_CHECK(raw.dim() == 3, "gather_dequantize: raw must be (N, C, T), got ", raw.dim(), " dims");
   TORCH_CHECK(raw.scalar_type() == at::kShort, "gather_dequantize: raw must be int16, got ",
               raw.scalar_type());
@@ -17,9 +22,6 @@ inline void check_gather_dequantize_args(const at::Tensor& raw, const at::Tensor
               "gather_dequantize: gain must be float32 of shape (", C, ",)");
   TORCH_CHECK(baseline.dim() == 1 && baseline.size(0) == C && baseline.scalar_type() == at::kFloat,
               "gather_dequantize: baseline must be float32 of shape (", C, ",)");
-  TORCH_CHECK(raw.device() == index.device() && raw.device() == gain.device() &&
-                  raw.device() == baseline.device(),
-              "gather_dequantize: all tensors must be on one device");
 }
 
 }  // namespace ecgfast

@@ -27,7 +27,7 @@ CONFIGS = ("full",) + tuple("no-" + a.replace("_", "-") for a in AUGMENTATIONS)
 DEFAULT_RATES = {"frequency_warp": 0.5, "bandpass": 0.3, "mixup": 0.4, "cutmix": 0.25,
                  "motion_artifact": 0.2, "channel_noise": 0.6, "temporal_dropout": 0.3}
 
-# Column layout of the parameter tensor; mirrored in csrc/augment/augment_params.h and _numba.py.
+# Column layout of the parameter tensor; mirrored in csrc/augment/augment_lead.h and _numba.py.
 COLUMNS = (
     "warp_on", "warp_r",
     "bp_on", "hp_b0", "hp_b1", "hp_b2", "hp_a1", "hp_a2", "lp_b0", "lp_b1", "lp_b2", "lp_a1", "lp_a2",

@@ -81,7 +81,10 @@ class AugmentPipeline:
             raise ValueError("empty batch")
         # One reduction instead of an elementwise mask: any NaN or Inf makes the sum non-finite
         # (finite values would overflow it only at |x| ~ 1e31 mV).
-        if not torch.isfinite(x.sum()):
+        finite = torch.isfinite(x.sum())
+        if x.is_cuda:  # reading the flag on the host would wait for the device: assert on the device
+            torch._assert_async(finite, "AugmentPipeline: input contains NaN or Inf")
+        elif not finite:
             raise ValueError("input contains NaN or Inf")
         return x.float().contiguous()
 
@@ -94,7 +97,14 @@ class AugmentPipeline:
         x = self._check_input(x)
         if step is None:
             step, self.step = self.step, self.step + 1
-        params = self.draw(x.shape[0], x.shape[2], step, sample_ids).to(x.device)
+        params = self.draw(x.shape[0], x.shape[2], step, sample_ids)
+        if x.is_cuda:
+            # From pageable memory the copy would block the host until the stream drains; from
+            # pinned memory it is queued on the stream (the caching host allocator keeps the
+            # buffer alive until the copy is done), so a training step needs no host sync.
+            params = params.pin_memory().to(x.device, non_blocking=True)
+        else:
+            params = params.to(x.device)
         if self.backend == "torch":
             views = reference_views(x, params, self.sampling_rate)
         else:

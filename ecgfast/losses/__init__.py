@@ -17,15 +17,30 @@ class NTXentLoss(nn.Module):
 
     where the positive of row i < N is N + i and of N + i is i. Computed by the
     fused, tiled ``ecgfast::nt_xent`` op: memory grows linearly with N.
+
+    ``gather_distributed=True`` (as lightly's ``NTXentLoss``): in an initialised
+    process group each rank scores its own rows against all ranks' projections
+    (gathered with gradient), so the negatives are the global batch's and, with
+    DDP averaging, the gradients are those of one process on the global batch.
+    Every rank must pass the same batch size.
     """
 
-    def __init__(self, temperature: float = 0.07):
+    def __init__(self, temperature: float = 0.07, gather_distributed: bool = False):
         super().__init__()
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
+        self.gather_distributed = gather_distributed
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        if self.gather_distributed and dist.is_available() and dist.is_initialized():
+            from torch.distributed.nn.functional import all_gather
+
+            z1_all, z2_all = torch.cat(all_gather(z1)), torch.cat(all_gather(z2))
+            return nt_xent(z1, z2, self.temperature, z1_all=z1_all, z2_all=z2_all,
+                           offset=dist.get_rank() * z1.shape[0])
         return nt_xent(z1, z2, self.temperature)
 
 

@@ -5,12 +5,12 @@ import torch
 
 from ecgfast._extension import EXTENSION_AVAILABLE
 from ecgfast.losses import BYOLLoss, NTXentLoss, byol_loss, ema_update_, nt_xent
-from ecgfast.losses._ops import _NTXentTiled
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
 
 needs_ext = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
+# Without the extension nt_xent is the reference formula: test that path as such.
 IMPLS = [pytest.param(nt_xent, id="op", marks=needs_ext),
-         pytest.param(lambda a, b, t: _NTXentTiled.apply(a, b, t), id="torch-fallback")]
+         pytest.param(nt_xent_reference, id="reference-fallback")]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -55,7 +55,7 @@ def test_nt_xent_memory_is_linear_in_n():
         loss, h, lse = torch.ops.ecgfast.nt_xent(z1, z2, 0.07)
         assert h.shape == (2 * n, 128) and lse.shape == (2 * n,)
         saved = loss.grad_fn  # the autograd node saves (z1, z2, h, lse): no (2N)^2 tensor
-        sizes = [t.numel() for t in _saved_tensors(saved)]
+        sizes = [t.numel() for t in _saved_tensors(saved) if t is not None]  # z1_all, z2_all: None
         assert max(sizes) <= 2 * n * 128
 
 
@@ -78,6 +78,101 @@ def test_nt_xent_bad_arguments():
         NTXentLoss(temperature=0)
     with pytest.raises(ValueError, match="one shape"):
         nt_xent(torch.randn(4, 8), torch.randn(5, 8))
+    z, z_all = torch.randn(4, 8), torch.randn(12, 8)
+    with pytest.raises(ValueError, match="both z1_all and z2_all"):
+        nt_xent(z, z, z1_all=z_all)
+    with pytest.raises(ValueError, match="not inside"):
+        nt_xent(z, z, z1_all=z_all, z2_all=z_all, offset=9)
+    with pytest.raises(ValueError, match="offset"):
+        nt_xent(z, z, offset=1)
+    with pytest.raises(ValueError, match=r"\(N, 8\)"):
+        nt_xent(z, z, z1_all=z_all[:, :4], z2_all=z_all[:, :4])
+
+
+@needs_ext
+def test_nt_xent_op_checks_its_arguments():
+    """The op itself (called directly) rejects what the wrapper rejects."""
+    z, z_all = torch.randn(4, 8), torch.randn(12, 8)
+    with pytest.raises(RuntimeError, match="not inside"):
+        torch.ops.ecgfast.nt_xent(z, z, 0.1, z_all, z_all, 10)
+    with pytest.raises(RuntimeError, match="offset"):
+        torch.ops.ecgfast.nt_xent(z, z, 0.1, None, None, 2)
+    with pytest.raises(RuntimeError, match="dtype"):
+        torch.ops.ecgfast.nt_xent(z, z, 0.1, z_all.double(), z_all.double(), 0)
+
+
+def _distributed_split(impl, z1, z2, sizes, tau):
+    """(1/K) sum over K chunks of the distributed-form loss, the full tensors as the columns."""
+    total, offset = 0, 0
+    for n in sizes:
+        total = total + impl(z1[offset:offset + n], z2[offset:offset + n], tau, z1_all=z1, z2_all=z2,
+                             offset=offset)
+        offset += n
+    return total / len(sizes)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("sizes", [[150, 150], [100, 100, 100], [300], [1, 1, 1, 1]],
+                         ids=["2-ranks", "3-ranks", "1-rank", "4-ranks-of-1"])
+def test_nt_xent_distributed_form_sums_to_the_global_loss_and_gradients(impl, sizes):
+    """Each rank scores its rows against all columns; the mean over ranks is the global
+    loss and the summed row + column gradients are the global gradients (what DDP with
+    all_gather's summing backward computes)."""
+    torch.manual_seed(len(sizes))
+    n = sum(sizes)
+    z1 = torch.randn(n, 64, dtype=torch.float64, requires_grad=True)
+    z2 = torch.randn(n, 64, dtype=torch.float64, requires_grad=True)
+    tau = 0.1
+    ref = nt_xent_reference(z1, z2, tau)
+    split = _distributed_split(impl, z1, z2, sizes, tau)
+    assert split.item() == pytest.approx(ref.item(), rel=1e-10)
+    g_ref = torch.autograd.grad(ref, (z1, z2))
+    g = torch.autograd.grad(split, (z1, z2))  # autograd adds the row and the column paths
+    for a, b in zip(g, g_ref):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+
+
+@needs_ext
+def test_nt_xent_distributed_rows_and_columns_get_their_own_gradients_float32():
+    """Rows and columns as separate leaves (as with all_gather): scaled 1/K and summed, they match."""
+    torch.manual_seed(3)
+    K, n, D, tau = 3, 100, 32, 0.07  # 2n = 200 rows per rank against 600 columns: tiles of 256
+    z1, z2 = torch.randn(K * n, D), torch.randn(K * n, D)
+    g1, g2 = torch.zeros_like(z1), torch.zeros_like(z2)
+    losses = []
+    for k in range(K):
+        rows = [z1[k * n:(k + 1) * n].clone().requires_grad_(), z2[k * n:(k + 1) * n].clone().requires_grad_()]
+        cols = [z1.clone().requires_grad_(), z2.clone().requires_grad_()]
+        loss = nt_xent(*rows, tau, z1_all=cols[0], z2_all=cols[1], offset=k * n)
+        d = torch.autograd.grad(loss, rows + cols)
+        g1[k * n:(k + 1) * n] += d[0] / K
+        g2[k * n:(k + 1) * n] += d[1] / K
+        g1 += d[2] / K
+        g2 += d[3] / K
+        losses.append(loss)
+    a, b = z1.clone().requires_grad_(), z2.clone().requires_grad_()
+    ref = nt_xent_reference(a, b, tau)
+    assert (sum(losses) / K).item() == pytest.approx(ref.item(), rel=1e-5)
+    for got, want in zip((g1, g2), torch.autograd.grad(ref, (a, b))):
+        assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_nt_xent_distributed_gradcheck_float64(impl):
+    torch.manual_seed(4)
+    z1, z2 = (torch.randn(3, 5, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    a1, a2 = (torch.randn(7, 5, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    assert torch.autograd.gradcheck(lambda *t: impl(t[0], t[1], 0.5, z1_all=t[2], z2_all=t[3], offset=2),
+                                    (z1, z2, a1, a2))
+
+
+@needs_ext
+def test_nt_xent_distributed_opcheck_and_memory():
+    z1, z2 = torch.randn(4, 16, requires_grad=True), torch.randn(4, 16, requires_grad=True)
+    a1, a2 = torch.randn(12, 16, requires_grad=True), torch.randn(12, 16, requires_grad=True)
+    torch.library.opcheck(torch.ops.ecgfast.nt_xent.default, (z1, z2, 0.1, a1, a2, 4))
+    loss, h, lse = torch.ops.ecgfast.nt_xent(z1, z2, 0.1, a1, a2, 4)
+    assert h.shape == (24, 16) and lse.shape == (8,)  # what backward keeps: O((n + N) D)
 
 
 @needs_ext
@@ -126,3 +221,21 @@ def test_ema_update_equals_the_formula():
         assert torch.allclose(a, b, atol=1e-6)
     with pytest.raises(ValueError, match="tau must be in"):
         ema_update_(t, o, 0.0)
+
+
+def test_ntxent_loss_gather_distributed_in_a_one_process_group(tmp_path):
+    """The gathered path end to end (all_gather with gradient, offset from the rank) in a gloo group
+    of one: it must equal the plain loss and gradients."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(5)
+        z1, z2 = torch.randn(20, 16, requires_grad=True), torch.randn(20, 16, requires_grad=True)
+        loss = NTXentLoss(0.1, gather_distributed=True)(z1, z2)
+        ref = nt_xent_reference(z1, z2, 0.1)
+        assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+        for a, b in zip(torch.autograd.grad(loss, (z1, z2)), torch.autograd.grad(ref, (z1, z2))):
+            assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+    finally:
+        dist.destroy_process_group()

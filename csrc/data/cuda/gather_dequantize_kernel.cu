@@ -1,37 +1,58 @@
-// Plain CUDA (no torch headers): compiled by nvcc on any machine, bound to the
-// dispatcher by gather_dequantize_cuda.cpp when torch itself has CUDA.
-#include <cuda_runtime.h>
-#include <cstdint>
+// CUDA kernel of ecgfast::gather_dequantize: a grid-stride loop over the
+// output, so reads of one (record, lead) row stay coalesced.
+#include <ATen/core/Tensor.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/macros/Macros.h>
+#include <torch/library.h>
 
+#include <algorithm>
+
+#include "data/gather_dequantize.h"
+
+namespace ecgfast {
 namespace {
 
-__global__ void gather_dequantize_kernel(const int16_t* __restrict__ raw,
-                                         const int64_t* __restrict__ index,
-                                         const float* __restrict__ gain,
-                                         const float* __restrict__ baseline,
-                                         float* __restrict__ out, int64_t B, int64_t C,
-                                         int64_t T) {
+__global__ void gather_dequantize_kernel(const int16_t* __restrict__ raw, const int64_t* __restrict__ index,
+                                         const float* __restrict__ gain, const float* __restrict__ baseline,
+                                         float* __restrict__ out, int64_t N, int64_t B, int64_t C, int64_t T) {
   const int64_t total = B * C * T;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
-       i += (int64_t)blockDim.x * gridDim.x) {
-    const int64_t t = i % T;
-    const int64_t c = (i / T) % C;
-    const int64_t b = i / (T * C);
-    const int16_t v = raw[(index[b] * C + c) * T + t];
-    out[i] = (static_cast<float>(v) - baseline[c]) / gain[c];
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t t = i % T, c = (i / T) % C, b = i / (T * C);
+    const int64_t r = index[b];
+    // Device-side assert: checking the index on the host would need a sync.
+    CUDA_KERNEL_ASSERT(r >= 0 && r < N && "gather_dequantize: index out of range");
+    // Divide (not multiply by 1/gain): bit-identical to the CPU kernel.
+    out[i] = (static_cast<float>(raw[(r * C + c) * T + t]) - baseline[c]) / gain[c];
   }
+}
+
+at::Tensor gather_dequantize_cuda(const at::Tensor& raw, const at::Tensor& index, const at::Tensor& gain,
+                                  const at::Tensor& baseline) {
+  check_gather_dequantize_args(raw, index, gain, baseline);
+  const c10::cuda::CUDAGuard guard(raw.device());
+  const auto raw_c = raw.contiguous();
+  const auto idx_c = index.contiguous();
+  const auto gain_c = gain.contiguous();
+  const auto base_c = baseline.contiguous();
+  const int64_t N = raw.size(0), C = raw.size(1), T = raw.size(2), B = index.size(0);
+  auto out = at::empty({B, C, T}, raw.options().dtype(at::kFloat));
+  const int64_t total = B * C * T;
+  if (total == 0) return out;
+  constexpr int threads = 256;
+  const int64_t blocks = std::min<int64_t>((total + threads - 1) / threads, 65535);  // grid-stride covers the rest
+  gather_dequantize_kernel<<<static_cast<unsigned>(blocks), threads, 0, at::cuda::getCurrentCUDAStream()>>>(
+      raw_c.data_ptr<int16_t>(), idx_c.data_ptr<int64_t>(), gain_c.data_ptr<float>(), base_c.data_ptr<float>(),
+      out.data_ptr<float>(), N, B, C, T);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
 }
 
 }  // namespace
 
-extern "C" cudaError_t ecgfast_gather_dequantize_cuda(const int16_t* raw, const int64_t* index,
-                                                       const float* gain, const float* baseline,
-                                                       float* out, int64_t B, int64_t C, int64_t T,
-                                                       cudaStream_t stream) {
-  const int64_t total = B * C * T;
-  if (total == 0) return cudaSuccess;
-  const int threads = 256;
-  const int blocks = static_cast<int>((total + threads - 1) / threads < 65535 ? (total + threads - 1) / threads : 65535);
-  gather_dequantize_kernel<<<blocks, threads, 0, stream>>>(raw, index, gain, baseline, out, B, C, T);
-  return cudaGetLastError();
-}
+TORCH_LIBRARY_IMPL(ecgfast, CUDA, m) { m.impl("gather_dequantize", &gather_dequantize_cuda); }
+
+}  // namespace ecgfast

@@ -33,10 +33,11 @@ at::Tensor byol_loss_cpu(const at::Tensor& p_in, const at::Tensor& z_in) {
 std::tuple<at::Tensor, at::Tensor> byol_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& p_in,
                                                           const at::Tensor& z_in) {
   check_byol_args(p_in, z_in);
+  check_byol_grad(grad, p_in);
   const auto p = p_in.contiguous(), z = z_in.contiguous();
   const int64_t N = p.size(0), D = p.size(1);
   auto dp = at::empty_like(p), dz = at::empty_like(z);
-  const double g = grad.item<double>() * -2.0 / N;
+  const double g = grad.item<double>() * -2.0 / N;  // a CPU tensor: no device sync
   AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "byol_loss_backward_cpu", [&] {
     const scalar_t *pp = p.data_ptr<scalar_t>(), *zp = z.data_ptr<scalar_t>();
     scalar_t *dpp = dp.data_ptr<scalar_t>(), *dzp = dz.data_ptr<scalar_t>();

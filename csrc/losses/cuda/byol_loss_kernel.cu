@@ -1,19 +1,32 @@
-// Plain CUDA BYOL loss: one warp per row reduces p.z, |p|^2, |z|^2; the
-// per-row cosines are summed on the host side of the binding (N is small).
-#include <cuda_runtime.h>
-#include <cstdint>
+// CUDA kernels of ecgfast::byol_loss and its backward: one warp per row
+// reduces p.z, |p|^2, |z|^2 in double (as the CPU kernel's byol_row).
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/mean.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
 
+#include "losses/byol_loss.h"
+
+namespace ecgfast {
 namespace {
 
-template <typename T>
-__device__ void row_stats(const T* p, const T* z, int64_t D, double* pz, double* pp, double* zz) {
+constexpr int kWarp = 32;
+
+template <typename scalar_t>
+__device__ void row_stats(const scalar_t* p, const scalar_t* z, int64_t D, double* pz, double* pp, double* zz) {
   double a = 0, b = 0, c = 0;
-  for (int64_t d = threadIdx.x; d < D; d += 32) {
-    a += static_cast<double>(p[d]) * z[d];
-    b += static_cast<double>(p[d]) * p[d];
-    c += static_cast<double>(z[d]) * z[d];
+  for (int64_t d = threadIdx.x; d < D; d += kWarp) {
+    const double pd = static_cast<double>(p[d]), zd = static_cast<double>(z[d]);
+    a += pd * zd;
+    b += pd * pd;
+    c += zd * zd;
   }
-  for (int off = 16; off > 0; off /= 2) {
+  for (int off = kWarp / 2; off > 0; off /= 2) {
     a += __shfl_down_sync(0xffffffffu, a, off);
     b += __shfl_down_sync(0xffffffffu, b, off);
     c += __shfl_down_sync(0xffffffffu, c, off);
@@ -23,51 +36,77 @@ __device__ void row_stats(const T* p, const T* z, int64_t D, double* pz, double*
   *zz = __shfl_sync(0xffffffffu, c, 0);
 }
 
-template <typename T>
-__global__ void byol_forward(const T* p, const T* z, double* cos, int64_t N, int64_t D) {
+// term[i] = 2 - 2 cos(p_i, z_i); norms clamped at 1e-12 as F.normalize does.
+template <typename scalar_t>
+__global__ void byol_forward_kernel(const scalar_t* __restrict__ p, const scalar_t* __restrict__ z,
+                                    double* __restrict__ term, int64_t D) {
   const int64_t i = blockIdx.x;
-  if (i >= N) return;
   double pz, pp, zz;
   row_stats(p + i * D, z + i * D, D, &pz, &pp, &zz);
-  if (threadIdx.x == 0) cos[i] = pz / (fmax(sqrt(pp), 1e-12) * fmax(sqrt(zz), 1e-12));
+  if (threadIdx.x == 0) term[i] = 2.0 - 2.0 * pz / (fmax(sqrt(pp), 1e-12) * fmax(sqrt(zz), 1e-12));
 }
 
-template <typename T>
-__global__ void byol_backward(const T* p, const T* z, T* dp, T* dz, double g, int64_t N, int64_t D) {
+// The upstream gradient is read on the device (grad[0]): no host sync.
+template <typename scalar_t>
+__global__ void byol_backward_kernel(const double* __restrict__ grad, const scalar_t* __restrict__ p,
+                                     const scalar_t* __restrict__ z, scalar_t* __restrict__ dp,
+                                     scalar_t* __restrict__ dz, int64_t N, int64_t D) {
   const int64_t i = blockIdx.x;
-  if (i >= N) return;
   double pz, pp, zz;
   row_stats(p + i * D, z + i * D, D, &pz, &pp, &zz);
+  const double g = grad[0] * -2.0 / static_cast<double>(N);
   const double ip = 1.0 / fmax(sqrt(pp), 1e-12), iz = 1.0 / fmax(sqrt(zz), 1e-12);
   const double c = pz * ip * iz, a = ip * iz, cp = c * ip * ip, cz = c * iz * iz;
-  for (int64_t d = threadIdx.x; d < D; d += 32) {
-    dp[i * D + d] = static_cast<T>(g * (z[i * D + d] * a - p[i * D + d] * cp));
-    dz[i * D + d] = static_cast<T>(g * (p[i * D + d] * a - z[i * D + d] * cz));
+  for (int64_t d = threadIdx.x; d < D; d += kWarp) {
+    const double pd = static_cast<double>(p[i * D + d]), zd = static_cast<double>(z[i * D + d]);
+    dp[i * D + d] = static_cast<scalar_t>(g * (zd * a - pd * cp));
+    dz[i * D + d] = static_cast<scalar_t>(g * (pd * a - zd * cz));
   }
+}
+
+void check_grid(int64_t N, const char* op) {
+  TORCH_CHECK(N <= std::numeric_limits<int32_t>::max(), op, ": too many rows for one launch (", N, ")");
+}
+
+at::Tensor byol_loss_cuda(const at::Tensor& p_in, const at::Tensor& z_in) {
+  check_byol_args(p_in, z_in);
+  const c10::cuda::CUDAGuard guard(p_in.device());
+  const auto p = p_in.contiguous(), z = z_in.contiguous();
+  const int64_t N = p.size(0), D = p.size(1);
+  check_grid(N, "byol_loss");
+  auto term = at::empty({N}, p.options().dtype(at::kDouble));
+  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "byol_loss_cuda", [&] {
+    byol_forward_kernel<scalar_t><<<static_cast<unsigned>(N), kWarp, 0, at::cuda::getCurrentCUDAStream()>>>(
+        p.data_ptr<scalar_t>(), z.data_ptr<scalar_t>(), term.data_ptr<double>(), D);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return at::mean(term).to(p.scalar_type());  // summed in double on the device, as the CPU kernel does
+}
+
+std::tuple<at::Tensor, at::Tensor> byol_loss_backward_cuda(const at::Tensor& grad, const at::Tensor& p_in,
+                                                           const at::Tensor& z_in) {
+  check_byol_args(p_in, z_in);
+  check_byol_grad(grad, p_in);
+  const c10::cuda::CUDAGuard guard(p_in.device());
+  const auto p = p_in.contiguous(), z = z_in.contiguous();
+  const auto g = grad.to(at::kDouble).contiguous();  // on the device: stays asynchronous
+  const int64_t N = p.size(0), D = p.size(1);
+  check_grid(N, "byol_loss_backward");
+  auto dp = at::empty_like(p), dz = at::empty_like(z);
+  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "byol_loss_backward_cuda", [&] {
+    byol_backward_kernel<scalar_t><<<static_cast<unsigned>(N), kWarp, 0, at::cuda::getCurrentCUDAStream()>>>(
+        g.data_ptr<double>(), p.data_ptr<scalar_t>(), z.data_ptr<scalar_t>(), dp.data_ptr<scalar_t>(),
+        dz.data_ptr<scalar_t>(), N, D);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return std::make_tuple(dp, dz);
 }
 
 }  // namespace
 
-// cos: N doubles (device). is_double selects float64, else float32.
-extern "C" cudaError_t ecgfast_byol_forward_cuda(const void* p, const void* z, double* cos, int64_t N, int64_t D,
-                                                 bool is_double, cudaStream_t stream) {
-  if (N == 0) return cudaSuccess;
-  if (is_double)
-    byol_forward<<<N, 32, 0, stream>>>(static_cast<const double*>(p), static_cast<const double*>(z), cos, N, D);
-  else
-    byol_forward<<<N, 32, 0, stream>>>(static_cast<const float*>(p), static_cast<const float*>(z), cos, N, D);
-  return cudaGetLastError();
+TORCH_LIBRARY_IMPL(ecgfast, CUDA, m) {
+  m.impl("byol_loss", &byol_loss_cuda);
+  m.impl("byol_loss_backward", &byol_loss_backward_cuda);
 }
 
-// g = upstream gradient * (-2 / N).
-extern "C" cudaError_t ecgfast_byol_backward_cuda(const void* p, const void* z, void* dp, void* dz, double g,
-                                                  int64_t N, int64_t D, bool is_double, cudaStream_t stream) {
-  if (N == 0) return cudaSuccess;
-  if (is_double)
-    byol_backward<<<N, 32, 0, stream>>>(static_cast<const double*>(p), static_cast<const double*>(z),
-                                        static_cast<double*>(dp), static_cast<double*>(dz), g, N, D);
-  else
-    byol_backward<<<N, 32, 0, stream>>>(static_cast<const float*>(p), static_cast<const float*>(z),
-                                        static_cast<float*>(dp), static_cast<float*>(dz), g, N, D);
-  return cudaGetLastError();
-}
+}  // namespace ecgfast
