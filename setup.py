@@ -83,6 +83,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-benchmark>=4"],
+        "onnx": ["onnx>=1.16", "onnxscript>=0.1"],
     },
     entry_points={"console_scripts": ["ecgfast=ecgfast.cli:main"]},
     options={"bdist_wheel": {"py_limited_api": "cp39"}},
