@@ -114,5 +114,9 @@ def run_command(prog: str, fn: Callable[[], int]) -> int:
     except OSError as exc:
         from ecgfast._fs import os_error_message
 
-        print(f"ecgfast {prog}: error: {os_error_message(exc, exc.filename or '?', 'access')}", file=sys.stderr)
+        if exc.errno is None:  # not a file-system error as such (e.g. h5py's): its own words
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        else:
+            msg = os_error_message(exc, exc.filename or "?", "access")
+        print(f"ecgfast {prog}: error: {msg}", file=sys.stderr)
     return 1

@@ -96,7 +96,7 @@ def write_embeddings(out: str | Path, ids, embeddings, attrs: dict | None = None
             for k, v in (attrs or {}).items():
                 h5.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
 
-    return [atomic_write(out, write)]
+    return [atomic_write(out, write, mode="w+b")]  # h5py reads back what it writes
 
 
 def run_embed(checkpoint, inputs, out, *, device="auto", batch_size=256, sampling_rate=None, leads=None,
