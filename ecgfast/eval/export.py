@@ -128,8 +128,11 @@ def _onnx(module, meta) -> bytes:
 
 
 def export_model(checkpoint, fmt: str, out, *, input_length: int | None = None, input_leads=None,
-                 crop: str = "first") -> Path:
-    """Export the model of ``checkpoint`` (encoder or classifier) to ``out`` in ``fmt``; returns ``out``."""
+                 crop: str = "first", return_metadata: bool = False):
+    """Export the model of ``checkpoint`` (encoder or classifier) to ``out`` in ``fmt``.
+
+    Returns ``out`` (and the metadata stored in the file, with ``return_metadata``).
+    """
     import warnings
 
     from ecgfast._fs import atomic_write
@@ -143,7 +146,8 @@ def export_model(checkpoint, fmt: str, out, *, input_length: int | None = None, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = {"torchscript": _torchscript, "exported": _exported, "onnx": _onnx}[fmt](module, meta)
-    return atomic_write(out, lambda f: f.write(data))
+    path = atomic_write(out, lambda f: f.write(data))
+    return (path, meta) if return_metadata else path
 
 
 def load_exported(path, fmt: str | None = None):
@@ -151,8 +155,12 @@ def load_exported(path, fmt: str | None = None):
     path = Path(path)
     fmt = fmt or {".pt2": "exported", ".onnx": "onnx"}.get(path.suffix, "torchscript")
     if fmt == "torchscript":
+        import warnings
+
         extra = {METADATA_KEY: ""}
-        module = torch.jit.load(str(path), _extra_files=extra, map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
+            module = torch.jit.load(str(path), _extra_files=extra, map_location="cpu")
         return module, json.loads(extra[METADATA_KEY])
     if fmt == "exported":
         extra = {METADATA_KEY: ""}
@@ -177,10 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        out = export_model(args.checkpoint, args.format, args.out, input_length=args.input_length,
-                           input_leads=args.input_leads, crop=args.crop)
-        print(f"wrote {out} ({args.format}); input float32 (B, {len(args.input_leads or [0] * 12)}, "
-              f"{args.input_length or 'trained length'}) in mV at the trained rate")
+        out, meta = export_model(args.checkpoint, args.format, args.out, input_length=args.input_length,
+                                 input_leads=args.input_leads, crop=args.crop, return_metadata=True)
+        i = meta["input"]
+        print(f"wrote {out} ({args.format}): input float32 {tuple(i['shape'])} in mV at {i['sampling_rate']} Hz, "
+              f"leads {' '.join(i['leads'])}; output {meta['output']}")
         return 0
 
     return run_command("export", body)
