@@ -22,7 +22,6 @@ and a record's representation is the mean over its windows.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,13 +299,9 @@ def _window_batches(model, source: InputSource, batch_size: int, pad: bool, ids:
     n_buf = 0
     for chunk in source.chunks(batch_size):
         x = np.asarray(chunk.signals)
-        finite = np.isfinite(x).reshape(x.shape[0], -1).all(axis=1)
-        if not finite.all():
-            rid = chunk.ids[int(np.flatnonzero(~finite)[0])]
-            raise DataError(f"{source.description}: record {rid} has NaN or infinite samples")
         where = (f"{source.description}: record {chunk.ids[0]}" if len(chunk.ids) == 1
                  else f"{source.description} (records {chunk.ids[0]} to {chunk.ids[-1]})")
-        w = pre.windows(x, chunk.sampling_rate, chunk.leads, chunk.units, pad=pad, where=where)
+        w = pre.windows(x, chunk.sampling_rate, chunk.leads, chunk.units, pad=pad, where=where, ids=chunk.ids)
         n, W = w.shape[:2]
         ids.extend(chunk.ids)
         counts.extend([W] * n)
@@ -341,11 +336,3 @@ def embed_records(model, source: InputSource, *, device="cpu", batch_size: int =
     if len(set(counts)) == 1:
         return ids, feats.view(len(ids), counts[0], -1).mean(dim=1)
     return ids, torch.stack([part.mean(dim=0) for part in torch.split(feats, counts)])
-
-
-def describe(source: InputSource) -> dict:
-    return {"input": source.description, "records": len(source)}
-
-
-def _json_ids(ids) -> str:
-    return json.dumps(list(ids))

@@ -90,7 +90,7 @@ def checkpoint_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dic
             raise CheckpointError(f"checkpoint {path}: its spec lacks {missing}")
         out = dict(spec)
     else:
-        norm = ckpt.get("normalizer", config.get("normalizer"))
+        norm = ckpt.get("normalizer") or config.get("normalizer")
         rate = config.get("sampling_rate")
         if rate is None:
             raise CheckpointError(f"checkpoint {path}: neither a spec nor config['sampling_rate']: the rate the "
@@ -242,18 +242,19 @@ class Preprocessing:
         """(x - mean) / std in float32, the very expression ``Normalizer`` applies in training."""
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
-    def _common(self, x, sampling_rate, leads, units, where) -> np.ndarray:
+    def _common(self, x, sampling_rate, leads, units, where, ids=None) -> np.ndarray:
         a = _as_batch(x, where)
-        if not np.all(np.isfinite(a)):
-            bad = np.argwhere(~np.isfinite(a))[0]
-            raise DataError(f"{where}: NaN or infinite samples (first at record {bad[0]}, channel {bad[1]}, "
-                            f"sample {bad[2]}); fill or drop them first")
         if sampling_rate is None:
             raise ConfigError(f"{where}: the sampling rate of the input is required (the model runs at "
                               f"{self.sampling_rate} Hz)")
         idx = self.lead_index(leads, a.shape[1], where)
         if idx != list(range(a.shape[1])):
-            a = a[:, idx]
+            a = a[:, idx]  # the trained leads, in the trained order (extra leads dropped)
+        if not np.all(np.isfinite(a)):
+            bad = np.argwhere(~np.isfinite(a))[0]
+            rec = f"record {ids[bad[0]]}" if ids is not None else f"record {bad[0]}"
+            raise DataError(f"{where}: NaN or infinite samples (first at {rec}, lead {self.leads[bad[1]]}, "
+                            f"sample {bad[2]}); fill or drop them first")
         a = self.to_model_units(a, units)
         return self.resample(a, sampling_rate, where)
 
@@ -280,9 +281,9 @@ class Preprocessing:
         return self.normalize(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)))
 
     def windows(self, x, sampling_rate, leads=None, units: str = "mV", *, pad: bool = False,
-                where: str = "input") -> torch.Tensor:
+                where: str = "input", ids=None) -> torch.Tensor:
         """(B, W, C, L): every window of the trained length, hop = length, the last one ending at the record's end."""
-        a = self._common(x, sampling_rate, leads, units, where)
+        a = self._common(x, sampling_rate, leads, units, where, ids)
         L, T = self.signal_length, a.shape[-1]
         if T <= L:
             a = self._fit_length(a, "first", pad, where, sampling_rate)[:, None]

@@ -21,7 +21,7 @@ def _randomise_bn(module: torch.nn.Module, gen: torch.Generator) -> None:
 
 def make_checkpoint(path: Path, kind: str = "encoder", *, seed: int = 0, per_lead: bool = False,
                     format_version: int = 2, thresholds=None, sampling_rate: int = RATE,
-                    signal_length: int = LENGTH, leads=LEADS) -> Path:
+                    signal_length: int = LENGTH, leads=LEADS, v1_in_config: bool = False) -> Path:
     """Write an ecgfast checkpoint of ``kind`` (encoder | classifier) from random-init models."""
     from ecgfast.models import ECGClassifier, ECGEncoder1DCNN
 
@@ -40,6 +40,8 @@ def make_checkpoint(path: Path, kind: str = "encoder", *, seed: int = 0, per_lea
     if format_version == 1:
         ckpt = {("classifier" if kind == "classifier" else "encoder"): model.state_dict(),
                 "config": config, "classes": list(CLASSES), "normalizer": normalizer, "versions": versions}
+        if v1_in_config:  # the variant that kept classes and normaliser inside config
+            ckpt["config"] = {**config, "classes": ckpt.pop("classes"), "normalizer": ckpt.pop("normalizer")}
     else:
         from ecgfast.train.checkpoint import checkpoint_header, preprocessing_spec
 

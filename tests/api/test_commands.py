@@ -192,7 +192,7 @@ def test_bad_input_errors(capsys, tmp_path, encoder_ckpt, classifier_ckpt, small
     bad[2, 0, 5] = np.inf
     np.save(nan, bad)
     _fails(capsys, "embed", "--checkpoint", encoder_ckpt, "--input", nan, "--sampling-rate", "100", "--out", out,
-           "--no-progress", match="record 2 has NaN or infinite samples")
+           "--no-progress", match="NaN or infinite samples (first at record 2, lead I, sample 5)")
     # a rate that cannot be resampled by a small ratio; an unknown unit; missing input; bad --out
     _fails(capsys, "embed", "--checkpoint", encoder_ckpt, "--input", arr, "--sampling-rate", "-5", "--out", out,
            "--no-progress", match="sampling rate")

@@ -71,9 +71,9 @@ def test_load_encoder_accepts_a_classifier(classifier_ckpt, ecg_batch):
     assert torch.equal(enc.embed(x), cls.embed(x))
 
 
-@pytest.mark.parametrize("kind", ["encoder", "classifier"])
-def test_format_1_checkpoints_load(tmp_path, kind, ecg_batch):
-    v1 = make_checkpoint(tmp_path / "v1.pt", kind, seed=4, format_version=1)
+@pytest.mark.parametrize("kind,in_config", [("encoder", False), ("classifier", False), ("classifier", True)])
+def test_format_1_checkpoints_load(tmp_path, kind, in_config, ecg_batch):
+    v1 = make_checkpoint(tmp_path / "v1.pt", kind, seed=4, format_version=1, v1_in_config=in_config)
     v2 = make_checkpoint(tmp_path / "v2.pt", kind, seed=4, format_version=2)
     load = load_classifier if kind == "classifier" else load_encoder
     a, b = load(v1), load(v2)
@@ -82,7 +82,7 @@ def test_format_1_checkpoints_load(tmp_path, kind, ecg_batch):
     xa, xb = a.preprocess(ecg_batch, 100), b.preprocess(ecg_batch, 100)
     assert torch.equal(xa, xb) and torch.equal(a.embed(xa), b.embed(xb))
     if kind == "classifier":
-        assert a.thresholds == [0.5] * 5 and a.meta["format_version"] == 1
+        assert a.thresholds == [0.5] * 5 and a.meta["format_version"] == 1 and a.classes == list(CLASSES)
 
 
 def test_encoder_given_to_load_classifier(encoder_ckpt):

@@ -44,6 +44,8 @@ def test_leads_matched_by_name_case_insensitively(cls, ecg_batch):
     extra = np.concatenate([ecg_batch[:, perm], ecg_batch[:, :1] * 0 + 7], axis=1)  # plus an unknown lead
     got = cls.preprocess(extra, 100, leads=names + ["X1"])
     assert torch.equal(got, cls.preprocess(ecg_batch, 100))
+    extra[:, -1] = np.nan  # a dropped lead may hold anything
+    assert torch.equal(cls.preprocess(extra, 100, leads=names + ["X1"]), got)
 
 
 def test_missing_lead_is_named(enc, ecg_batch):
@@ -110,7 +112,7 @@ def test_windows(enc, ecg_batch):
 def test_nan_and_bad_shapes(enc, ecg_batch):
     bad = ecg_batch.copy()
     bad[1, 4, 17] = np.nan
-    with pytest.raises(DataError, match=r"NaN or infinite samples \(first at record 1, channel 4, sample 17\)"):
+    with pytest.raises(DataError, match=r"NaN or infinite samples \(first at record 1, lead AVL, sample 17\)"):
         enc.preprocess(bad, 100)
     with pytest.raises(DataError, match="shape"):
         enc.preprocess(np.zeros(1000), 100)
