@@ -120,3 +120,13 @@ def run_command(prog: str, fn: Callable[[], int]) -> int:
             msg = os_error_message(exc, exc.filename or "?", "access")
         print(f"ecgfast {prog}: error: {msg}", file=sys.stderr)
     return 1
+
+
+def command_parser(prog: str, doc: str):
+    """An argparse parser for ``ecgfast PROG`` whose help shows the module doc (first line, then the rest)."""
+    import argparse
+
+    head, _, rest = doc.partition("\n\n")
+    return argparse.ArgumentParser(prog=f"ecgfast {prog}", description=head.split(": ", 1)[-1].strip(),
+                                   epilog=rest.replace("``", ""),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)

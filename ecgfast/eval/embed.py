@@ -121,12 +121,12 @@ def run_embed(checkpoint, inputs, out, *, device="auto", batch_size=256, samplin
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ecgfast embed", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from ecgfast.eval._loop import command_parser, run_command
+
+    p = command_parser("embed", __doc__)
     add_input_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="output: .h5/.hdf5, or .npy (+ <stem>.ids.csv)")
     args = p.parse_args(argv)
-    from ecgfast.eval._loop import run_command
 
     def body() -> int:
         files, n = run_embed(args.checkpoint, args.input, args.out, device=args.device, batch_size=args.batch_size,

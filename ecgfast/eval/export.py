@@ -23,7 +23,6 @@ model's ``metadata_props``).
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
@@ -170,9 +169,9 @@ def load_exported(path, fmt: str | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ecgfast.eval._loop import run_command
+    from ecgfast.eval._loop import command_parser, run_command
 
-    p = argparse.ArgumentParser(prog="ecgfast export", description=__doc__.split("\n\n")[0])
+    p = command_parser("export", __doc__)
     p.add_argument("--checkpoint", required=True, type=Path, help="encoder or classifier checkpoint")
     p.add_argument("--format", required=True, choices=FORMATS, help="torchscript, exported (torch.export) or onnx")
     p.add_argument("--out", required=True, type=Path, help="output file (.pt, .pt2, .onnx by convention)")

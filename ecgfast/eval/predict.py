@@ -12,7 +12,6 @@ refused.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
@@ -68,10 +67,10 @@ def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampl
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ecgfast.eval._loop import run_command
+    from ecgfast.eval._loop import command_parser, run_command
     from ecgfast.eval.embed import add_input_arguments
 
-    p = argparse.ArgumentParser(prog="ecgfast predict", description=__doc__.split("\n\n")[0])
+    p = command_parser("predict", __doc__)
     add_input_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="output csv: id, p_<class>..., y_<class>...")
     args = p.parse_args(argv)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import os
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
