@@ -212,8 +212,13 @@ class NpySource(InputSource):
 
 
 class CorpusSource(InputSource):
-    """A corpus opened by ``ecgfast.data.open_corpus(manifest)`` (duck-typed: len, sampling_rate, leads,
-    ``signals(indices)`` in mV, ids from ``ids``/``record_ids``/``ecg_ids``)."""
+    """A corpus opened by ``ecgfast.data.open_corpus(manifest)``.
+
+    Duck-typed: ``len``, ``sampling_rate``, ``leads``, ``signals(indices)`` in mV
+    and, for ids, ``metadata()["record_id"]`` (with ``"start"``: a record cut into
+    several windows gives ids ``record@start``) or an ``ids``/``record_ids``
+    attribute; else the row numbers. Each corpus row is embedded as one record.
+    """
 
     def __init__(self, path: Path):
         try:
@@ -222,14 +227,23 @@ class CorpusSource(InputSource):
             raise ConfigError(f"input {path}: corpus manifests need ecgfast.data.open_corpus, which this "
                               "installation lacks; pass an HDF5 cache, a PTB-XL folder, a record list or "
                               ".npy instead") from None
-        self.corpus = open_corpus(path)
-        c = self.corpus
-        ids = next((getattr(c, a) for a in ("ids", "record_ids", "ecg_ids") if hasattr(c, a)), None)
-        self.ids = [str(i) for i in (ids if ids is not None else range(len(c)))]
+        self.corpus = c = open_corpus(path)
+        self.ids = self._ids(c)
         self.rate = getattr(c, "sampling_rate")
         self.leads = list(getattr(c, "leads", None) or []) or None
         self.units = getattr(c, "units", "mV") or "mV"
         self.description = f"corpus {path}"
+
+    @staticmethod
+    def _ids(c) -> list[str]:
+        meta = c.metadata() if callable(getattr(c, "metadata", None)) else None
+        if isinstance(meta, dict) and "record_id" in meta and len(meta["record_id"]) == len(c):
+            rec = [str(r) for r in meta["record_id"]]
+            if len(set(rec)) == len(rec) or "start" not in meta:
+                return rec
+            return [f"{r}@{int(s)}" for r, s in zip(rec, meta["start"])]
+        ids = next((getattr(c, a) for a in ("ids", "record_ids") if hasattr(c, a)), None)
+        return [str(i) for i in (ids if ids is not None else range(len(c)))]
 
     def __len__(self):
         return len(self.corpus)
