@@ -82,7 +82,7 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-benchmark>=4"],
+        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6"],
         "onnx": ["onnx>=1.16", "onnxscript>=0.1"],
     },
     entry_points={"console_scripts": ["ecgfast=ecgfast.cli:main"]},

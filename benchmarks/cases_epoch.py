@@ -17,7 +17,7 @@ from benchmarks.plain_step import PlainSimCLRStep
 from benchmarks.workdir import synthetic_cache, synthetic_root
 
 
-def cases(quick: bool) -> list[Case]:
+def cases(quick: bool, device: str = "cpu") -> list[Case]:
     from ecgfast.data import ECGBatchLoader, load_metadata
 
     n = 512 if quick else 17489
@@ -27,9 +27,10 @@ def cases(quick: bool) -> list[Case]:
     paths = [str(root / f) for f in load_metadata(root).filenames(100)]
     from benchmarks.cases_train import StepTimeShare, ecgfast_step
 
-    ecg_step = ecgfast_step("simclr", "bf16")
-    plain_step = PlainSimCLRStep()
-    loader = ECGBatchLoader(cache, range(len(cache)), batch_size=B, seed=0, drop_last=True)
+    cuda = str(device).startswith("cuda")
+    ecg_step = ecgfast_step("simclr", "bf16", compiled=cuda, device=device)  # the entry points' defaults
+    plain_step = PlainSimCLRStep(device=device)
+    loader = ECGBatchLoader(cache, range(len(cache)), batch_size=B, seed=0, drop_last=True, device=device)
     steps = len(loader)
 
     def ecgfast_epoch():
@@ -37,11 +38,11 @@ def cases(quick: bool) -> list[Case]:
             ecg_step(batch.signals)
 
     plain = f"plain epoch (WFDB + per-sample aug, fp32, {n} rec)"
-    workers = min(2, os.cpu_count() or 1)
+    workers = min(2 if not cuda else 8, os.cpu_count() or 1)  # a seed-style run on a GPU box uses its cores
     return [
         Case("epoch", plain, lambda: plain_epoch(paths, plain_step, B, workers), steps * B, "samples",
              repeat=1, warmup=0),
-        Case("epoch", f"ecgfast epoch (cache + fused ops, bf16, {n} rec)", ecgfast_epoch, steps * B, "samples",
+        Case("epoch", f"ecgfast epoch (cache + fused ops, bf16{', compiled' if cuda else ''}, {n} rec)", ecgfast_epoch, steps * B, "samples",
              baseline=plain, repeat=1, warmup=0 if not quick else 1,
              extra=StepTimeShare(ecg_step.timings)),
     ]

@@ -8,16 +8,16 @@ from benchmarks.harness import Case
 from benchmarks.workdir import synthetic_cache
 
 
-def cases(quick: bool) -> list[Case]:
+def cases(quick: bool, device: str = "cpu") -> list[Case]:
     from ecgfast.data import Normalizer
     from ecgfast.eval.metrics import bootstrap_ci, classification_metrics
     from ecgfast.models import ECGClassifier
-    from ecgfast.train.classifier import predict
+    from ecgfast.eval.inference import predict
 
     n = 300 if quick else 2200
     cache = synthetic_cache(2200 if not quick else 300)
     idx = np.arange(min(n, len(cache)))
-    model = ECGClassifier().eval()
+    model = ECGClassifier().to(device).eval()
     norm = Normalizer(0.0, 0.2)
     y = cache.labels[idx]
 

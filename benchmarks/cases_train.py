@@ -9,24 +9,22 @@ from benchmarks.harness import Case
 from benchmarks.plain_step import PlainSimCLRStep
 
 
-class _Args:
-    """The flags a Pretrainer step reads, without building one from a cache."""
+def ecgfast_step(method: str, precision: str, compiled: bool = False, sampling_rate: float = 100,
+                 device: str = "cpu"):
+    """A step of ecgfast's engine (fused augmentation, fused loss) on ``device``, from public modules.
 
-    def __init__(self, precision):
-        self.precision, self.temperature = precision, 0.07
-
-
-def ecgfast_step(method: str, precision: str, compiled: bool = False, sampling_rate: float = 100):
-    """A step of ecgfast's engine (fused augmentation, fused loss), from public modules."""
+    It ends with ``loss.item()``, so on a GPU each timed step includes its own completion.
+    """
     from ecgfast.augment import AugmentPipeline
     from ecgfast.losses import nt_xent
     from ecgfast.models import BYOLModel, SimCLRModel
     from ecgfast.train.common import autocast
+    from ecgfast.train.pretrain import byol_loss_of
 
     torch.manual_seed(0)
-    model = SimCLRModel() if method == "simclr" else BYOLModel()
+    model = (SimCLRModel() if method == "simclr" else BYOLModel()).to(device)
     if compiled:
-        model.encoder = torch.compile(model.encoder)
+        model.encoder.compile()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     pipe = AugmentPipeline(sampling_rate, seed=0)
     timings = {"augment_s": 0.0, "total_s": 0.0}
@@ -35,13 +33,15 @@ def ecgfast_step(method: str, precision: str, compiled: bool = False, sampling_r
         t0 = time.perf_counter()
         v1, v2 = pipe(x)
         v1, v2 = (v1 - 0.0) / 0.2, (v2 - 0.0) / 0.2  # a fitted global normaliser is this affine map
+        if v1.is_cuda:  # the share of data + augmentation is read from synchronised times
+            torch.cuda.synchronize()
         t1 = time.perf_counter()
-        with autocast(precision):
+        with autocast(precision, v1.device):
             if method == "simclr":
                 z1, z2 = model(torch.cat([v1, v2])).float().chunk(2)
                 loss = nt_xent(z1, z2, 0.07)
             else:
-                loss = model(v1, v2)
+                loss = byol_loss_of(model, model, v1, v2)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -81,17 +81,17 @@ def bf16_agreement(x: torch.Tensor, sampling_rate: float = 100) -> dict:
             "grad_cos": torch.nn.functional.cosine_similarity(grad["bf16"], grad["fp32"], dim=0).item()}
 
 
-def cases(quick: bool) -> list[Case]:
+def cases(quick: bool, device: str = "cpu") -> list[Case]:
     B = 64 if quick else 256
-    x = torch.randn(B, 12, 1000) * 0.3
-    plain_step = PlainSimCLRStep()
+    x = (torch.randn(B, 12, 1000) * 0.3).to(device)
+    plain_step = PlainSimCLRStep(device=device)
     plain = f"plain SimCLR step fp32 (B={B})"
     out = [Case("train", plain, lambda: plain_step(x), B, "samples", repeat=3)]
     variants = [("simclr", "fp32", False), ("simclr", "bf16", False), ("byol", "bf16", False)]
-    if not quick:
+    if not quick or device != "cpu":  # compiled: the default on CUDA, measured on the CPU in full runs
         variants.insert(2, ("simclr", "bf16", True))
     for method, precision, compiled in variants:
-        step = ecgfast_step(method, precision, compiled)
+        step = ecgfast_step(method, precision, compiled, device=device)
         name = f"ecgfast {method} {precision} {'compiled' if compiled else 'eager'}"
         case = Case("train", name, (lambda s=step: s(x)), B, "samples", baseline=plain, repeat=3, warmup=2)
         out.append(case)

@@ -15,19 +15,28 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
+    from ecgfast.train.common import positive_int, unit_fraction
+
     p = argparse.ArgumentParser(prog="ecgfast demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
-    p.add_argument("--records", type=int, default=3000, help="synthetic records (default 3000)")
+    p.add_argument("--records", type=positive_int, default=3000, help="synthetic records (default 3000)")
     p.add_argument("--seeds", type=int, nargs="+", default=[42])
-    p.add_argument("--pretrain-epochs", type=int, default=25)
-    p.add_argument("--finetune-epochs", type=int, default=25)
-    p.add_argument("--label-fraction", type=float, default=0.1)
+    p.add_argument("--pretrain-epochs", type=positive_int, default=25)
+    p.add_argument("--finetune-epochs", type=positive_int, default=25)
+    p.add_argument("--label-fraction", type=unit_fraction, default=0.1)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    from ecgfast.train.common import run_command
 
+    return run_command("demo", _demo, args)
+
+
+def _demo(args) -> int:
     from ecgfast.data import ensure_cache, write_synthetic_ptbxl
     from ecgfast.data.info import summarize
-    from ecgfast import experiment
+    from ecgfast.eval import experiment
+    from ecgfast.train.config import DataConfig, RunConfig
     from ecgfast.train.checkpoint import atomic_write_text
 
     root, cache_path = args.out / "PTB-XL", args.out / "ptbxl100.h5"
@@ -45,14 +54,12 @@ def main(argv=None) -> int:
 
     print("[3/3] SimCLR pretraining, fine-tuning, supervised baseline, random-init probe, evaluation",
           flush=True)
-    exp_args = experiment.build_parser().parse_args([
-        "--data-root", str(root), "--cache", str(cache_path),
-        "--arms", "simclr", "supervised", "random-init-probe",
-        "--seeds", *map(str, args.seeds), "--label-fractions", str(args.label_fraction),
-        "--pretrain-epochs", str(args.pretrain_epochs), "--pretrain-batch-size", "128",
-        "--finetune-epochs", str(args.finetune_epochs), "--probe-epochs", "200",
-        "--out", str(args.out / "experiment"), *(["--no-progress"] if args.no_progress else [])])
-    table = experiment.run(exp_args, timings)
+    exp = experiment.ExperimentConfig(
+        data=DataConfig(data_root=root, cache=cache_path), run=RunConfig(device=args.device, progress=not args.no_progress),
+        out=args.out / "experiment", arms=("simclr", "supervised", "random-init-probe"), seeds=tuple(args.seeds),
+        label_fractions=(args.label_fraction,), pretrain_epochs=args.pretrain_epochs, pretrain_batch_size=128,
+        finetune_epochs=args.finetune_epochs, probe_epochs=200)
+    table = experiment.run(exp, timings)
     timings["total"] = time.perf_counter() - t0
     atomic_write_text(args.out / "timings.json", json.dumps(timings, indent=1))
     print("\n" + table)

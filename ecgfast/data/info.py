@@ -1,4 +1,9 @@
-"""``ecgfast info PATH``: splits and labels of a PTB-XL folder or a cache."""
+"""``ecgfast info PATH``: splits and labels of a PTB-XL folder or a cache.
+
+For a cache it also prints what was skipped at build (missing / bad records),
+its format version and the start of its fingerprint digest. Bad input (a csv,
+a corrupted or old-format cache) is one ``error:`` line and exit status 1.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgfast.data.errors import PTBXLError
+from ecgfast.errors import DataError
 
 SPLIT_FOLDS = {"train (folds 1-8)": range(1, 9), "val (fold 9)": (9,), "test (fold 10)": (10,)}
 
@@ -40,10 +45,13 @@ def main(argv: list[str] | None = None) -> int:
             from ecgfast.data.cache import open_cache
 
             with open_cache(args.path) as c:
+                fp = c.fingerprint
                 print(f"cache {args.path}: {len(c)} records at {c.sampling_rate} Hz, "
-                      f"{c.signal_length} samples, {c.fingerprint.get('skipped', 0)} skipped at build")
+                      f"{c.signal_length} samples, {fp.get('skipped', 0)} skipped at build "
+                      f"({fp.get('skipped_missing', 0)} missing, {fp.get('skipped_bad', 0)} bad); "
+                      f"format {fp.get('format_version')}, fingerprint {c.fingerprint_digest[:16]}")
                 print(summarize(c.folds, c.labels, c.classes))
-    except (PTBXLError, FileNotFoundError) as exc:
+    except (DataError, FileNotFoundError) as exc:
         print(f"ecgfast info: error: {exc}", file=sys.stderr)
         return 1
     return 0

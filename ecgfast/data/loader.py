@@ -4,6 +4,11 @@ At 100 Hz a whole split is held in memory as int16 (about 0.5 GB for all of
 PTB-XL) and each batch is one ``gather_dequantize`` call; at 500 Hz each batch
 is read from the HDF5 file as one chunked read. No per-sample Python runs on
 the hot path either way.
+
+With ``device=cuda``, a split that fits (at most half the free GPU memory) is
+held in GPU memory and each batch is one CUDA gather, with the epoch's order
+copied to the GPU once; otherwise batches are made on the host, pinned, and
+copied ``non_blocking`` on a side stream while the previous step runs.
 """
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ import numpy as np
 import torch
 
 from ecgfast.data._ops import gather_dequantize
-from ecgfast.data.cache import ECGCache
+from ecgfast.data.cache import SPLITS, ECGCache
 
-TRAIN_FOLDS = tuple(range(1, 9))
+TRAIN_FOLDS = SPLITS["train"]
+GPU_RESIDENT_SHARE = 0.5  # of the free GPU memory a split may take to live on the GPU
 
 
 class Batch(NamedTuple):
@@ -37,7 +43,7 @@ class ECGBatchLoader:
 
     def __init__(self, cache: ECGCache, indices, batch_size: int, shuffle: bool = True, seed: int = 0,
                  drop_last: bool = False, pin_memory: bool = False, num_replicas: int = 1, rank: int = 0,
-                 in_memory: bool | None = None):
+                 in_memory: bool | None = None, device: torch.device | str | None = None):
         self.cache = cache
         self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if batch_size < 1:
@@ -54,8 +60,20 @@ class ECGBatchLoader:
         if pin_memory and not self.pin_memory:
             warnings.warn("pin_memory needs CUDA; batches are not pinned", stacklevel=2)
         self.in_memory = cache.sampling_rate == 100 if in_memory is None else in_memory
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
         self._raw = cache.raw(self.indices) if self.in_memory else None
         self._labels = torch.from_numpy(cache.labels[self.indices])
+        self._gain, self._baseline = cache.gain, cache.baseline
+        self.gpu_resident = False
+        if self.device.type == "cuda":
+            self.pin_memory = True
+            if self._raw is not None and self._raw.numel() * 2 <= GPU_RESIDENT_SHARE * torch.cuda.mem_get_info(
+                    self.device)[0]:
+                self._raw = self._raw.to(self.device)
+                self._labels = self._labels.to(self.device)
+                self._gain, self._baseline = self._gain.to(self.device), self._baseline.to(self.device)
+                self._index_dev = torch.from_numpy(self.indices).to(self.device)
+                self.gpu_resident = True
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -80,16 +98,56 @@ class ECGBatchLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         order = self.order()
-        for b in range(len(self)):
-            pos = order[b * self.batch_size:(b + 1) * self.batch_size]
-            if self._raw is not None:
-                x = gather_dequantize(self._raw, pos, self.cache.gain, self.cache.baseline)
-            else:
-                x = self.cache.signals(self.indices[pos.numpy()])
-            y = self._labels.index_select(0, pos)
-            if self.pin_memory:
-                x, y = x.pin_memory(), y.pin_memory()
-            yield Batch(x, y, torch.from_numpy(self.indices[pos.numpy()]))
+        if self.gpu_resident:  # the order goes to the GPU once an epoch; each batch is one CUDA gather
+            order = order.pin_memory().to(self.device, non_blocking=True)
+            for b in range(len(self)):
+                pos = order[b * self.batch_size:(b + 1) * self.batch_size]
+                x = gather_dequantize(self._raw, pos, self._gain, self._baseline)
+                yield Batch(x, self._labels.index_select(0, pos), self._index_dev.index_select(0, pos))
+            return
+        batches = (self._host_batch(order[b * self.batch_size:(b + 1) * self.batch_size]) for b in range(len(self)))
+        if self.device.type == "cuda":
+            yield from _prefetch_to(self.device, batches)
+        else:
+            yield from batches
+
+    def _host_batch(self, pos: torch.Tensor) -> Batch:
+        if self._raw is not None:
+            x = gather_dequantize(self._raw, pos, self._gain, self._baseline)
+        else:
+            x = self.cache.signals(self.indices[pos.numpy()])
+        y = self._labels.index_select(0, pos)
+        index = torch.from_numpy(self.indices[pos.numpy()])
+        if self.pin_memory:
+            x, y, index = x.pin_memory(), y.pin_memory(), index.pin_memory()
+        return Batch(x, y, index)
+
+
+def _prefetch_to(device: torch.device, batches: Iterator[Batch]) -> Iterator[Batch]:
+    """Copy pinned host batches to ``device`` on a side stream, one batch ahead of the consumer.
+
+    The copy of batch k + 1 is queued before batch k is handed out, so it overlaps
+    the step on batch k; the consumer's stream waits for the copy (no host sync),
+    and ``record_stream`` keeps the caching allocator from reusing the memory early.
+    """
+    stream = torch.cuda.Stream(device)
+
+    def start(batch: Batch) -> Batch:
+        with torch.cuda.stream(stream):
+            return Batch(*(t.to(device, non_blocking=True) for t in batch))
+
+    it = iter(batches)
+    nxt = next(it, None)
+    nxt = start(nxt) if nxt is not None else None
+    while nxt is not None:
+        current = torch.cuda.current_stream(device)
+        current.wait_stream(stream)
+        batch = nxt
+        for t in batch:
+            t.record_stream(current)
+        following = next(it, None)
+        nxt = start(following) if following is not None else None
+        yield batch
 
 
 class Normalizer:
@@ -98,9 +156,10 @@ class Normalizer:
     def __init__(self, mean, std, per_lead: bool = False):
         self.mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
         self.std = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
-        self.per_lead = per_lead
-        if torch.any(self.std <= 0):
-            raise ValueError("Normalizer: standard deviation must be positive")
+        self.per_lead = bool(per_lead)
+        self._on: dict = {}
+        if not (torch.isfinite(self.mean).all() and torch.isfinite(self.std).all()) or torch.any(self.std <= 0):
+            raise ValueError(f"Normalizer: mean and std must be finite and std positive, got {self!r}")
 
     @classmethod
     def fit(cls, cache: ECGCache, indices, per_lead: bool = False, chunk: int = 512) -> "Normalizer":
@@ -122,13 +181,15 @@ class Normalizer:
         return cls(mean, std, per_lead)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (1, -1, 1) if self.per_lead else (1, 1, 1)
-        mean = self.mean.to(x.device, x.dtype).view(shape)
-        std = self.std.to(x.device, x.dtype).view(shape)
+        key = (x.device, x.dtype)
+        if key not in self._on:  # once per device: no host-to-device copy (and sync) per batch
+            shape = (1, -1, 1) if self.per_lead else (1, 1, 1)
+            self._on[key] = (self.mean.to(x.device, x.dtype).view(shape), self.std.to(x.device, x.dtype).view(shape))
+        mean, std = self._on[key]
         return (x - mean) / std
 
     def state_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "per_lead": self.per_lead}
+        return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std], "per_lead": self.per_lead}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "Normalizer":

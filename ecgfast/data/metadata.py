@@ -4,11 +4,18 @@ Labels follow DESIGN.md and the PTB-XL benchmark: a record's multi-hot label is
 the set of ``diagnostic_class`` of every code in its ``scp_codes`` whose
 statement has ``diagnostic == 1``, whatever the likelihood attached to it.
 Records whose set is empty have no label (``has_label`` False).
+
+Both csvs are validated as they are read (integral ids and folds, folds 1..10,
+unique ids, ``scp_codes`` dict literals of code -> number, the columns PTB-XL
+has); a violation raises ``PTBXLError`` naming the csv, the record and the
+column, never a pandas traceback or a silently truncated value.
 """
 from __future__ import annotations
 
 import ast
 import hashlib
+import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ecgfast import CLASSES
-from ecgfast.data.errors import PTBXLError
+from ecgfast.data.errors import PTBXLError, UnsafePathError
 
 DATABASE_CSV = "ptbxl_database.csv"
 STATEMENTS_CSV = "scp_statements.csv"
@@ -45,8 +52,18 @@ class PTBXLMetadata:
         return len(self.ecg_ids)
 
     def filenames(self, sampling_rate: int) -> list[str]:
-        """Record paths relative to the root (no extension) at 100 or 500 Hz."""
-        return self.records[SAMPLING_RATES[check_sampling_rate(sampling_rate)]].tolist()
+        """Record paths relative to the root (no extension) at 100 or 500 Hz.
+
+        An empty cell raises ``UnsafePathError``; where the paths lead is checked
+        by ``records.record_path`` (they must stay inside the data root).
+        """
+        column = SAMPLING_RATES[check_sampling_rate(sampling_rate)]
+        files = self.records[column].tolist()
+        for ecg_id, f in zip(self.ecg_ids, files):
+            if not isinstance(f, str) or not f.strip():
+                raise UnsafePathError(f"{self.root / DATABASE_CSV}: record ecg_id={ecg_id}: {column} is empty; "
+                                      "fix the csv")
+        return files
 
     def label_counts(self) -> dict[str, int]:
         return {c: int(n) for c, n in zip(self.classes, self.labels.sum(0))}
@@ -62,29 +79,83 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     if not path.is_file():
         raise PTBXLError(f"{path}: file not found (is this a PTB-XL folder?)")
     try:
-        df = pd.read_csv(path, index_col=0)
-    except Exception as exc:
-        raise PTBXLError(f"{path}: not a readable csv ({exc})") from exc
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # mixed-type columns are checked below
+            df = pd.read_csv(path, index_col=0)
+    except Exception as exc:  # pandas raises parser, decoding, empty-data and value errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PTBXLError(f"{path}: not a readable csv ({first}); restore it from PTB-XL") from exc
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise PTBXLError(f"{path}: missing column(s) {', '.join(missing)}")
+        raise PTBXLError(f"{path}: missing column(s) {', '.join(missing)}; restore it from PTB-XL")
     return df
 
 
+def _as_integers(values, path: Path, names: list[str], column: str, lo: int | None = None,
+                 hi: int | None = None) -> np.ndarray:
+    """int64 of a csv column, refusing empty, non-numeric, fractional and out-of-range cells.
+
+    ``names[i]`` says which row cell ``i`` is in (``record ecg_id=5`` or ``line 7``).
+    """
+    values = pd.Series(values).reset_index(drop=True)
+    if values.dtype == bool:
+        raise PTBXLError(f"{path}: column {column} holds True/False, expected integers")
+    num = pd.to_numeric(values, errors="coerce").astype(np.float64).to_numpy()
+    ok = np.isfinite(num) & (num == np.round(num)) & (np.abs(num) < 2.0 ** 62)
+    if lo is not None:
+        ok &= num >= lo
+    if hi is not None:
+        ok &= num <= hi
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        cell = values.iloc[i]
+        shown = repr(cell if isinstance(cell, str) else str(cell))
+        if cell is None or (isinstance(cell, float) and np.isnan(cell)) or (isinstance(cell, str) and not cell.strip()):
+            problem = "is empty"
+        elif not np.isfinite(num[i]) or num[i] != np.round(num[i]) or abs(num[i]) >= 2.0 ** 62:
+            problem = f"{shown} is not an integer"
+        else:
+            problem = f"{shown} is not in {lo}..{hi}" if hi is not None else f"{shown} is below {lo}"
+        raise PTBXLError(f"{path}: {names[i]}: {column} {problem}; fix the csv")
+    return num.astype(np.int64)
+
+
 def _parse_scp_codes(cells: pd.Series, path: Path) -> list[dict]:
+    """Each cell a dict literal of SCP code (str) -> likelihood (a finite number)."""
     parsed = []
     for ecg_id, cell in cells.items():
         try:
             value = ast.literal_eval(cell) if isinstance(cell, str) else None
-        except (ValueError, SyntaxError):
+        except Exception:  # SyntaxError, ValueError, TypeError (unhashable key), MemoryError, RecursionError
             value = None
         if not isinstance(value, dict):
+            shown = cell if not isinstance(cell, str) or len(cell) <= 80 else cell[:77] + "..."
             raise PTBXLError(
-                f"{path}: record ecg_id={ecg_id}: scp_codes {cell!r} is not a dict literal "
-                "such as {'NORM': 100.0}"
+                f"{path}: record ecg_id={ecg_id}: scp_codes {shown!r} is not a dict literal "
+                "such as {'NORM': 100.0}; fix the csv"
             )
+        for code, likelihood in value.items():
+            if (not isinstance(code, str) or isinstance(likelihood, bool)
+                    or not isinstance(likelihood, (int, float)) or not math.isfinite(likelihood)):
+                raise PTBXLError(f"{path}: record ecg_id={ecg_id}: scp_codes entry {code!r}: {likelihood!r} "
+                                 "is not an SCP code mapped to a number such as {'NORM': 100.0}; fix the csv")
         parsed.append(value)
     return parsed
+
+
+def _check_statements(statements: pd.DataFrame, path: Path) -> pd.DataFrame:
+    if statements.index.has_duplicates:
+        dup = statements.index[statements.index.duplicated()][0]
+        raise PTBXLError(f"{path}: SCP code {dup!r} appears more than once; restore it from PTB-XL")
+    diagnostic = pd.to_numeric(statements["diagnostic"], errors="coerce")
+    bad = diagnostic.isna() & statements["diagnostic"].notna()
+    if bad.any():
+        code = statements.index[bad.to_numpy()][0]
+        raise PTBXLError(f"{path}: SCP code {code!r}: diagnostic {statements['diagnostic'][bad].iloc[0]!r} "
+                         "is not a number (expected 1.0 or empty); restore it from PTB-XL")
+    statements = statements.copy()
+    statements["diagnostic"] = diagnostic
+    return statements
 
 
 def superdiagnostic_labels(scp_codes: list[dict], statements: pd.DataFrame,
@@ -102,34 +173,37 @@ def superdiagnostic_labels(scp_codes: list[dict], statements: pd.DataFrame,
 
 
 def load_metadata(root: str | Path) -> PTBXLMetadata:
-    """Read ``ptbxl_database.csv`` and ``scp_statements.csv`` of a PTB-XL folder."""
+    """Read and validate ``ptbxl_database.csv`` and ``scp_statements.csv`` of a PTB-XL folder.
+
+    ``ecg_id``, ``patient_id`` and ``strat_fold`` must be integers (``3.0`` is, ``3.5`` and
+    ``abc`` are not), ids unique and non-negative, folds in 1..10, ``scp_codes`` dict
+    literals of code -> number; anything else raises ``PTBXLError`` naming the csv, the
+    record and the column.
+    """
     root = Path(root)
     if not root.is_dir():
         raise PTBXLError(f"{root}: PTB-XL folder not found")
     db_path, st_path = root / DATABASE_CSV, root / STATEMENTS_CSV
     db = _read_csv(db_path, DATABASE_COLUMNS)
-    statements = _read_csv(st_path, STATEMENT_COLUMNS)
-    db.index = db.index.astype(np.int64)
-    db.index.name = "ecg_id"
+    statements = _check_statements(_read_csv(st_path, STATEMENT_COLUMNS), st_path)
+    if len(db) == 0:
+        raise PTBXLError(f"{db_path}: holds no records; restore it from PTB-XL")
+    lines = [f"line {i + 2}" for i in range(len(db))]
+    ids = _as_integers(db.index.to_series(), db_path, lines, "ecg_id", lo=0)
+    if len(np.unique(ids)) != len(ids):
+        u, counts = np.unique(ids, return_counts=True)
+        raise PTBXLError(f"{db_path}: ecg_id {int(u[counts > 1][0])} appears more than once; fix the csv")
+    db.index = pd.Index(ids, name="ecg_id")
     db = db.sort_index()
-    if db.index.has_duplicates:
-        dup = db.index[db.index.duplicated()][0]
-        raise PTBXLError(f"{db_path}: ecg_id {dup} appears more than once")
-    for col in ("patient_id", "strat_fold"):
-        if db[col].isna().any():
-            bad = db.index[db[col].isna()][0]
-            raise PTBXLError(f"{db_path}: record ecg_id={bad}: {col} is empty")
-    folds = db["strat_fold"].to_numpy().astype(np.int64)
-    bad = ~np.isin(folds, np.arange(1, 11))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise PTBXLError(f"{db_path}: record ecg_id={db.index[i]}: strat_fold {folds[i]} is not in 1..10")
+    names = [f"record ecg_id={i}" for i in db.index]
+    patient_ids = _as_integers(db["patient_id"], db_path, names, "patient_id", lo=0)
+    folds = _as_integers(db["strat_fold"], db_path, names, "strat_fold", lo=1, hi=10)
     labels = superdiagnostic_labels(_parse_scp_codes(db["scp_codes"], db_path), statements)
     return PTBXLMetadata(
         root=root,
         records=db,
-        ecg_ids=db.index.to_numpy(),
-        patient_ids=db["patient_id"].to_numpy().astype(np.int64),
+        ecg_ids=db.index.to_numpy().astype(np.int64),
+        patient_ids=patient_ids,
         folds=folds,
         labels=labels,
         has_label=labels.any(axis=1),

@@ -19,7 +19,11 @@ def mlp(in_dim: int, hidden: int, out_dim: int, batch_norm: bool) -> nn.Sequenti
 
 
 class SimCLRModel(nn.Module):
-    """Encoder + projection head Linear(256, 2048) -> ReLU -> Linear(2048, projection_dim)."""
+    """Encoder + projection head Linear(256, 2048) -> ReLU -> Linear(2048, projection_dim).
+
+    ``forward`` returns the projections z (B, projection_dim); the caller applies
+    ``NTXentLoss`` to the two views' projections.
+    """
 
     def __init__(self, encoder: ECGEncoder1DCNN | None = None, projection_dim: int = 128, hidden: int = 2048):
         super().__init__()
@@ -50,21 +54,15 @@ class BYOLModel(nn.Module):
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
 
-    def online(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The online prediction q(g(f(x))), (B, out_dim). The caller applies the loss:
+        ``byol_loss(model(v1), model.target(v2)) + byol_loss(model(v2), model.target(v1))``."""
         return self.predictor(self.projector(self.encoder(x)))
 
     @torch.no_grad()
     def target(self, x: torch.Tensor) -> torch.Tensor:
+        """The target projection g'(f'(x)), (B, out_dim), without gradient."""
         return self.target_projector(self.target_encoder(x))
-
-    def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
-        """The symmetrised loss: byol_loss(q(v1), z'(v2)) + byol_loss(q(v2), z'(v1))."""
-        from ecgfast.losses import byol_loss
-
-        p = self.online(torch.cat([v1, v2]))
-        z = self.target(torch.cat([v2, v1]))
-        n = v1.shape[0]
-        return byol_loss(p[:n], z[:n]) + byol_loss(p[n:], z[n:])
 
     def online_parameters(self):
         return list(self.encoder.parameters()) + list(self.projector.parameters())

@@ -112,7 +112,8 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
         raise CheckpointError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected an ecgfast checkpoint dict")
     found = infer_kind(ckpt)
     if kind is not None and found != kind:
-        what = f"a {found} checkpoint" if found else "not an ecgfast checkpoint"
+        what = f"{'an' if found and found[0] in 'aeiou' else 'a'} {found} checkpoint" if found else \
+            "not an ecgfast checkpoint"
         raise CheckpointError(f"checkpoint {path} is {what}, but this command needs {_KIND_USE[kind]}")
     missing = [k for k in required_keys if k not in ckpt]
     if missing:
@@ -137,3 +138,35 @@ def checkpoint_header(kind: str) -> dict:
     if kind not in KINDS:
         raise ValueError(f"unknown checkpoint kind {kind!r}")
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind}
+
+
+def spec_of(ckpt: dict) -> dict:
+    """The preprocessing spec of a checkpoint; derived from the config for format-1 files."""
+    if isinstance(ckpt.get("spec"), dict):
+        return ckpt["spec"]
+    from ecgfast import LEADS
+
+    config = ckpt.get("config", {}) or {}
+    return {"sampling_rate": int(config.get("sampling_rate", 100)),
+            "signal_length": int(config.get("signal_length", 1000)),
+            "leads": list(LEADS), "units": "mV", "normalizer": ckpt.get("normalizer")}
+
+
+def check_matches_cache(ckpt: dict, path: str | os.PathLike, cache) -> dict:
+    """Refuse a cache whose rate, length, leads or classes differ from what the model was trained on."""
+    from ecgfast.errors import ConfigError
+
+    spec = spec_of(ckpt)
+    where = f"checkpoint {path} was trained on"
+    if spec["sampling_rate"] != cache.sampling_rate:
+        raise ConfigError(f"{where} {spec['sampling_rate']} Hz signals, but the cache {cache.path} holds "
+                          f"{cache.sampling_rate} Hz: use --sampling-rate {spec['sampling_rate']} (and its cache)")
+    if spec["signal_length"] > cache.signal_length:
+        raise ConfigError(f"{where} {spec['signal_length']} samples per lead, but the cache {cache.path} has only "
+                          f"{cache.signal_length}")
+    if [x.upper() for x in spec["leads"]] != [x.upper() for x in cache.leads]:
+        raise ConfigError(f"{where} leads {spec['leads']}, but the cache {cache.path} has {list(cache.leads)}")
+    classes = ckpt.get("classes")
+    if classes is not None and list(classes) != list(cache.classes):
+        raise ConfigError(f"{where} classes {list(classes)}, but the cache {cache.path} has {list(cache.classes)}")
+    return spec

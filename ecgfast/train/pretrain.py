@@ -1,18 +1,27 @@
 """Self-supervised pretraining (SimCLR, BYOL): one engine behind both entry points.
 
 Per step: a batch in mV from the cache -> two views by the fused augmentation
-op -> normalisation (training-fold statistics) -> model -> fused loss -> Adam.
+op -> normalisation (training-fold statistics) -> model -> fused loss -> Adam,
+all on one device (``--device``; CUDA when present). On CUDA the split lives in
+GPU memory when it fits, the encoder is compiled (``--compile auto``) and a
+step makes no host synchronisation: the loss and a non-finite/divergence flag
+are accumulated on the device and read only every ``--log-every`` steps and
+before each checkpoint, so a checkpoint is only ever written from good weights.
+
 Periodic checkpoints (atomic) hold everything a resumed run needs to finish
 with the same encoder as an uninterrupted one: weights, optimiser, the epoch
 and step, the augmentation step counter (views are keyed by the global step)
-and the loader's order (seeded by epoch). ``torchrun`` runs it data-parallel.
+and the loader's order (seeded by epoch). ``torchrun`` runs it data-parallel:
+one GPU per rank (``LOCAL_RANK``), NCCL, SyncBatchNorm, and NT-Xent over the
+global batch with each rank computing its own rows against all columns.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -20,230 +29,329 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ecgfast.augment import CONFIGS, AugmentPipeline
-from ecgfast.train.checkpoint import atomic_save, load_checkpoint
-from ecgfast.train.common import PRECISIONS, JsonlLogger, autocast, set_seed, versions
+from ecgfast.augment import AugmentPipeline
+from ecgfast.errors import CheckpointError, ConfigError, TrainingError
+from ecgfast.train.checkpoint import atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec
+from ecgfast.train.common import (JsonlLogger, autocast, resolve_compile, resolve_device, resolve_precision,
+                                  run_command, set_seed, versions)
+from ecgfast.train.config import PretrainConfig, add_pretrain_flags, pretrain_from_args
 
 METHODS = ("simclr", "byol")
-# Flags that must match between a run and the checkpoint it resumes.
-RESUME_KEYS = ("method", "batch_size", "lr", "temperature", "projection_dim", "tau", "signal_length",
-               "sampling_rate", "seed", "config", "epochs", "precision")
+# Settings that must match between a run and the checkpoint it resumes. lr may be
+# lowered and precision changed on resume (the advice after a divergence).
+RESUME_KEYS = ("method", "batch_size", "temperature", "projection_dim", "tau", "signal_length",
+               "sampling_rate", "seed", "augment", "epochs")
+MAX_WEIGHT_GROWTH = 1e3  # weight norm growing this much since the start (or resume) counts as divergence
 
 
 def build_parser(method: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m ecgfast.train_ssl_{method}",
                                 description=f"Self-supervised pretraining of the ECG encoder with {method.upper()}.")
-    p.add_argument("--data-root", type=Path, default=Path("data/PTB-XL"), help="PTB-XL folder")
-    p.add_argument("--cache", type=Path, default=None,
-                   help="HDF5 cache (built from --data-root when missing; default DATA_ROOT/ecgfast_cache_<rate>hz.h5)")
-    p.add_argument("--sampling-rate", type=int, default=100, choices=[100, 500])
-    p.add_argument("--skip-missing", action="store_true", help="cache a partial PTB-XL")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=256, help="ECG pairs per step (global, over all ranks)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--signal-length", type=int, default=1000, help="samples per lead (the first ones are kept)")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", type=Path, default=Path(f"checkpoints/ssl_{method}.pt"))
-    if method == "simclr":
-        p.add_argument("--temperature", type=float, default=0.07)
-        p.add_argument("--projection-dim", type=int, default=128)
-    else:
-        p.add_argument("--tau", type=float, default=0.999, help="EMA rate of the target network")
-    p.add_argument("--precision", choices=PRECISIONS, default="bf16",
-                   help="autocast precision (default bf16: 2.4-2.8x fp32 here; accuracy check in BENCHMARKS.md)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the encoder (off by default: -6%% to +25%% on a 2-core CPU, slow to compile)")
-    p.add_argument("--config", choices=CONFIGS, default="full", help="augmentations: full or an ablation")
-    p.add_argument("--workers", type=int, default=1, help="processes that build the cache")
-    p.add_argument("--resume", action="store_true", help="continue from the periodic checkpoint")
-    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between periodic checkpoints")
-    p.add_argument("--log-every", type=int, default=10, help="steps between progress-bar updates")
-    p.add_argument("--log", type=Path, default=None, help="JSON-lines log (default: OUT with .jsonl)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_pretrain_flags(p, method)
     return p
 
 
 def simclr_loss(net, v1: torch.Tensor, v2: torch.Tensor, temperature: float, world: int = 1) -> torch.Tensor:
     """NT-Xent of the two views' projections; with ``world > 1`` over the global batch.
 
-    Each rank gathers every rank's projections with gradient, so all ranks compute
-    the same global loss; all_gather's backward sums the ranks' gradients (K times
-    the local share) and DDP's averaging divides by K: the gradients equal a single
-    process's on the global batch.
+    One forward of both views (BatchNorm sees both). With several ranks each rank
+    gathers every rank's projections with gradient and computes the loss of its
+    own 2n rows against all 2N columns (lightly's ``gather_distributed``); the mean
+    of the ranks' losses is the global loss, and with all_gather's backward summing
+    the column gradients and DDP averaging, the gradients equal one process's.
     """
     from ecgfast.losses import nt_xent
 
-    z1, z2 = net(torch.cat([v1, v2])).float().chunk(2)  # one forward: BN sees both views
+    z1, z2 = net(torch.cat([v1, v2])).float().chunk(2)
     if world > 1:
         from torch.distributed.nn.functional import all_gather
 
-        z1, z2 = torch.cat(all_gather(z1)), torch.cat(all_gather(z2))
+        z1_all, z2_all = torch.cat(all_gather(z1)), torch.cat(all_gather(z2))
+        return nt_xent(z1, z2, temperature, z1_all=z1_all, z2_all=z2_all, offset=dist.get_rank() * z1.shape[0])
     return nt_xent(z1, z2, temperature)
 
 
+def byol_loss_of(net, model, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+    """BYOL's symmetrised loss: byol(q(v1), z'(v2)) + byol(q(v2), z'(v1)); the target gets no gradient."""
+    from ecgfast.losses import byol_loss
+
+    n = v1.shape[0]
+    p = net(torch.cat([v1, v2])).float()
+    with torch.no_grad():
+        z = model.target(torch.cat([v2, v1])).float()
+    return byol_loss(p[:n], z[:n]) + byol_loss(p[n:], z[n:])
+
+
 def resume_path(out: Path) -> Path:
+    out = Path(out)
     return out.with_name(out.stem + ".resume.pt")
 
 
-def _distributed() -> tuple[int, int]:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+def dataset_digest(cache) -> str:
+    """A short digest of what the cache was built from (its fingerprint)."""
+    digest = getattr(cache, "fingerprint_digest", None)
+    if digest:
+        return digest
+    return hashlib.sha256(json.dumps(cache.fingerprint, sort_keys=True).encode()).hexdigest()
+
+
+def _distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world); joins the process group under ``torchrun`` (NCCL on CUDA, gloo on the CPU)."""
+    launched = "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+    if launched and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
-def _validate(args, method: str, n_train: int, world: int) -> None:
-    if method == "simclr" and not args.temperature > 0:
-        raise ValueError(f"--temperature must be positive, got {args.temperature}")
-    if method == "byol" and not 0 < args.tau < 1:
-        raise ValueError(f"--tau must be in (0, 1), got {args.tau}")
-    if args.batch_size < 2:
-        raise ValueError(f"--batch-size must be at least 2, got {args.batch_size}")
-    if args.batch_size % world:
-        raise ValueError(f"--batch-size {args.batch_size} must be divisible by the {world} processes")
-    if args.batch_size > n_train:
-        raise ValueError(f"--batch-size {args.batch_size} is larger than the {n_train} training records "
-                         "(folds 1-8): lower it")
-    if args.epochs < 1 or args.lr <= 0:
-        raise ValueError("--epochs must be >= 1 and --lr positive")
+def _total_norm(tensors) -> torch.Tensor:
+    tensors = [t for t in tensors if t is not None]
+    if not tensors:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)).float())
 
 
 class Pretrainer:
     """Holds the model, optimiser, data and augmentation of one run; ``fit()`` trains it."""
 
-    def __init__(self, args, method: str):
+    def __init__(self, cfg: PretrainConfig):
         from ecgfast.data import ECGBatchLoader, Normalizer, ensure_cache
         from ecgfast.models import BYOLModel, SimCLRModel
 
-        self.args, self.method = args, method
-        self.rank, self.world = _distributed()
-        set_seed(args.seed)
+        cfg.validate()
+        self.cfg, self.method = cfg, cfg.method
+        self.device = resolve_device(cfg.run.device)
+        self.precision = resolve_precision(cfg.run.precision, self.device)
+        self.compiled = resolve_compile(cfg.run.compile, self.device)
+        self.rank, self.world = _distributed(self.device)
+        set_seed(cfg.run.seed)
+        self.t_start = time.perf_counter()
         if self.rank == 0:  # one process builds the cache, the others wait for it
-            cache = ensure_cache(args.data_root, args.cache, args.sampling_rate, args.skip_missing, args.workers)
+            cache = cfg.data.open(progress=cfg.run.progress)
         if self.world > 1:
             dist.barrier()
         if self.rank != 0:
-            cache = ensure_cache(None, cache_path(args), args.sampling_rate)
+            cache = ensure_cache(None, cfg.data.cache_path(), cfg.data.sampling_rate)
         self.cache = cache
-        if args.signal_length > cache.signal_length:
-            raise ValueError(f"--signal-length {args.signal_length} exceeds the cache's {cache.signal_length} samples")
+        if cfg.signal_length > cache.signal_length:
+            raise ConfigError(f"--signal-length {cfg.signal_length} exceeds the cache's {cache.signal_length} "
+                              f"samples ({cache.path})")
         train = cache.split_indices("train")  # every record of folds 1-8, labelled or not
-        _validate(args, method, len(train), self.world)
+        self.n_train = len(train)
+        if cfg.batch_size % self.world:
+            raise ConfigError(f"--batch-size {cfg.batch_size} must be divisible by the {self.world} processes")
+        if cfg.batch_size > self.n_train:
+            raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the {self.n_train} training records "
+                              f"(folds 1-8) of {cache.path}: lower it")
         self.normalizer = Normalizer.fit(cache, train)
-        self.loader = ECGBatchLoader(cache, train, args.batch_size // self.world, shuffle=True, seed=args.seed,
-                                     drop_last=True, num_replicas=self.world, rank=self.rank)
-        self.augment = AugmentPipeline(args.sampling_rate, seed=args.seed, enabled=args.config)
-        if method == "simclr":
-            model = SimCLRModel(projection_dim=args.projection_dim)
-        else:
-            model = BYOLModel(tau=args.tau)
-        if self.world > 1 and torch.cuda.is_available():
+        self.loader = ECGBatchLoader(cache, train, cfg.batch_size // self.world, shuffle=True, seed=cfg.run.seed,
+                                     drop_last=True, num_replicas=self.world, rank=self.rank, device=self.device)
+        self.augment = AugmentPipeline(cfg.data.sampling_rate, seed=cfg.run.seed, enabled=cfg.augment)
+        model = SimCLRModel(projection_dim=cfg.projection_dim) if self.method == "simclr" else BYOLModel(tau=cfg.tau)
+        if self.world > 1 and self.device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # BN statistics over the global batch
-        self.model = model
-        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
+        self.model = model.to(self.device)
+        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+        if self.compiled:  # in place: the state dict keeps the plain encoder's keys (no _orig_mod.)
+            model.encoder.compile()
         self.net = model
         if self.world > 1:
-            self.net = torch.nn.parallel.DistributedDataParallel(model)
-        if args.compile:
-            model.encoder = torch.compile(model.encoder)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.log = JsonlLogger((args.log or args.out.with_suffix(".jsonl")) if self.rank == 0 else None)
+        self.log = JsonlLogger((cfg.log or cfg.out.with_suffix(".jsonl")) if self.rank == 0 else None)
+        self._reset_health()
+
+    # -- health: accumulated on the device, read on logged steps and before checkpoints ----
+    def _reset_health(self) -> None:
+        zeros = lambda dtype: torch.zeros((), device=self.device, dtype=dtype)  # noqa: E731
+        self._loss_sum, self._steps = zeros(torch.float64), 0
+        self._first_bad_step = zeros(torch.long) - 1
+        self._bad_value = zeros(torch.float32)
+        self._bad_what = zeros(torch.long)  # 1: loss, 2: gradient norm
+        self._weight_norm0 = _total_norm([p.detach() for p in self.model.parameters()])
+
+    def _track(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        loss = loss.detach().float()
+        loss_ok, grad_ok = torch.isfinite(loss), torch.isfinite(grad_norm)
+        first = (self._first_bad_step < 0) & ~(loss_ok & grad_ok)
+        step = torch.full((), self.global_step, device=self.device, dtype=torch.long)
+        self._first_bad_step = torch.where(first, step, self._first_bad_step)
+        self._bad_value = torch.where(first, torch.where(loss_ok, grad_norm.float(), loss), self._bad_value)
+        self._bad_what = torch.where(first, torch.where(loss_ok, 2, 1), self._bad_what)
+        self._loss_sum = self._loss_sum + torch.where(loss_ok, loss, 0).double()
+        self._steps += 1
+
+    def check_health(self) -> None:
+        """Raise :class:`TrainingError` if a step since the last check diverged (one host sync)."""
+        bad_step = int(self._first_bad_step)
+        if bad_step >= 0:
+            what = "loss" if int(self._bad_what) == 1 else "gradient norm"
+            self._diverged(f"{what} became {float(self._bad_value)}", bad_step)
+        norm = float(_total_norm([p.detach() for p in self.model.parameters()]))
+        start = float(self._weight_norm0)
+        if not math.isfinite(norm) or norm > MAX_WEIGHT_GROWTH * start:
+            self._diverged(f"the weights ran away (norm {start:.3g} at the start, {norm:.3g} now)",
+                           self.global_step - 1)
+
+    def _diverged(self, what: str, step: int) -> None:
+        steps = len(self.loader)
+        epoch, in_epoch = step // steps + 1, step % steps + 1
+        kept = resume_path(self.cfg.out)
+        where = (f"The last good checkpoint is kept at {kept}: rerun the same command with --resume and a lower "
+                 f"--lr (e.g. --lr {self.cfg.lr / 10:g}) and/or --precision fp32, or start over without --resume"
+                 if kept.is_file() else "No checkpoint was written before it: start over with a lower --lr "
+                 f"(e.g. --lr {self.cfg.lr / 10:g}) or --precision fp32")
+        raise TrainingError(f"{what} at epoch {epoch}, step {in_epoch}; stopping. {where}")
 
     # -- one step -----------------------------------------------------------------
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """The SSL loss of a batch ``x`` (mV): views, normalisation, model, fused loss."""
         v1, v2 = self.augment(x, step=self.global_step)  # keyed by the step: resumable
         v1, v2 = self.normalizer(v1), self.normalizer(v2)
-        with autocast(self.args.precision):
+        with autocast(self.precision, self.device):
             if self.method == "simclr":
-                return simclr_loss(self.net, v1, v2, self.args.temperature, self.world)
-            return self.net(v1, v2)
+                return simclr_loss(self.net, v1, v2, self.cfg.temperature, self.world)
+            return byol_loss_of(self.net, self.model, v1, v2)
 
-    def train_step(self, x: torch.Tensor) -> float:
+    def train_step(self, x: torch.Tensor) -> torch.Tensor:
+        """One optimisation step; returns the loss as a device tensor (no host sync)."""
         loss = self.loss(x)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"loss became {value} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}; stopping. "
-                f"The last good checkpoint is kept at {resume_path(self.args.out)} (if one was written): "
-                "lower --lr or use --precision fp32, then --resume")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = _total_norm([p.grad for p in params])
+            self.scaler.step(self.optimizer)  # skips the step on inf/nan gradients (fp16 overflow)
+            self.scaler.update()
+            grad_norm = torch.zeros_like(grad_norm)  # overflow is the scaler's business, not divergence
+        else:
+            loss.backward()
+            grad_norm = _total_norm([p.grad for p in params])
+            self.optimizer.step()
         if self.method == "byol":
             self.model.update_target()
-        return value
+        self._track(loss, grad_norm)
+        return loss.detach()
 
     # -- checkpoints ----------------------------------------------------------------
     def config(self) -> dict:
-        a = vars(self.args)
-        return {"method": self.method, **{k: (str(v) if isinstance(v, Path) else v) for k, v in a.items()}}
+        return {**self.cfg.flat(), "device": str(self.device), "precision": self.precision,
+                "compile": self.compiled, "world_size": self.world}
 
     def save_resume(self) -> None:
+        self.check_health()  # never write weights from a diverged run
         if self.rank != 0:
             return
         atomic_save({
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            **checkpoint_header("resume"),
+            "model": _cpu(self.model.state_dict()), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
             "augment": self.augment.state_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step, "config": self.config(), "torch_rng": torch.get_rng_state(),
-        }, resume_path(self.args.out))
+            "dataset": dataset_digest(self.cache),
+        }, resume_path(self.cfg.out))
 
     def load_resume(self) -> None:
-        path = resume_path(self.args.out)
+        path = resume_path(self.cfg.out)
         if not path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {path} (a run writes it every "
-                                    "--checkpoint-every steps); start without --resume")
-        ckpt = load_checkpoint(path, ("model", "optimizer", "augment", "epoch", "step_in_epoch", "config"))
+            raise CheckpointError(f"--resume: no checkpoint at {path} (a run writes it every "
+                                  "--checkpoint-every steps); start without --resume")
+        ckpt = load_checkpoint(path, ("model", "optimizer", "augment", "epoch", "step_in_epoch", "config"),
+                               kind="resume")
         mine, theirs = self.config(), ckpt["config"]
         changed = [k for k in RESUME_KEYS if k in mine and mine.get(k) != theirs.get(k)]
+        if mine["lr"] > theirs.get("lr", mine["lr"]):
+            changed.append("lr")
         if changed:
             diffs = ", ".join(f"{k}: checkpoint {theirs.get(k)!r} vs now {mine.get(k)!r}" for k in changed)
-            raise ValueError(f"--resume: {path} was written by a different run ({diffs})")
+            raise CheckpointError(f"--resume: {path} was written by a different run ({diffs}); only a lower --lr "
+                                  "or another --precision may change on resume: start over without --resume, "
+                                  "or use the original settings")
+        if ckpt.get("dataset") not in (None, dataset_digest(self.cache)):
+            raise CheckpointError(f"--resume: {path} was trained on other data than {self.cache.path} (the "
+                                  "dataset fingerprint differs): resume with the data it was trained on, or "
+                                  "start over without --resume")
         try:
             self.model.load_state_dict(ckpt["model"])
         except RuntimeError as exc:
-            raise ValueError(f"--resume: {path} does not fit this model: {exc}") from exc
+            raise CheckpointError(f"--resume: {path} does not fit this model: {exc}") from None
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        for group in self.optimizer.param_groups:  # a lower --lr given on resume takes effect
+            group["lr"] = self.cfg.lr
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.augment.load_state_dict(ckpt["augment"])
         self.epoch, self.step_in_epoch, self.global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
         torch.set_rng_state(ckpt["torch_rng"])
+        self._reset_health()
+
+    def output_checkpoint(self) -> dict:
+        records_seen = self.global_step * self.cfg.batch_size
+        return {
+            **checkpoint_header("encoder"),
+            "encoder": _cpu(self.model.encoder.state_dict()),
+            "spec": preprocessing_spec(self.cache.sampling_rate, self.cfg.signal_length,
+                                       self.normalizer.state_dict(), self.cache.leads),
+            "classes": list(self.cache.classes), "normalizer": self.normalizer.state_dict(),
+            "config": self.config(),
+            "data": {"corpora": [{"name": "ptbxl", "path": str(self.cache.path), "split": "folds 1-8",
+                                  "fingerprint": dataset_digest(self.cache), "records": int(self.n_train)}],
+                     "records_seen": int(records_seen)},
+            "versions": versions(), "device": str(self.device),
+            "wall_time_s": float(time.perf_counter() - self.t_start),
+        }
 
     def save_output(self) -> Path:
         if self.rank == 0:
-            atomic_save({"encoder": self.model.encoder.state_dict(), "config": self.config(),
-                         "classes": list(self.cache.classes), "normalizer": self.normalizer.state_dict(),
-                         "versions": versions()}, self.args.out)
-        return self.args.out
+            ckpt = self.output_checkpoint()
+            atomic_save(ckpt, self.cfg.out)
+            _write_card(self.cfg.out, ckpt)
+        return self.cfg.out
 
     # -- the loop -------------------------------------------------------------------
     def fit(self) -> Path:
-        args = self.args
-        if args.resume:
+        cfg = self.cfg
+        if cfg.resume:
             self.load_resume()
         self.model.train()
         steps = len(self.loader)
-        length = args.signal_length
-        while self.epoch < args.epochs:
+        length = cfg.signal_length
+        while self.epoch < cfg.epochs:
             self.loader.set_epoch(self.epoch)
-            bar = tqdm(total=steps, initial=self.step_in_epoch, desc=f"{self.method} epoch {self.epoch + 1}/{args.epochs}",
-                       unit="step", disable=args.no_progress or self.rank != 0, dynamic_ncols=True)
-            t0, seen, total, done = time.perf_counter(), 0, 0.0, 0
+            bar = tqdm(total=steps, initial=self.step_in_epoch, desc=f"{self.method} epoch {self.epoch + 1}/{cfg.epochs}",
+                       unit="step", disable=not cfg.run.progress or self.rank != 0, dynamic_ncols=True)
+            t0, seen = time.perf_counter(), 0
+            self._loss_sum, self._steps = torch.zeros((), device=self.device, dtype=torch.float64), 0
             for i, batch in enumerate(self.loader):
                 if i < self.step_in_epoch:  # already done before the resume
                     continue
-                value = self.train_step(batch.signals[..., :length])
+                loss = self.train_step(batch.signals[..., :length])
                 self.step_in_epoch, self.global_step = i + 1, self.global_step + 1
                 seen += batch.signals.shape[0] * self.world
-                total, done = total + value, done + 1
-                if self.step_in_epoch % args.log_every == 0 or self.step_in_epoch == steps:
-                    bar.set_postfix(loss=f"{value:.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.0f}")
                 bar.update(1)
-                if self.global_step % args.checkpoint_every == 0:
+                if self.step_in_epoch % cfg.log_every == 0 or self.step_in_epoch == steps:
+                    self.check_health()  # the only host sync of a step, on logged steps
+                    bar.set_postfix(loss=f"{float(loss):.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                if self.global_step % cfg.checkpoint_every == 0:
                     self.save_resume()
             bar.close()
-            self.log.log(epoch=self.epoch + 1, step=self.global_step, loss=total / max(done, 1),
-                         samples_per_s=seen / max(time.perf_counter() - t0, 1e-9), method=self.method)
+            self.check_health()
+            mean_loss = float(self._loss_sum) / max(self._steps, 1)
+            if self.world > 1:  # the logged loss is the global one (each rank's loss is its rows' share)
+                t = torch.tensor([mean_loss], device=self.device)
+                dist.all_reduce(t)
+                mean_loss = float(t) / self.world
+            self.log.log(epoch=self.epoch + 1, step=self.global_step, loss=mean_loss,
+                         samples_per_s=seen / max(time.perf_counter() - t0, 1e-9), method=self.method,
+                         device=str(self.device))
             self.epoch, self.step_in_epoch = self.epoch + 1, 0
             self.save_resume()
         out = self.save_output()
@@ -252,22 +360,36 @@ class Pretrainer:
         return out
 
 
-def cache_path(args) -> Path:
-    from ecgfast.data.cache import default_cache_path
+def _cpu(state: dict) -> dict:
+    """A state dict on the CPU: a checkpoint written on a GPU loads anywhere."""
+    return {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in state.items()}
 
-    return args.cache or default_cache_path(args.data_root, args.sampling_rate)
+
+def _write_card(out: Path, ckpt: dict, metrics: dict | None = None) -> None:
+    try:
+        from ecgfast.eval.card import write_model_card
+    except ImportError:  # the model-card writer is optional for the engine
+        return
+    write_model_card(out, ckpt, wall_time_s=ckpt.get("wall_time_s", 0.0), device=ckpt.get("device", "cpu"),
+                     metrics=metrics)
+
+
+def pretrain(cfg: PretrainConfig) -> Path:
+    """Run one pretraining; returns the encoder checkpoint's path."""
+    try:
+        return Pretrainer(cfg).fit()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def main_for(method: str, argv=None) -> int:
     args = build_parser(method).parse_args(argv)
-    try:
-        out = Pretrainer(args, method).fit()
-    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
-        print(f"ecgfast {method}: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"saved the encoder to {out}")
-    return 0
+    cfg = pretrain_from_args(args, method)
+
+    def go():
+        out = pretrain(cfg)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"saved the encoder to {out}")
+
+    return run_command(method, go)

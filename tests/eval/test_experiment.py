@@ -25,3 +25,16 @@ def test_experiment_runs_every_arm_and_resumes(synthetic_cache_path, synthetic_r
     assert experiment.main(argv) == 0  # a rerun resumes: nothing is trained again
     assert "saved the" not in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("eval.json")} == stamps
+    # Changed settings: the affected runs are done again, and it says so; the rest are kept.
+    changed = [a if a != "3" else "4" for a in argv]  # --probe-epochs 3 -> 4: only the probe arm
+    assert experiment.main(changed) == 0
+    err = capsys.readouterr().err
+    assert "random-init-probe seed 1 fraction 0.5 was run with other settings (epochs: 3 -> 4)" in err
+    assert "simclr seed 1" not in err and "pretraining again" not in err
+    again = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("eval.json")}
+    assert {p for p in stamps if again[p] != stamps[p]} == {p for p in stamps if "random-init-probe" in str(p)}
+    longer = list(argv)
+    longer[longer.index("--pretrain-epochs") + 1] = "2"
+    assert experiment.main(longer) == 0
+    err = capsys.readouterr().err
+    assert "simclr_seed1.pt was made with other settings (epochs: 1 -> 2); pretraining again" in err

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from ecgfast.evaluate import evaluate, load_classifier
+from ecgfast.eval.evaluate import evaluate, load_classifier_checkpoint as load_classifier
 from ecgfast.models import ECGEncoder1DCNN
-from ecgfast.train.classifier import predict
+from ecgfast.eval.inference import predict
 from ecgfast.train_finetune import main as finetune_main
 from ecgfast.train_supervised import main as supervised_main
 
@@ -24,7 +24,7 @@ def test_trained_model_is_well_above_chance_on_fold_10(supervised_ckpt, syntheti
     SE of macro AUROC is ~0.03-0.04: a bar of 0.75 sits > 6 SE above chance, and a learnt model
     (0.85-0.95 here) clears it with room, while a broken pipeline (labels shuffled, wrong fold,
     un-normalised input) does not."""
-    r = evaluate(supervised_ckpt, None, synthetic_cache_path, n_boot=300)
+    r = evaluate(supervised_ckpt, cache_path=synthetic_cache_path, n_boot=300)
     assert r["macro_auroc"] > 0.75
     assert r["ci95"]["macro_auroc"][0] > 0.6
 
@@ -44,18 +44,17 @@ def test_checkpoint_round_trips(supervised_ckpt, synthetic_cache_path):
 
 
 def test_best_state_is_a_copy_not_a_live_reference(synthetic_cache_path):
-    import argparse
-
     from ecgfast.data import Normalizer, open_cache
     from ecgfast.models import ECGClassifier
     from ecgfast.train.classifier import train_classifier
+    from ecgfast.train.config import ClassifierConfig, RunConfig
 
     cache = open_cache(synthetic_cache_path)
     model = ECGClassifier()
-    args = argparse.Namespace(seed=0, loss="bce", sampling="standard", epochs=2, batch_size=32, lr=1e-3,
-                              signal_length=256, precision="fp32", no_progress=True)
-    best, _, _ = train_classifier(model, cache, cache.split_indices("train", True)[:64],
-                                  cache.split_indices("val", True), Normalizer(0.0, 1.0), args, False)
+    cfg = ClassifierConfig(run=RunConfig(seed=0, progress=False), epochs=2, batch_size=32, signal_length=256)
+    best, _, _, p_val = train_classifier(model, cache, cache.split_indices("train", True)[:64],
+                                         cache.split_indices("val", True), Normalizer(0.0, 1.0), cfg, False)
+    assert p_val.shape == (len(cache.split_indices("val", True)), 5)
     live = model.state_dict()
     assert all(best[k].data_ptr() != live[k].data_ptr() for k in live)
 
@@ -67,11 +66,11 @@ def test_finetune_and_probe_from_an_ssl_checkpoint(synthetic_cache_path, tmp_pat
         out = tmp_path / f"ft{len(flags)}.pt"
         assert finetune_main(["--ssl-checkpoint", str(enc), "--cache", str(synthetic_cache_path), "--epochs", "2",
                               "--label-fraction", "0.5", "--out", str(out), "--no-progress", *flags]) == 0
-        ckpt = torch.load(out, weights_only=False)
+        ckpt = torch.load(out, weights_only=True)
         assert ckpt["config"]["freeze_encoder"] == bool(flags)
         if flags:  # a linear probe leaves the encoder as it was
             saved = {k[len("encoder."):]: v for k, v in ckpt["classifier"].items() if k.startswith("encoder.")}
-            orig = torch.load(enc, weights_only=False)["encoder"]
+            orig = torch.load(enc, weights_only=True)["encoder"]
             assert all(torch.equal(saved[k], orig[k]) for k in orig)
 
 
@@ -86,7 +85,7 @@ def test_finetune_refuses_a_wrong_shape_encoder(synthetic_cache_path, tmp_path, 
     torch.save({"model": {}}, bad)
     assert finetune_main(["--ssl-checkpoint", str(bad), "--cache", str(synthetic_cache_path),
                           "--out", str(tmp_path / "x.pt"), "--no-progress"]) == 1
-    assert "lacks the key(s) ['encoder']" in capsys.readouterr().err
+    assert "is not an ecgfast checkpoint, but this command needs a pretraining run's output" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("loss", ["focal", "weighted", "class_balanced"])
@@ -94,7 +93,7 @@ def test_losses_and_oversampling_train(synthetic_cache_path, tmp_path, loss):
     out = tmp_path / f"{loss}.pt"
     assert supervised_main(["--cache", str(synthetic_cache_path), "--loss", loss, "--sampling", "oversample",
                             "--epochs", "1", "--signal-length", "256", "--out", str(out), "--no-progress"]) == 0
-    assert torch.load(out, weights_only=False)["config"]["loss"] == loss
+    assert torch.load(out, weights_only=True)["config"]["loss"] == loss
 
 
 def test_evaluate_cli_writes_json(supervised_ckpt, synthetic_cache_path, tmp_path, capsys):

@@ -69,8 +69,11 @@ def test_byol_target_starts_as_copy_and_follows_by_ema():
 
 
 def test_byol_loss_gives_gradients_to_the_online_network_only():
+    from ecgfast.train.pretrain import byol_loss_of
+
     byol = BYOLModel()
-    loss = byol(torch.randn(4, 12, 200), torch.randn(4, 12, 200))
+    assert byol(torch.randn(4, 12, 200)).shape == (4, 256) and byol.target(torch.randn(4, 12, 200)).shape == (4, 256)
+    loss = byol_loss_of(byol, byol, torch.randn(4, 12, 200), torch.randn(4, 12, 200))
     loss.backward()
     assert all(p.grad is not None for p in byol.predictor.parameters())
     assert all(p.grad is None for p in byol.target_parameters())

@@ -1,0 +1,49 @@
+"""The one batched inference loop over a cache: probabilities of a classifier, embeddings of an encoder."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ecgfast.train.common import autocast
+
+
+@torch.no_grad()
+def forward_cache(fn: Callable[[torch.Tensor], torch.Tensor], cache, indices, normalizer, signal_length: int,
+                  device: torch.device | str = "cpu", precision: str = "fp32", batch_size: int = 256,
+                  perturb: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """``fn(normalise(x[..., :signal_length]))`` over ``indices`` of the cache, in order, as float32 on the CPU.
+
+    ``perturb`` (optional) changes each batch in mV before normalisation (robustness checks).
+    """
+    from ecgfast.data import ECGBatchLoader
+
+    device = torch.device(device)
+    out = []
+    for batch in ECGBatchLoader(cache, indices, batch_size, shuffle=False, device=device):
+        x = batch.signals[..., :signal_length]
+        if perturb is not None:
+            x = perturb(x)
+        with autocast(precision, device):
+            out.append(fn(normalizer(x)).float())
+    if not out:
+        return torch.zeros((0, 0))
+    return torch.cat(out).cpu()  # one copy back at the end
+
+
+def predict(model, cache, indices, normalizer, signal_length: int, precision: str = "fp32", batch_size: int = 256,
+            device: torch.device | str | None = None) -> np.ndarray:
+    """Sigmoid probabilities (n, n_classes) of a classifier on ``indices`` of the cache."""
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    model.eval()
+    logits = forward_cache(model, cache, indices, normalizer, signal_length, device, precision, batch_size)
+    return torch.sigmoid(logits).numpy()
+
+
+def embed(encoder, cache, indices, normalizer, signal_length: int, precision: str = "fp32", batch_size: int = 256,
+          device: torch.device | str | None = None) -> torch.Tensor:
+    """Encoder representations (n, 256) of ``indices`` (on the CPU)."""
+    device = next(encoder.parameters()).device if device is None else torch.device(device)
+    encoder.eval()
+    return forward_cache(encoder, cache, indices, normalizer, signal_length, device, precision, batch_size)

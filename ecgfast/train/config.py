@@ -1,0 +1,265 @@
+"""Run configurations: one dataclass per engine, one shared set of data flags.
+
+The engines (``ecgfast.train.pretrain.pretrain``, ``ecgfast.train.classifier.train``,
+``ecgfast.eval.evaluate.evaluate``) take these objects; the command lines only
+build them (``*.from_args``). ``experiment`` and ``demo`` construct them directly.
+Every numeric field is range-checked by ``validate()`` (the command lines also
+check at parse time), so a bad value fails before any work with the flag named.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecgfast.errors import ConfigError
+from ecgfast.train.common import (COMPILE_MODES, PRECISIONS, non_negative_int, open_unit, positive_float,
+                                  positive_int, unit_fraction)
+
+SAMPLING_RATES = (100, 500)
+LOSSES = ("bce", "focal", "weighted", "class_balanced")
+SAMPLINGS = ("standard", "oversample")
+METHODS = ("simclr", "byol")
+MIN_SIGNAL_LENGTH = 64  # the band-pass needs > 30 samples; the encoder's stride-8 pyramid a few more
+
+
+def _check(ok: bool, flag: str, value, need: str) -> None:
+    if not ok:
+        raise ConfigError(f"{flag} {value}: must be {need}")
+
+
+@dataclass
+class DataConfig:
+    """Where the PTB-XL records and their cache are."""
+
+    data_root: Path | None = Path("data/PTB-XL")
+    cache: Path | None = None
+    sampling_rate: int = 100
+    skip_missing: bool = False
+    workers: int = 1
+
+    def validate(self) -> None:
+        _check(self.sampling_rate in SAMPLING_RATES, "--sampling-rate", self.sampling_rate, "100 or 500")
+        _check(self.workers >= 1, "--workers", self.workers, ">= 1")
+        if self.data_root is None and self.cache is None:
+            raise ConfigError("give --data-root or --cache")
+
+    def cache_path(self) -> Path:
+        from ecgfast.data.cache import default_cache_path
+
+        return Path(self.cache) if self.cache else default_cache_path(self.data_root, self.sampling_rate)
+
+    def open(self, progress: bool = True):
+        """The cache, built from ``data_root`` when missing or stale."""
+        from ecgfast.data import ensure_cache
+
+        return ensure_cache(self.data_root, self.cache, self.sampling_rate, self.skip_missing, self.workers,
+                            progress=progress)
+
+
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", type=Path, default=Path("data/PTB-XL"), help="PTB-XL folder")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="HDF5 cache (built from --data-root when missing; default DATA_ROOT/ecgfast_cache_<rate>hz.h5)")
+    p.add_argument("--sampling-rate", type=int, default=100, choices=SAMPLING_RATES)
+    p.add_argument("--skip-missing", action="store_true", help="cache a partial PTB-XL")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes that build the cache")
+
+
+def data_from_args(a: argparse.Namespace) -> DataConfig:
+    return DataConfig(a.data_root, a.cache, a.sampling_rate, a.skip_missing, a.workers)
+
+
+def add_run_flags(p: argparse.ArgumentParser, precision_help: str = "") -> None:
+    """Flags of every training run: device, precision, compile, seed, progress."""
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="autocast precision; auto = bf16 on GPUs (fp16 + GradScaler where a GPU lacks bf16) and on CPUs "
+                        "with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs" + precision_help)
+    p.add_argument("--compile", choices=COMPILE_MODES, default="auto", nargs="?", const="on",
+                   help="torch.compile the encoder: auto = on CUDA only (no gain measured on the CPU)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@dataclass
+class RunConfig:
+    device: str = "auto"
+    precision: str = "auto"
+    compile: str = "auto"
+    seed: int = 42
+    progress: bool = True
+
+    def validate(self) -> None:
+        _check(self.precision in PRECISIONS, "--precision", self.precision, "one of " + ", ".join(PRECISIONS))
+        _check(self.compile in COMPILE_MODES, "--compile", self.compile, "one of " + ", ".join(COMPILE_MODES))
+
+
+def run_from_args(a: argparse.Namespace) -> RunConfig:
+    return RunConfig(a.device, a.precision, a.compile, a.seed, not a.no_progress)
+
+
+@dataclass
+class PretrainConfig:
+    """One SimCLR or BYOL pretraining run (the seed's flags and defaults)."""
+
+    method: str = "simclr"
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    out: Path = Path("checkpoints/ssl_simclr.pt")
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    signal_length: int = 1000
+    temperature: float = 0.07
+    projection_dim: int = 128
+    tau: float = 0.999
+    augment: str = "full"
+    resume: bool = False
+    checkpoint_every: int = 50
+    log_every: int = 10
+    log: Path | None = None
+
+    def validate(self) -> None:
+        from ecgfast.augment import CONFIGS
+
+        self.data.validate()
+        self.run.validate()
+        _check(self.method in METHODS, "method", self.method, "simclr or byol")
+        _check(self.epochs >= 1, "--epochs", self.epochs, ">= 1")
+        _check(self.batch_size >= 2, "--batch-size", self.batch_size, ">= 2")
+        _check(math.isfinite(self.lr) and self.lr > 0, "--lr", self.lr, "a positive number")
+        _check(self.signal_length >= MIN_SIGNAL_LENGTH, "--signal-length", self.signal_length,
+               f">= {MIN_SIGNAL_LENGTH}")
+        _check(self.temperature > 0, "--temperature", self.temperature, "positive (temperature must be positive)")
+        _check(self.projection_dim >= 1, "--projection-dim", self.projection_dim, ">= 1")
+        _check(0 < self.tau < 1, "--tau", self.tau, "in (0, 1) (--tau must be in (0, 1))")
+        _check(self.augment in CONFIGS, "--config", self.augment, "one of " + ", ".join(CONFIGS))
+        _check(self.checkpoint_every >= 1, "--checkpoint-every", self.checkpoint_every, ">= 1")
+        _check(self.log_every >= 1, "--log-every", self.log_every, ">= 1")
+
+    def flat(self) -> dict:
+        """The run's settings as one flat dict of plain values (stored in checkpoints)."""
+        return flatten(self)
+
+
+@dataclass
+class ClassifierConfig:
+    """Fine-tuning, linear probing (``freeze_encoder``) or the supervised baseline (``ssl_checkpoint`` None)."""
+
+    mode: str = "supervised"
+    ssl_checkpoint: Path | None = None
+    freeze_encoder: bool = False
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    out: Path = Path("checkpoints/supervised.pt")
+    label_fraction: float = 0.1
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    signal_length: int = 1000
+    loss: str = "bce"
+    sampling: str = "standard"
+
+    def validate(self) -> None:
+        self.data.validate()
+        self.run.validate()
+        _check(self.mode in ("finetune", "supervised"), "mode", self.mode, "finetune or supervised")
+        _check(0 < self.label_fraction <= 1, "--label-fraction", self.label_fraction, "in (0, 1]")
+        _check(self.epochs >= 1, "--epochs", self.epochs, ">= 1")
+        _check(self.batch_size >= 1, "--batch-size", self.batch_size, ">= 1")
+        _check(math.isfinite(self.lr) and self.lr > 0, "--lr", self.lr, "a positive number")
+        _check(self.signal_length >= MIN_SIGNAL_LENGTH, "--signal-length", self.signal_length,
+               f">= {MIN_SIGNAL_LENGTH}")
+        _check(self.loss in LOSSES, "--loss", self.loss, "one of " + ", ".join(LOSSES))
+        _check(self.sampling in SAMPLINGS, "--sampling", self.sampling, "one of " + ", ".join(SAMPLINGS))
+
+    def flat(self) -> dict:
+        return flatten(self)
+
+
+def flatten(cfg) -> dict:
+    """Nested config dataclasses as one flat dict of JSON/checkpoint-safe values (paths as strings)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            out.update(flatten(v))
+        elif isinstance(v, Path):
+            out[f.name] = str(v)
+        elif isinstance(v, (list, tuple)):
+            out[f.name] = [str(x) if isinstance(x, Path) else x for x in v]
+        else:
+            out[f.name] = v
+    return out
+
+
+def add_pretrain_flags(p: argparse.ArgumentParser, method: str) -> None:
+    add_data_flags(p)
+    p.add_argument("--epochs", type=positive_int, default=20)
+    p.add_argument("--batch-size", type=_at_least_two, default=256, help="ECG pairs per step (global, over all ranks)")
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--signal-length", type=_signal_length, default=1000, help="samples per lead (the first ones are kept)")
+    p.add_argument("--out", type=Path, default=Path(f"checkpoints/ssl_{method}.pt"))
+    if method == "simclr":
+        p.add_argument("--temperature", type=positive_float, default=0.07)
+        p.add_argument("--projection-dim", type=positive_int, default=128)
+    else:
+        p.add_argument("--tau", type=open_unit, default=0.999, help="EMA rate of the target network, in (0, 1)")
+    add_run_flags(p)
+    from ecgfast.augment import CONFIGS
+
+    p.add_argument("--config", choices=CONFIGS, default="full", help="augmentations: full or an ablation")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the periodic checkpoint (a lower --lr or another --precision may be given)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=50, help="steps between periodic checkpoints")
+    p.add_argument("--log-every", type=positive_int, default=10,
+                   help="steps between progress updates and divergence checks (the only host syncs of a step)")
+    p.add_argument("--log", type=Path, default=None, help="JSON-lines log (default: OUT with .jsonl)")
+
+
+def pretrain_from_args(a: argparse.Namespace, method: str) -> PretrainConfig:
+    return PretrainConfig(method=method, data=data_from_args(a), run=run_from_args(a), out=a.out, epochs=a.epochs,
+                          batch_size=a.batch_size, lr=a.lr, signal_length=a.signal_length,
+                          temperature=getattr(a, "temperature", 0.07), projection_dim=getattr(a, "projection_dim", 128),
+                          tau=getattr(a, "tau", 0.999), augment=a.config, resume=a.resume,
+                          checkpoint_every=a.checkpoint_every, log_every=a.log_every, log=a.log)
+
+
+def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:
+    add_data_flags(p)
+    p.add_argument("--label-fraction", type=unit_fraction, default=0.1,
+                   help="share of the labelled records of folds 1-8 to train on (stratified, by seed)")
+    p.add_argument("--epochs", type=positive_int, default=30)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--signal-length", type=_signal_length, default=1000)
+    p.add_argument("--loss", choices=LOSSES, default="bce")
+    p.add_argument("--sampling", choices=SAMPLINGS, default="standard")
+    p.add_argument("--out", type=Path, default=Path(f"checkpoints/{mode}.pt"))
+    add_run_flags(p)
+
+
+def classifier_from_args(a: argparse.Namespace, mode: str) -> ClassifierConfig:
+    ssl = getattr(a, "ssl_checkpoint", None)
+    return ClassifierConfig(mode=mode, ssl_checkpoint=None if ssl is None or str(ssl).lower() == "none" else Path(ssl),
+                            freeze_encoder=getattr(a, "freeze_encoder", False), data=data_from_args(a),
+                            run=run_from_args(a), out=a.out, label_fraction=a.label_fraction, epochs=a.epochs,
+                            batch_size=a.batch_size, lr=a.lr, signal_length=a.signal_length, loss=a.loss,
+                            sampling=a.sampling)
+
+
+def _at_least_two(text: str) -> int:
+    v = positive_int(text)
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2 (a batch needs negatives), got {text}")
+    return v
+
+
+def _signal_length(text: str) -> int:
+    v = non_negative_int(text)
+    if v < MIN_SIGNAL_LENGTH:
+        raise argparse.ArgumentTypeError(f"must be >= {MIN_SIGNAL_LENGTH} samples, got {text}")
+    return v
