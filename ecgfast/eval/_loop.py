@@ -1,4 +1,4 @@
-"""One batched, no-grad inference loop (embed, predict, and the training code's evaluation).
+"""One batched, no-grad inference loop over any batches (embed, predict; reusable by training code).
 
 ``inference_loop(fn, batches, device=...)`` runs ``fn`` on each batch moved to
 ``device`` under ``torch.inference_mode()``, in full precision unless asked

@@ -73,7 +73,8 @@ def _plain(obj: Any) -> Any:
 
 def _limitations(card_data: dict, spec: Any) -> list[str]:
     out = list(_LIMITATIONS)
-    names = [str(d.get("name")) for d in card_data.get("corpora") or [] if d.get("name")] or ["PTB-XL"]
+    names = list(dict.fromkeys(str(d.get("name")) for d in card_data.get("corpora") or [] if d.get("name")))
+    names = names or ["PTB-XL"]
     rate = spec.get("sampling_rate") if isinstance(spec, dict) else None
     out.insert(1, f"Trained on {', '.join(names)}" + (f" at {rate} Hz" if rate else "") +
                "; inputs at other rates are resampled to it, which cannot restore content above its Nyquist "
@@ -201,6 +202,9 @@ def render_card(card: dict) -> str:
             lines += ["", "| class | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
             lines += [f"| {cls} | " + " | ".join(_fmt(v.get(k)) for k in cols) + " |"
                       for cls, v in per_class.items()]
+    elif c["kind"] == "classifier":
+        lines.append("Not evaluated on fold 10 in this run (`ecgfast evaluate --checkpoint ...` reports it with "
+                     "bootstrap CIs).")
     else:
         lines.append("Not evaluated (an encoder is evaluated through fine-tuning or a linear probe; see "
                      "`ecgfast experiment`).")
