@@ -120,6 +120,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6"],
+        "onnx": ["onnx>=1.16", "onnxscript>=0.1"],
     },
     entry_points={"console_scripts": ["ecgfast=ecgfast.cli:main"]},
     options={"bdist_wheel": {"py_limited_api": "cp39"}},

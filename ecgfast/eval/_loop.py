@@ -1,0 +1,132 @@
+"""One batched, no-grad inference loop over any batches (embed, predict; reusable by training code).
+
+``inference_loop(fn, batches, device=...)`` runs ``fn`` on each batch moved to
+``device`` under ``torch.inference_mode()``, in full precision unless asked
+(autocast off by default: bf16/fp16 results depend on the kernel chosen, fp32
+ones are bitwise repeatable on the same device and build), with a tqdm bar, and
+returns the outputs concatenated as float32 on the CPU. On CUDA it asks cuDNN
+for deterministic kernels for the duration of the loop.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterable, Iterator
+
+import torch
+
+from ecgfast.errors import ConfigError
+
+__all__ = ["batches_of", "inference_loop", "resolve_device"]
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; a clear error when unavailable."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: CUDA is not available on this machine (use --device cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise ConfigError(f"device {device!r}: expected auto, cpu, cuda or cuda:N")
+    return dev
+
+
+def batches_of(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """Consecutive slices of ``x`` along dim 0 (views, no copy)."""
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be positive, got {batch_size}")
+    for start in range(0, x.shape[0], batch_size):
+        yield x[start:start + batch_size]
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+@contextlib.contextmanager
+def _deterministic_cudnn(device: torch.device):
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
+def inference_loop(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable, *,
+                   device: str | torch.device = "cpu", precision: str = "fp32", progress: bool = False,
+                   desc: str | None = None, total: int | None = None, unit: str = "batch",
+                   count: Callable[[object], int] | None = None, non_blocking: bool = False) -> torch.Tensor:
+    """``torch.cat([fn(b.to(device)) for b in batches])`` as float32 on the CPU, no grad, with a progress bar.
+
+    ``batches`` yields tensors, or tuples / named tuples (``ECGBatchLoader``'s
+    ``Batch``) whose first item is the input. ``total``/``unit``/``count`` set
+    the bar (e.g. ``unit="rec"``, ``count=len`` to count records rather than
+    batches). ``fn`` is called under ``torch.inference_mode()``; put the model
+    in eval mode first.
+    """
+    from tqdm import tqdm
+
+    dev = resolve_device(device)
+    outs: list[torch.Tensor] = []
+    bar = tqdm(total=total, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True)
+    try:
+        with torch.inference_mode(), _deterministic_cudnn(dev):
+            for batch in batches:
+                x = batch if isinstance(batch, torch.Tensor) else batch[0]
+                with _autocast(precision, dev):
+                    y = fn(x.to(dev, non_blocking=non_blocking))
+                outs.append(y.float().cpu())
+                bar.update(count(x) if count else 1)
+    finally:
+        bar.close()
+    if not outs:
+        return torch.zeros(0)
+    return torch.cat(outs)
+
+
+def run_command(prog: str, fn: Callable[[], int]) -> int:
+    """Run a command's body: an ``EcgfastError`` or a file-system error becomes one line
+    ``ecgfast PROG: error: ...`` on stderr and exit status 1, never a traceback."""
+    import sys
+
+    from ecgfast.errors import EcgfastError
+
+    try:
+        return int(fn() or 0)
+    except EcgfastError as exc:
+        print(f"ecgfast {prog}: error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        from ecgfast._fs import os_error_message
+
+        if exc.errno is None:  # not a file-system error as such (e.g. h5py's): its own words
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        else:
+            msg = os_error_message(exc, exc.filename or "?", "access")
+        print(f"ecgfast {prog}: error: {msg}", file=sys.stderr)
+    return 1
+
+
+def command_parser(prog: str, doc: str):
+    """An argparse parser for ``ecgfast PROG`` whose help shows the module doc (first line, then the rest)."""
+    import argparse
+
+    head, _, rest = doc.partition("\n\n")
+    return argparse.ArgumentParser(prog=f"ecgfast {prog}", description=head.split(": ", 1)[-1].strip(),
+                                   epilog=rest.replace("``", ""),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)

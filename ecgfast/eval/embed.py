@@ -1,0 +1,142 @@
+"""``ecgfast embed``: one 256-d representation per record from a trained encoder.
+
+    ecgfast embed --checkpoint ENC.pt --input SRC --out emb.h5 [--device auto|cpu|cuda]
+                  [--batch-size 256] [--sampling-rate HZ] [--leads I II ...] [--units mV] [--pad]
+
+SRC is an HDF5 cache, a PTB-XL folder, a text file of WFDB record paths (or
+several record paths), a ``.npy`` array (N, 12, T) with ``--sampling-rate``, or
+a corpus manifest (``.json``) where ``ecgfast.data.open_corpus`` exists. A
+record longer than the model's window is cut into windows (hop = window, the
+last one ending at the record's end) whose representations are averaged.
+
+``--out`` ending in ``.h5``/``.hdf5`` writes datasets ``embeddings`` (float32
+(N, 256)) and ``ids`` (utf-8 strings) with the checkpoint, spec and input as
+attributes; ``.npy`` writes the array and ``<stem>.ids.csv`` beside it. Files
+are written atomically and are bitwise the same for the same input on the same
+device and build. A classifier checkpoint is accepted: its fine-tuned encoder
+embeds.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ecgfast.errors import ConfigError
+
+OUT_SUFFIXES = (".h5", ".hdf5", ".npy")
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (.pt)")
+    p.add_argument("--input", required=True, nargs="+", metavar="SRC",
+                   help="HDF5 cache, PTB-XL folder, text file of WFDB record paths, WFDB record path(s), "
+                        ".npy (N, 12, T) with --sampling-rate, or a corpus manifest .json")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--batch-size", type=int, default=256, help="windows per forward pass (default 256)")
+    p.add_argument("--sampling-rate", type=float, default=None,
+                   help="Hz of a .npy input (required there); the rate to read a PTB-XL folder at")
+    p.add_argument("--leads", nargs="+", default=None,
+                   help="lead names of a .npy input's channels, in order (default: the model's order)")
+    p.add_argument("--units", default="mV", help="units of a .npy input: V, mV or uV (default mV)")
+    p.add_argument("--pad", action="store_true",
+                   help="zero-pad records shorter than the model's window (default: refuse them)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def output_kind(out: Path) -> str:
+    suffix = out.suffix.lower()
+    if suffix not in OUT_SUFFIXES:
+        raise ConfigError(f"--out {out}: expected a .h5, .hdf5 or .npy file")
+    return "npy" if suffix == ".npy" else "h5"
+
+
+def ids_path(out: Path) -> Path:
+    """``emb.npy`` -> ``emb.ids.csv``."""
+    return out.with_name(out.stem + ".ids.csv")
+
+
+def _ids_csv(ids) -> str:
+    import csv
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id"])
+    w.writerows([i] for i in ids)
+    return buf.getvalue()
+
+
+def write_embeddings(out: str | Path, ids, embeddings, attrs: dict | None = None) -> list[Path]:
+    """Write ``embeddings`` (N, D) and ``ids`` to ``out`` (.h5/.hdf5 or .npy + .ids.csv), atomically."""
+    from ecgfast._fs import atomic_write
+
+    out = Path(out)
+    kind = output_kind(out)
+    emb = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
+    ids = [str(i) for i in ids]
+    if emb.ndim != 2 or emb.shape[0] != len(ids):
+        raise ValueError(f"embeddings {emb.shape} and {len(ids)} ids disagree")
+    if kind == "npy":
+        written = [atomic_write(out, lambda f: np.save(f, emb, allow_pickle=False))]
+        written.append(atomic_write(ids_path(out), lambda f: f.write(_ids_csv(ids)), mode="w"))
+        return written
+
+    import h5py
+
+    def write(f):
+        # track_times=False and a fixed layout: the same data give the same bytes.
+        with h5py.File(f, "w", libver="earliest", track_order=False) as h5:
+            h5.create_dataset("embeddings", data=emb, track_times=False)
+            h5.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype("utf-8"),
+                              track_times=False)
+            for k, v in (attrs or {}).items():
+                h5.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
+
+    return [atomic_write(out, write, mode="w+b")]  # h5py reads back what it writes
+
+
+def run_embed(checkpoint, inputs, out, *, device="auto", batch_size=256, sampling_rate=None, leads=None,
+              units="mV", pad=False, progress=True) -> tuple[list[Path], int]:
+    """Embed every record of ``inputs`` with the encoder of ``checkpoint`` and write ``out``; returns (files, N)."""
+    from ecgfast import __version__
+    from ecgfast.eval._loop import resolve_device
+    from ecgfast.eval.inputs import embed_records, open_input
+    from ecgfast.models.pretrained import load_encoder
+
+    out = Path(out)
+    output_kind(out)  # refuse a bad --out before any work
+    dev = resolve_device(device)
+    model = load_encoder(checkpoint, dev)
+    with open_input(inputs, sampling_rate=sampling_rate, leads=leads, units=units,
+                    model_rate=model.spec["sampling_rate"]) as source:
+        ids, emb = embed_records(model, source, device=dev, batch_size=batch_size, pad=pad, progress=progress)
+        attrs = {"checkpoint": str(checkpoint), "input": source.description, "spec": model.spec,
+                 "pooling": "mean over windows of the trained length", "ecgfast": __version__,
+                 "device": dev.type}
+    return write_embeddings(out, ids, emb.numpy(), attrs), len(ids)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ecgfast.eval._loop import command_parser, run_command
+
+    p = command_parser("embed", __doc__)
+    add_input_arguments(p)
+    p.add_argument("--out", required=True, type=Path, help="output: .h5/.hdf5, or .npy (+ <stem>.ids.csv)")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        files, n = run_embed(args.checkpoint, args.input, args.out, device=args.device, batch_size=args.batch_size,
+                             sampling_rate=args.sampling_rate, leads=args.leads, units=args.units, pad=args.pad,
+                             progress=not args.no_progress)
+        print(f"wrote {', '.join(map(str, files))}: {n} records x 256")
+        return 0
+
+    return run_command("embed", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""``ecgfast predict``: per-record class probabilities and thresholded labels from a classifier.
+
+    ecgfast predict --checkpoint CLS.pt --input SRC --out preds.csv [--device ...] [--batch-size ...]
+
+SRC as for ``ecgfast embed``. The csv has one row per record: ``id``, then
+``p_<class>`` (sigmoid probability) for every class, then ``y_<class>`` (1 where
+the probability reaches the class's threshold stored in the checkpoint, chosen
+on fold 9; 0.5 where the checkpoint has none). A record longer than the model's
+window is cut into windows whose representations are averaged before the head
+(the same as averaging the logits). An encoder checkpoint has no head and is
+refused.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ecgfast.errors import ConfigError
+
+
+def predict_records(model, source, *, device="cpu", batch_size=256, pad=False, progress=False,
+                    precision="fp32") -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(ids, probabilities (N, C) float32, labels (N, C) int)`` of a ``PretrainedClassifier`` over a source."""
+    from ecgfast.eval.inputs import embed_records
+
+    ids, feats = embed_records(model, source, device=device, batch_size=batch_size, pad=pad, progress=progress,
+                               precision=precision, desc="predicting")
+    with torch.inference_mode():
+        w, b = model.head.weight.detach().cpu().float(), model.head.bias.detach().cpu().float()
+        probs = torch.sigmoid(torch.nn.functional.linear(feats, w, b))
+        labels = (probs >= torch.tensor(model.thresholds, dtype=torch.float32)).to(torch.int64)
+    return ids, probs.numpy(), labels.numpy()
+
+
+def predictions_csv(ids, classes, probs, labels) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id"] + [f"p_{c}" for c in classes] + [f"y_{c}" for c in classes])
+    for i, p, y in zip(ids, probs, labels):
+        w.writerow([i] + [f"{float(v):.6g}" for v in p] + [int(v) for v in y])
+    return buf.getvalue()
+
+
+def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampling_rate=None, leads=None,
+                units="mV", pad=False, progress=True) -> tuple[Path, int]:
+    from ecgfast._fs import atomic_write
+    from ecgfast.eval._loop import resolve_device
+    from ecgfast.eval.inputs import open_input
+    from ecgfast.models.pretrained import load_classifier
+
+    out = Path(out)
+    if out.suffix.lower() != ".csv":
+        raise ConfigError(f"--out {out}: expected a .csv file")
+    dev = resolve_device(device)
+    model = load_classifier(checkpoint, dev)
+    with open_input(inputs, sampling_rate=sampling_rate, leads=leads, units=units,
+                    model_rate=model.spec["sampling_rate"]) as source:
+        ids, probs, labels = predict_records(model, source, device=dev, batch_size=batch_size, pad=pad,
+                                             progress=progress)
+    text = predictions_csv(ids, model.classes, probs, labels)
+    return atomic_write(out, lambda f: f.write(text), mode="w"), len(ids)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ecgfast.eval._loop import command_parser, run_command
+    from ecgfast.eval.embed import add_input_arguments
+
+    p = command_parser("predict", __doc__)
+    add_input_arguments(p)
+    p.add_argument("--out", required=True, type=Path, help="output csv: id, p_<class>..., y_<class>...")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        out, n = run_predict(args.checkpoint, args.input, args.out, device=args.device, batch_size=args.batch_size,
+                             sampling_rate=args.sampling_rate, leads=args.leads, units=args.units, pad=args.pad,
+                             progress=not args.no_progress)
+        print(f"wrote {out}: {n} records")
+        return 0
+
+    return run_command("predict", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

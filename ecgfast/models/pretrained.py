@@ -1,0 +1,493 @@
+"""Trained encoders and classifiers, ready to use anywhere (docs/using-encoders.md).
+
+``load_encoder(path)`` and ``load_classifier(path)`` read an ecgfast checkpoint
+(format 2, or format 1 with the spec derived from its config) safely
+(``weights_only=True``) and return an ``nn.Module`` in eval mode that carries
+the preprocessing it was trained with:
+
+- ``model.preprocess(x, sampling_rate, leads=None, units="mV")`` turns any
+  (12, T) or (B, 12, T) numpy/torch ECG into what the network saw in training:
+  leads put in the trained order by name, units converted to mV, resampled to
+  the trained rate (polyphase, ``scipy.signal.resample_poly``), cut to the
+  trained length (the first window, as training does; ``crop="center"`` for
+  the middle one) or zero-padded at the end where ``pad=True``, then
+  normalised with the training statistics;
+- ``model.preprocess_windows(...)`` cuts a long record into every window of
+  the trained length instead (the last one aligned to the record's end);
+- ``model.embed(x_pre)`` -> (B, 256); a classifier's ``predict_proba(x_pre)``
+  and ``predict(x_pre)`` (labels at the checkpoint's per-class thresholds).
+
+Whatever cannot be fixed (a missing lead, a record shorter than the window
+when padding is refused, NaN samples, an unknown unit) raises ``DataError`` or
+``ConfigError`` naming the problem; a checkpoint of the wrong kind, an
+unreadable file or an unsafe pickle raises ``CheckpointError`` naming the file.
+"""
+from __future__ import annotations
+
+import math
+import os
+from fractions import Fraction
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ecgfast.errors import CheckpointError, ConfigError, DataError
+from ecgfast.models.encoder import ECGEncoder1DCNN
+
+__all__ = ["PretrainedClassifier", "PretrainedEncoder", "checkpoint_spec", "load_classifier", "load_encoder",
+           "read_checkpoint", "UNITS"]
+
+# Volts per unit: x_mV = x * UNITS[unit] / UNITS["mv"].
+UNITS = {"v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "nv": 1e-9}
+CROPS = ("first", "center")
+
+
+def _unit_factor(units: str) -> float:
+    """Multiply by this to turn ``units`` into mV."""
+    key = str(units).strip().lower()
+    if key not in UNITS:
+        raise ConfigError(f"unknown units {units!r}: expected one of V, mV, uV (µV)")
+    return UNITS[key] / UNITS["mv"]
+
+
+def _lead_key(name: str) -> str:
+    return str(name).strip().upper()
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoint -> spec
+# ---------------------------------------------------------------------------------------------
+
+def _check_normalizer(norm: Any, path) -> dict:
+    if not isinstance(norm, dict) or "mean" not in norm or "std" not in norm:
+        raise CheckpointError(f"checkpoint {path}: no normaliser (mean/std) stored, so the model's input "
+                              "scaling is unknown")
+    mean = np.asarray(norm["mean"], dtype=np.float64).reshape(-1)
+    std = np.asarray(norm["std"], dtype=np.float64).reshape(-1)
+    if mean.shape != std.shape or mean.size == 0 or not np.all(np.isfinite(mean)) or not np.all(std > 0):
+        raise CheckpointError(f"checkpoint {path}: normaliser mean/std are inconsistent "
+                              f"(shapes {mean.shape}/{std.shape}, std > 0 and finite required)")
+    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std],
+            "per_lead": bool(norm.get("per_lead", mean.size > 1))}
+
+
+def checkpoint_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dict:
+    """The preprocessing spec of a checkpoint: its ``spec`` (format 2) or one derived from format 1.
+
+    Format 1 stored ``sampling_rate``/``signal_length`` in ``config`` and the
+    normaliser beside it (or in ``config``); leads were always PTB-XL's order in mV.
+    """
+    from ecgfast import LEADS
+
+    spec = ckpt.get("spec")
+    config = ckpt.get("config") or {}
+    if isinstance(spec, dict):
+        missing = [k for k in ("sampling_rate", "signal_length", "normalizer") if k not in spec]
+        if missing:
+            raise CheckpointError(f"checkpoint {path}: its spec lacks {missing}")
+        out = dict(spec)
+    else:
+        norm = ckpt.get("normalizer") or config.get("normalizer")
+        rate = config.get("sampling_rate")
+        if rate is None:
+            raise CheckpointError(f"checkpoint {path}: neither a spec nor config['sampling_rate']: the rate the "
+                                  "model was trained at is unknown")
+        length = config.get("signal_length", 10 * int(rate))
+        out = {"sampling_rate": rate, "signal_length": length, "leads": list(LEADS), "units": "mV",
+               "normalizer": norm}
+    out["sampling_rate"] = int(out["sampling_rate"])
+    out["signal_length"] = int(out["signal_length"])
+    out["leads"] = [str(lead) for lead in (out.get("leads") or LEADS)]
+    out["units"] = str(out.get("units") or "mV")
+    _unit_factor(out["units"])
+    out["normalizer"] = _check_normalizer(out.get("normalizer"), path)
+    n = len(out["normalizer"]["mean"])
+    if out["normalizer"]["per_lead"] and n != len(out["leads"]):
+        raise CheckpointError(f"checkpoint {path}: a per-lead normaliser of {n} values for "
+                              f"{len(out['leads'])} leads")
+    if out["sampling_rate"] <= 0 or out["signal_length"] <= 0:
+        raise CheckpointError(f"checkpoint {path}: sampling rate {out['sampling_rate']} and signal length "
+                              f"{out['signal_length']} must be positive")
+    if len({_lead_key(lead) for lead in out["leads"]}) != len(out["leads"]):
+        raise CheckpointError(f"checkpoint {path}: repeated lead names {out['leads']}")
+    return out
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict, str]:
+    """Load a checkpoint safely and return ``(ckpt, kind)`` (``kind``: encoder, classifier or resume)."""
+    from ecgfast.train.checkpoint import infer_kind, load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    fmt = ckpt.get("format")
+    if fmt is not None and fmt != "ecgfast-checkpoint":
+        raise CheckpointError(f"checkpoint {path}: format {fmt!r} is not an ecgfast checkpoint")
+    version = ckpt.get("format_version", 1)
+    if not isinstance(version, int) or version > 2:
+        raise CheckpointError(f"checkpoint {path}: format version {version!r}; this ecgfast reads 1 and 2 "
+                              "(upgrade ecgfast)")
+    kind = infer_kind(ckpt)
+    if kind is None:
+        raise CheckpointError(f"checkpoint {path} is not an ecgfast checkpoint (no 'encoder' or 'classifier' "
+                              f"weights; keys {sorted(map(str, ckpt))[:8]})")
+    return ckpt, kind
+
+
+def _load_state(module: nn.Module, state: Any, path, what: str) -> None:
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {path}: '{what}' is not a state dict of tensors")
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:4]}{' ...' if len(missing) > 4 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:4]}{' ...' if len(unexpected) > 4 else ''}")
+        if shapes:
+            parts.append("shape mismatch " + ", ".join(
+                f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes[:3]))
+        raise CheckpointError(f"checkpoint {path}: its {what} weights do not fit ECGEncoder1DCNN: "
+                              + "; ".join(parts))
+    module.load_state_dict(state)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preprocessing
+# ---------------------------------------------------------------------------------------------
+
+def _as_batch(x, where: str) -> np.ndarray:
+    """(12, T) or (B, 12, T) numpy/torch -> float64 numpy (B, C, T)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu")
+        if x.dtype in (torch.bfloat16, torch.float16):
+            x = x.float()
+        x = x.numpy()
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise DataError(f"{where}: signals of dtype {x.dtype}, expected numbers")
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise DataError(f"{where}: signals of shape {tuple(x.shape)}, expected (leads, T) or (B, leads, T)")
+    if x.shape[0] == 0 or x.shape[2] == 0:
+        raise DataError(f"{where}: empty signals of shape {tuple(x.shape)}")
+    return x.astype(np.float64, copy=False)
+
+
+class Preprocessing:
+    """The input transform of a trained model: from any ECG to the trained rate, length, leads, units, scale."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.sampling_rate = int(spec["sampling_rate"])
+        self.signal_length = int(spec["signal_length"])
+        self.leads = list(spec["leads"])
+        self.unit_factor = _unit_factor(spec.get("units", "mV"))  # trained units per mV is 1 / this
+        norm = spec["normalizer"]
+        self.per_lead = bool(norm["per_lead"])
+        shape = (1, -1, 1) if self.per_lead else (1, 1, 1)
+        self.mean = torch.tensor(norm["mean"], dtype=torch.float32).view(shape)
+        self.std = torch.tensor(norm["std"], dtype=torch.float32).view(shape)
+
+    # -- pieces -----------------------------------------------------------------------------
+    def lead_index(self, leads: Sequence[str] | None, n_channels: int, where: str = "input") -> list[int]:
+        """Indices into the input's channels that give the trained lead order."""
+        if leads is None:
+            if n_channels != len(self.leads):
+                raise DataError(f"{where}: {n_channels} leads, the model needs {len(self.leads)} "
+                                f"({', '.join(self.leads)}); pass leads=[...] naming the input's leads")
+            return list(range(n_channels))
+        names = [_lead_key(n) for n in leads]
+        if len(names) != n_channels:
+            raise DataError(f"{where}: {len(names)} lead names given for {n_channels} channels")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise DataError(f"{where}: lead name(s) {dup} appear more than once")
+        pos = {n: i for i, n in enumerate(names)}
+        missing = [lead for lead in self.leads if _lead_key(lead) not in pos]
+        if missing:
+            raise DataError(f"{where}: lead(s) {', '.join(missing)} missing (has {', '.join(leads)}); the model "
+                            f"needs {', '.join(self.leads)}")
+        return [pos[_lead_key(lead)] for lead in self.leads]
+
+    def resample(self, x: np.ndarray, sampling_rate, where: str = "input") -> np.ndarray:
+        """Polyphase resampling (float64) from ``sampling_rate`` to the trained rate along the last axis."""
+        try:
+            rate = float(sampling_rate)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: sampling rate {sampling_rate!r} is not a number") from None
+        if not math.isfinite(rate) or rate <= 0:
+            raise ConfigError(f"{where}: sampling rate {sampling_rate!r} must be a positive number of Hz")
+        ratio = Fraction(self.sampling_rate) / Fraction(rate).limit_denominator(1000)
+        if ratio == 1:
+            return x
+        up, down = ratio.numerator, ratio.denominator
+        if up > 1000 or down > 1000:
+            raise ConfigError(f"{where}: cannot resample {rate:g} Hz to {self.sampling_rate} Hz by a small ratio "
+                              f"({up}/{down})")
+        from scipy.signal import resample_poly
+
+        return resample_poly(x, up, down, axis=-1)
+
+    def to_model_units(self, x: np.ndarray, units: str) -> np.ndarray:
+        factor = _unit_factor(units) / self.unit_factor
+        return x if factor == 1.0 else x * factor
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(x - mean) / std in float32, the very expression ``Normalizer`` applies in training."""
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def _common(self, x, sampling_rate, leads, units, where, ids=None) -> np.ndarray:
+        a = _as_batch(x, where)
+        if sampling_rate is None:
+            raise ConfigError(f"{where}: the sampling rate of the input is required (the model runs at "
+                              f"{self.sampling_rate} Hz)")
+        idx = self.lead_index(leads, a.shape[1], where)
+        if idx != list(range(a.shape[1])):
+            a = a[:, idx]  # the trained leads, in the trained order (extra leads dropped)
+        if not np.all(np.isfinite(a)):
+            bad = np.argwhere(~np.isfinite(a))[0]
+            rec = f"record {ids[bad[0]]}" if ids is not None else f"record {bad[0]}"
+            raise DataError(f"{where}: NaN or infinite samples (first at {rec}, lead {self.leads[bad[1]]}, "
+                            f"sample {bad[2]}); fill or drop them first")
+        a = self.to_model_units(a, units)
+        return self.resample(a, sampling_rate, where)
+
+    def _fit_length(self, a: np.ndarray, crop: str, pad: bool, where: str, rate) -> np.ndarray:
+        L, T = self.signal_length, a.shape[-1]
+        if T > L:
+            if crop not in CROPS:
+                raise ConfigError(f"crop {crop!r}: expected one of {', '.join(CROPS)}")
+            start = 0 if crop == "first" else (T - L) // 2
+            return a[..., start:start + L]
+        if T < L:
+            if not pad:
+                raise DataError(f"{where}: {T} samples at {self.sampling_rate} Hz after resampling "
+                                f"({T / self.sampling_rate:g} s), shorter than the model's window of {L} "
+                                f"({L / self.sampling_rate:g} s); pass pad=True (--pad) to zero-pad it")
+            return np.concatenate([a, np.zeros(a.shape[:-1] + (L - T,), a.dtype)], axis=-1)
+        return a
+
+    # -- public ------------------------------------------------------------------------------
+    def __call__(self, x, sampling_rate, leads=None, units: str = "mV", *, crop: str = "first", pad: bool = False,
+                 where: str = "input") -> torch.Tensor:
+        a = self._common(x, sampling_rate, leads, units, where)
+        a = self._fit_length(a, crop, pad, where, sampling_rate)
+        return self.normalize(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)))
+
+    def windows(self, x, sampling_rate, leads=None, units: str = "mV", *, pad: bool = False,
+                where: str = "input", ids=None) -> torch.Tensor:
+        """(B, W, C, L): every window of the trained length, hop = length, the last one ending at the record's end."""
+        a = self._common(x, sampling_rate, leads, units, where, ids)
+        L, T = self.signal_length, a.shape[-1]
+        if T <= L:
+            a = self._fit_length(a, "first", pad, where, sampling_rate)[:, None]
+        else:
+            starts = list(range(0, T - L + 1, L))
+            if starts[-1] + L < T:
+                starts.append(T - L)
+            a = np.stack([a[..., s:s + L] for s in starts], axis=1)
+        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        B, W = t.shape[:2]
+        return self.normalize(t.reshape(B * W, *t.shape[2:])).reshape(t.shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+
+class _Pretrained(nn.Module):
+    kind = "model"
+
+    def _attach(self, spec: dict, classes, meta: dict) -> None:
+        self.spec = spec
+        self.classes = list(classes) if classes is not None else None
+        self.meta = meta  # config, data, versions, metrics, path: what the checkpoint says about itself
+        self._pre = Preprocessing(spec)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def preprocess(self, x, sampling_rate, leads: Sequence[str] | None = None, units: str = "mV", *,
+                   crop: str = "first", pad: bool = False) -> torch.Tensor:
+        """Any (12, T) or (B, 12, T) ECG -> the (B, 12, L) float32 input the model was trained on, on its device.
+
+        ``leads``: the input's lead names in channel order (case-insensitive;
+        None: already in ``spec["leads"]`` order); extra leads are dropped, a
+        missing one is a ``DataError``. ``units``: V, mV or uV. Longer records
+        are cut to the first window (``crop="first"``, as training does) or the
+        middle one (``crop="center"``); shorter ones are refused unless
+        ``pad=True`` (zeros, i.e. 0 mV, appended at the end).
+        """
+        return self._pre(x, sampling_rate, leads, units, crop=crop, pad=pad).to(self.device)
+
+    def preprocess_windows(self, x, sampling_rate, leads: Sequence[str] | None = None, units: str = "mV", *,
+                           pad: bool = False) -> torch.Tensor:
+        """Like ``preprocess`` but (B, W, 12, L): every window of a long record (see ``Preprocessing.windows``)."""
+        return self._pre.windows(x, sampling_rate, leads, units, pad=pad).to(self.device)
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return (f"kind={self.kind}, sampling_rate={s['sampling_rate']}, signal_length={s['signal_length']}, "
+                f"leads={len(s['leads'])}, classes={self.classes}")
+
+
+class PretrainedEncoder(_Pretrained):
+    """A trained ``ECGEncoder1DCNN`` with its preprocessing: ``forward``/``embed`` map (B, 12, L) to (B, 256)."""
+
+    kind = "encoder"
+
+    def __init__(self, spec: dict, classes=None, meta: dict | None = None):
+        super().__init__()
+        self.encoder = ECGEncoder1DCNN(in_ch=len(spec["leads"]))
+        self._attach(spec, classes, meta or {})
+
+    @property
+    def out_dim(self) -> int:
+        return self.encoder.out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Representations (B, 256) of preprocessed input (no gradient)."""
+        return self.encoder(x)
+
+
+class PretrainedClassifier(_Pretrained):
+    """A trained classifier (encoder + Linear(256, C)) with preprocessing, classes and decision thresholds.
+
+    ``forward`` gives logits; ``predict_proba`` sigmoid probabilities; ``predict``
+    the 0/1 labels at ``thresholds`` (per class, chosen on fold 9; 0.5 where the
+    checkpoint has none). State-dict keys are ``ECGClassifier``'s.
+    """
+
+    kind = "classifier"
+
+    def __init__(self, spec: dict, classes: Sequence[str], thresholds=None, meta: dict | None = None):
+        super().__init__()
+        self.encoder = ECGEncoder1DCNN(in_ch=len(spec["leads"]))
+        self.head = nn.Linear(self.encoder.out_channels, len(classes))
+        self._attach(spec, classes, meta or {})
+        t = [0.5] * len(classes) if thresholds is None else [float(v) for v in thresholds]
+        self.register_buffer("_thresholds", torch.tensor(t, dtype=torch.float32), persistent=False)
+
+    @property
+    def thresholds(self) -> list[float]:
+        return self._thresholds.tolist()
+
+    @property
+    def out_dim(self) -> int:
+        return self.encoder.out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-class probabilities (B, C) of preprocessed input."""
+        return torch.sigmoid(self.forward(x))
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """0/1 labels (B, C): probability >= the class's threshold."""
+        return (self.predict_proba(x) >= self._thresholds).to(torch.int64)
+
+    def as_encoder(self) -> PretrainedEncoder:
+        """This classifier's encoder as a ``PretrainedEncoder`` (shares the weights)."""
+        enc = PretrainedEncoder(self.spec, self.classes, self.meta)
+        enc.encoder = self.encoder
+        return enc.eval()
+
+
+def _meta(ckpt: dict, path, kind: str) -> dict:
+    keys = ("config", "data", "versions", "metrics", "wall_time_s", "device", "format_version", "val_macro_auroc")
+    meta = {k: ckpt[k] for k in keys if k in ckpt}
+    meta.setdefault("format_version", 1)
+    meta["path"] = str(path)
+    meta["kind"] = kind
+    return meta
+
+
+def _device(device) -> torch.device:
+    from ecgfast.eval._loop import resolve_device
+
+    return resolve_device(device)
+
+
+def _classifier_from(ckpt: dict, path) -> PretrainedClassifier:
+    state = ckpt.get("classifier")
+    if not isinstance(state, dict) or "head.weight" not in state:
+        raise CheckpointError(f"checkpoint {path}: no classifier weights (head.weight)")
+    n_classes = int(state["head.weight"].shape[0])
+    classes = ckpt.get("classes") or (ckpt.get("config") or {}).get("classes")
+    if classes is None:
+        from ecgfast import CLASSES
+
+        classes = list(CLASSES) if n_classes == len(CLASSES) else [f"class{i}" for i in range(n_classes)]
+    classes = [str(c) for c in classes]
+    if len(classes) != n_classes:
+        raise CheckpointError(f"checkpoint {path}: {len(classes)} class names for a head of {n_classes} outputs")
+    thresholds = ckpt.get("thresholds")
+    if thresholds is not None:
+        thresholds = [float(t) for t in (thresholds.tolist() if isinstance(thresholds, torch.Tensor) else thresholds)]
+        if len(thresholds) != n_classes or not all(0 <= t <= 1 for t in thresholds):
+            raise CheckpointError(f"checkpoint {path}: thresholds {thresholds} do not give one value in [0, 1] "
+                                  f"per class ({n_classes})")
+    spec = checkpoint_spec(ckpt, path)
+    model = PretrainedClassifier(spec, classes, thresholds, _meta(ckpt, path, "classifier"))
+    _load_state(model, state, path, "classifier")
+    return model
+
+
+def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> PretrainedEncoder:
+    """A trained encoder, in eval mode on ``device``, with its preprocessing (``model.preprocess``).
+
+    Takes an encoder checkpoint (pretraining output) or a classifier checkpoint,
+    whose (fine-tuned) encoder it returns; a resume checkpoint or anything else
+    raises ``CheckpointError`` naming the file.
+    """
+    dev = _device(device)
+    ckpt, kind = read_checkpoint(path)
+    if kind == "classifier":
+        return _classifier_from(ckpt, path).as_encoder().to(dev).eval()
+    if kind != "encoder":
+        raise CheckpointError(f"checkpoint {path} is a {kind} checkpoint; load_encoder needs a pretraining run's "
+                              "output (--out of pretrain-simclr/byol) or a classifier checkpoint")
+    spec = checkpoint_spec(ckpt, path)
+    classes = ckpt.get("classes") or (ckpt.get("config") or {}).get("classes")
+    model = PretrainedEncoder(spec, classes, _meta(ckpt, path, "encoder"))
+    _load_state(model.encoder, ckpt["encoder"], path, "encoder")
+    return model.to(dev).eval()
+
+
+def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> PretrainedClassifier:
+    """A trained classifier, in eval mode on ``device``, with preprocessing, ``classes`` and ``thresholds``.
+
+    An encoder checkpoint (no head) raises ``CheckpointError``: fine-tune it first
+    (``ecgfast finetune``).
+    """
+    dev = _device(device)
+    ckpt, kind = read_checkpoint(path)
+    if kind != "classifier":
+        hint = (" (an encoder has no classification head: fine-tune it with `ecgfast finetune`, or use "
+                "load_encoder / `ecgfast embed`)" if kind == "encoder" else "")
+        raise CheckpointError(f"checkpoint {path} is a{'n' if kind[0] in 'aeiou' else ''} {kind} checkpoint, "
+                              f"not a classifier{hint}")
+    return _classifier_from(ckpt, path).to(dev).eval()
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Whatever the checkpoint holds: a ``PretrainedClassifier`` or a ``PretrainedEncoder``."""
+    _, kind = read_checkpoint(path)
+    return load_classifier(path, device) if kind == "classifier" else load_encoder(path, device)
