@@ -15,29 +15,10 @@ from typing import Callable, Iterable, Iterator
 import torch
 
 from ecgfast.errors import ConfigError
+from ecgfast.train.common import autocast as _autocast
+from ecgfast.train.common import resolve_device, run_command  # noqa: F401 (re-exported for the commands)
 
-__all__ = ["batches_of", "inference_loop", "resolve_device"]
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; a clear error when unavailable."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device {device!r}: expected auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r}: CUDA is not available on this machine (use --device cpu)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type != "cpu":
-        raise ConfigError(f"device {device!r}: expected auto, cpu, cuda or cuda:N")
-    return dev
-
+__all__ = ["batches_of", "command_parser", "inference_loop", "resolve_device", "run_command"]
 
 def batches_of(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
     """Consecutive slices of ``x`` along dim 0 (views, no copy)."""
@@ -45,14 +26,6 @@ def batches_of(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     for start in range(0, x.shape[0], batch_size):
         yield x[start:start + batch_size]
-
-
-def _autocast(precision: str, device: torch.device):
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 @contextlib.contextmanager
@@ -98,28 +71,6 @@ def inference_loop(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable
     if not outs:
         return torch.zeros(0)
     return torch.cat(outs)
-
-
-def run_command(prog: str, fn: Callable[[], int]) -> int:
-    """Run a command's body: an ``EcgfastError`` or a file-system error becomes one line
-    ``ecgfast PROG: error: ...`` on stderr and exit status 1, never a traceback."""
-    import sys
-
-    from ecgfast.errors import EcgfastError
-
-    try:
-        return int(fn() or 0)
-    except EcgfastError as exc:
-        print(f"ecgfast {prog}: error: {exc}", file=sys.stderr)
-    except OSError as exc:
-        from ecgfast._fs import os_error_message
-
-        if exc.errno is None:  # not a file-system error as such (e.g. h5py's): its own words
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        else:
-            msg = os_error_message(exc, exc.filename or "?", "access")
-        print(f"ecgfast {prog}: error: {msg}", file=sys.stderr)
-    return 1
 
 
 def command_parser(prog: str, doc: str):

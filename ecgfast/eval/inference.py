@@ -6,30 +6,29 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ecgfast.train.common import autocast
 
 
-@torch.no_grad()
 def forward_cache(fn: Callable[[torch.Tensor], torch.Tensor], cache, indices, normalizer, signal_length: int,
                   device: torch.device | str = "cpu", precision: str = "fp32", batch_size: int = 256,
-                  perturb: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+                  perturb: Callable[[torch.Tensor], torch.Tensor] | None = None, progress: bool = False) -> torch.Tensor:
     """``fn(normalise(x[..., :signal_length]))`` over ``indices`` of the cache, in order, as float32 on the CPU.
 
-    ``perturb`` (optional) changes each batch in mV before normalisation (robustness checks).
+    Batches come from ``ECGBatchLoader`` on ``device`` and go through the one inference loop
+    (``ecgfast.eval._loop.inference_loop``). ``perturb`` (optional) changes each batch in mV
+    before normalisation (robustness checks).
     """
     from ecgfast.data import ECGBatchLoader
+    from ecgfast.eval._loop import inference_loop
 
     device = torch.device(device)
-    out = []
-    for batch in ECGBatchLoader(cache, indices, batch_size, shuffle=False, device=device):
-        x = batch.signals[..., :signal_length]
-        if perturb is not None:
-            x = perturb(x)
-        with autocast(precision, device):
-            out.append(fn(normalizer(x)).float())
-    if not out:
-        return torch.zeros((0, 0))
-    return torch.cat(out).cpu()  # one copy back at the end
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        x = x[..., :signal_length]
+        return fn(normalizer(perturb(x) if perturb is not None else x))
+
+    loader = ECGBatchLoader(cache, indices, batch_size, shuffle=False, device=device)
+    out = inference_loop(run, loader, device=device, precision=precision, progress=progress)
+    return out.clone()  # a normal tensor: callers may train on it (inference tensors can't enter autograd)
 
 
 def predict(model, cache, indices, normalizer, signal_length: int, precision: str = "fp32", batch_size: int = 256,

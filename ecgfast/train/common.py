@@ -163,7 +163,8 @@ non_negative_float = _number(float, 0, what=">= 0")
 
 # -- the command boundary ------------------------------------------------------------------
 def run_command(name: str, fn, *args, **kwargs) -> int:
-    """Run ``fn``; the library's errors and file-system errors become one line on stderr and exit code 1."""
+    """Run a command's body ``fn``: an ``EcgfastError`` or a file-system error becomes one line
+    ``ecgfast NAME: error: ...`` on stderr and exit status 1, never a traceback."""
     from ecgfast._fs import os_error_message
 
     try:
@@ -172,8 +173,11 @@ def run_command(name: str, fn, *args, **kwargs) -> int:
         print(f"ecgfast {name}: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        where = exc.filename or "a file"
-        print(f"ecgfast {name}: error: {os_error_message(exc, where, 'use')}", file=sys.stderr)
+        if exc.errno is None:  # not a file-system error as such (e.g. h5py's): its own words
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        else:
+            message = os_error_message(exc, exc.filename or "a file", "access")
+        print(f"ecgfast {name}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"ecgfast {name}: interrupted; a run with periodic checkpoints continues with --resume",
