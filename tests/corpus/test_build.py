@@ -98,8 +98,6 @@ def test_bad_records_refused_or_skipped(layouts, tmp_path):
 
 
 def test_ptbxl_source_skip_missing(ptbxl_sample_root, tmp_path):
-    with pytest.raises(DataError, match="--skip-missing"):
-        build_corpus("ptbxl", ptbxl_sample_root, tmp_path / "p", shard_records=30000, progress=False)
     m = build_corpus("ptbxl", ptbxl_sample_root, tmp_path / "p", shard_records=30000, skip_missing=True,
                      progress=False)
     assert m["totals"]["records"] == 200 and m["totals"]["missing"] > 21000
