@@ -32,3 +32,9 @@ def write_arrays(folder, n, T=200, rate=100, seed=0):
                  ).to_csv(folder / "records.csv", index=False)
     (folder / "sampling_rate.txt").write_text(f"{rate}\n")
     return folder
+
+
+@pytest.fixture(scope="session")
+def arrays():
+    """``write_arrays`` as a fixture (test modules here are not a package)."""
+    return write_arrays
