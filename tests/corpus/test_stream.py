@@ -134,16 +134,22 @@ _PROBE = textwrap.dedent("""
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_anonymous_memory_is_flat_in_corpus_size(tmp_path, arrays):
-    results = {}
+    procs = {}
     for n in (400, 4000):
         arrays(tmp_path / f"s{n}", n, T=1000, rate=100, seed=n)
         build_corpus("numpy", tmp_path / f"s{n}", tmp_path / f"c{n}", sampling_rate=100, shard_records=512,
                      progress=False)
         (tmp_path / f"s{n}" / "signals.npy").unlink()
-        out = subprocess.run([sys.executable, "-c", _PROBE, str(tmp_path / f"c{n}"), "8"], capture_output=True,
-                             text=True, check=True)
-        results[n] = json.loads(out.stdout)
+    for n in (400, 4000):  # two fresh processes, side by side
+        procs[n] = subprocess.Popen([sys.executable, "-c", _PROBE, str(tmp_path / f"c{n}"), "8"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = {}
+    for n, p in procs.items():
+        out, err = p.communicate()
+        assert p.returncode == 0, err
+        results[n] = json.loads(out)
     small, large = results[400], results[4000]
     assert large["n"] >= 3900 and large["len"] == 10 * small["len"]  # 10x the corpus (92 MB of int16)...
     assert large["peak"] <= 1.10 * small["peak"], results  # ...no more anonymous memory within 10 %
-    assert large["peak"] - large["before"] < 12 * 2**20, results  # and the loader stays near its 8 MB budget
+    # the growth over a warmed-up process is the 8 MB budget plus allocator slack (two buffers live at once)
+    assert large["peak"] - large["before"] < 20 * 2**20, results
