@@ -8,7 +8,7 @@ windows:
   ``ecg_id``);
 * **by signal fingerprint** everywhere else: a record lasting 10 s (+-0.5 s,
   as every PTB-XL record) is low-passed and resampled to 50 Hz
-  (``resample_poly``), its baseline (1-s moving mean) removed, six leads (I,
+  (``resample_poly``), its baseline (1-s moving mean) removed, 0.5 s cut off each end, six leads (I,
   II, V1, V2, V3, V5) z-normalised one by one (so gain and offset do not
   matter) and concatenated into a unit vector. Candidates come from
   random-hyperplane hashing (SimHash: 16 tables of 12 bits; a true copy has
@@ -26,6 +26,7 @@ from ecgfast.data.corpus.harmonise import resample
 RATE = 50
 SECONDS = 10
 LEAD_ROWS = (0, 1, 6, 7, 8, 10)  # I, II, V1, V2, V3, V5 in standard order
+EDGE = RATE // 2  # 0.5 s left out at each end
 TABLES, BITS = 16, 12
 THRESHOLD = 0.9
 
@@ -41,6 +42,7 @@ def descriptor(mv: np.ndarray, fs: float) -> np.ndarray | None:
         x = np.pad(x, ((0, 0), (0, L - x.shape[1])), mode="edge")
     x = x[:, :L]
     x = x - uniform_filter1d(x, RATE, axis=1, mode="nearest")
+    x = x[:, EDGE:L - EDGE]  # ends: where resampling and filtering transients live
     x = (x - x.mean(1, keepdims=True)) / (x.std(1, keepdims=True) + 1e-6)
     v = x.reshape(-1)
     return (v / (np.linalg.norm(v) + 1e-12)).astype(np.float32)
@@ -53,7 +55,7 @@ class DuplicateIndex:
         self.desc = np.asarray(descriptors, dtype=np.float32)
         self.ids = np.asarray(ids, dtype=np.int64)
         self.threshold = threshold
-        dim = RATE * SECONDS * len(LEAD_ROWS)
+        dim = (RATE * SECONDS - 2 * EDGE) * len(LEAD_ROWS)
         self.planes = np.random.default_rng(seed).standard_normal((dim, TABLES * BITS)).astype(np.float32)
         self.buckets = [dict() for _ in range(TABLES)]
         for i, key in enumerate(self._keys(self.desc)):
@@ -94,7 +96,7 @@ def ptbxl_reference(cache_path, folds=(9, 10)) -> tuple[DuplicateIndex, dict]:
     cache = open_cache(cache_path)
     try:
         rows = np.flatnonzero(np.isin(cache.folds, folds))
-        desc = np.zeros((len(rows), RATE * SECONDS * len(LEAD_ROWS)), np.float32)
+        desc = np.zeros((len(rows), (RATE * SECONDS - 2 * EDGE) * len(LEAD_ROWS)), np.float32)
         for s in range(0, len(rows), 512):
             x = cache.signals(rows[s:s + 512]).numpy()
             for j, sig in enumerate(x):

@@ -4,7 +4,8 @@
   III, aVR, aVL, aVF, V1..V6. A record lacking any of them is refused (a
   ``DataError``; skipped and counted under ``--skip-bad``): no masked leads.
 * Resampling to the target rate is ``scipy.signal.resample_poly`` (polyphase,
-  anti-aliasing FIR) with up/down from the reduced rate ratio.
+  anti-aliasing FIR) with up/down from the reduced rate ratio, ends padded by
+  the signal's trend (``padtype='line'``) so offsets do not ring at the edges.
 * A record is cut into consecutive non-overlapping windows of T samples, each
   keeping the record's id and its start sample. A remainder (or a record
   shorter than T) of at least ``min_fraction * T`` samples becomes one more
@@ -33,7 +34,9 @@ def resample(x: np.ndarray, fs: float, target: float) -> np.ndarray:
     r = Fraction(float(target) / float(fs)).limit_denominator(1000)
     if r.numerator == 0:
         raise DataError(f"cannot resample {fs} Hz to {target} Hz")
-    return resample_poly(x, r.numerator, r.denominator, axis=-1)
+    # padtype 'line': the signal is extended by its end trend, not zeros, so an offset or baseline
+    # drift does not ring at the record's ends
+    return resample_poly(x, r.numerator, r.denominator, axis=-1, padtype="line")
 
 
 def harmonise(rec: SourceRecord, sampling_rate: float, window: int, gain: float = GAIN,

@@ -107,7 +107,7 @@ def write_synthetic_cinc2021(out, n_records: int = 80, seed: int = 0, databases=
     for i in range(n_records):
         db = dbs[i % len(dbs)]
         prefix, digits, fs, (lo, hi), gain = CINC_DATABASES[db]
-        k = i // len(dbs) + 1
+        k = i // len(dbs) + 1 + (10646 if db == "WFDB_Ningbo" else 0)  # Ningbo goes on from Chapman's JS10646
         rng = np.random.default_rng([seed, 2021, i])
         classes, _ = draw_record(rng)
         seconds = float(rng.integers(lo, hi + 1))
