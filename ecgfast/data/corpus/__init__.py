@@ -18,7 +18,7 @@ import importlib
 _EXPORTS = {
     "open_corpus": "store", "Corpus": "store",
     "StreamingLoader": "stream",
-    "build_corpus": "build", "build_shard": "build",
+    "build_corpus": "build", "build_shard": "build", "build_corpus_from_arrays": "build",
     "harmonise": "harmonise", "resample": "harmonise",
     "descriptor": "dedup", "DuplicateIndex": "dedup", "ptbxl_reference": "dedup",
 }
