@@ -101,13 +101,14 @@ def make_big_corpus(out: Path, n_records: int, shard: int = 10000, pool_size: in
         pool[i] = np.round(synthesize_ecg(r, classes, (100,))[100] * 1000).astype(np.int16)
         labels[i] = [c in classes for c in ("CD", "HYP", "MI", "NORM", "STTC")]
 
+    noise = rng.integers(-15, 16, size=(pool_size, 12, 1000), dtype=np.int16)
+
     def chunks():
         for s in range(0, n_records, shard):
             n = min(shard, n_records - s)
             pick = rng.integers(0, pool_size, n)
-            x = pool[pick]
-            x = np.roll(x, int(rng.integers(0, 1000)), axis=2)
-            x += rng.integers(-15, 16, size=x.shape, dtype=np.int16)
+            x = np.roll(pool[pick], int(rng.integers(0, 1000)), axis=2)
+            x += noise[rng.integers(0, pool_size, n)]  # every record differs from its pool ECG
             yield x, np.arange(s, s + n), labels[pick]
 
     return build_corpus_from_arrays(out, chunks(), sampling_rate=100, signal_length=1000, name="synthetic-arrays")

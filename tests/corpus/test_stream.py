@@ -153,3 +153,10 @@ def test_anonymous_memory_is_flat_in_corpus_size(tmp_path, arrays):
     assert large["peak"] <= 1.10 * small["peak"], results  # ...no more anonymous memory within 10 %
     # the growth over a warmed-up process is the 8 MB budget plus allocator slack (two buffers live at once)
     assert large["peak"] - large["before"] < 20 * 2**20, results
+
+
+def test_two_live_iterators_do_not_share_a_buffer(corpora):
+    l = StreamingLoader([(corpora["a"], 1.0)], 10, seed=5, memory_budget_mb=0.5, block_windows=8)
+    list(l)  # leaves a buffer to reuse
+    for x, y in zip(iter(l), iter(l)):
+        assert torch.equal(x.index, y.index) and torch.equal(x.signals, y.signals)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ class Corpus:
         self.shard_sizes = np.array([sh["windows"] for sh in m["shards"]], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.shard_sizes)])
         self._maps: dict = {}
+        self._fds: dict = {}
         row = 12 * self.signal_length * 2
         for sh in m["shards"]:
             f = self.root / f"{sh['name']}.npy"
@@ -79,6 +81,26 @@ class Corpus:
             lab = np.load(self.root / f"{name}.labels.npy", mmap_mode="r")
             self._maps[k] = (arr, lab)
         return self._maps[k][0]
+
+    def read_into(self, k: int, start: int, stop: int, out: np.ndarray) -> None:
+        """Copy windows ``start:stop`` of shard ``k`` into ``out`` (int16 (stop-start, 12, T), C-contiguous).
+
+        One ``pread`` from the shard file: the kernel copies from the page cache (shared by all
+        processes on the machine) without mapping pages into this process one fault at a time,
+        which is what reading the memory map would cost.
+        """
+        arr = self.shard(k)
+        if not hasattr(os, "preadv") or not out.flags.c_contiguous:
+            out[...] = arr[start:stop]
+            return
+        if k not in self._fds:
+            self._fds[k] = os.open(self.root / f"{self.shard_names[k]}.npy", os.O_RDONLY)
+        row = 12 * self.signal_length * 2
+        want = (stop - start) * row
+        got = os.preadv(self._fds[k], [memoryview(out).cast("B")], arr.offset + start * row)
+        if got != want:
+            raise DataError(f"corpus {self.path}: shard {self.shard_names[k]}.npy: short read ({got} of {want} "
+                            "bytes): the file changed under the reader")
 
     def shard_labels(self, k: int) -> np.ndarray:
         self.shard(k)
@@ -116,10 +138,19 @@ class Corpus:
 
     def close(self) -> None:
         self._maps.clear()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def __getstate__(self):
         d = dict(self.__dict__)
-        d["_maps"] = {}
+        d["_maps"], d["_fds"] = {}, {}
         return d
 
 

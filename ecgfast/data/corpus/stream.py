@@ -115,6 +115,7 @@ class StreamingLoader:
             quota[i] += 1
         self.quotas = quota
         self.counts = [0] * len(self.corpora)
+        self._buffers = None
         self._gain = torch.full((12,), first.gain, dtype=torch.float32)
         self._baseline = torch.zeros(12, dtype=torch.float32)
 
@@ -173,9 +174,21 @@ class StreamingLoader:
         B, T, C = self.batch_size, self.signal_length, len(self.classes)
         n_batches, start_batch = len(self), self.start_batch
         self.counts = [0] * len(self.corpora)
-        buf = lab = raw = None
+        buffers, self._buffers = self._buffers, None  # reused across epochs; a second live iterator gets its own
+        buf, lab = buffers if buffers is not None else (None, None)
+        raw = None if buf is None else torch.from_numpy(buf)
         idx = np.empty(self.group_size, np.int64)
         cid = np.empty(self.group_size, np.int16)
+        held = {"buffers": buffers}
+        try:
+            yield from self._iterate(buf, lab, raw, idx, cid, n_batches, start_batch, held)
+        finally:
+            if held["buffers"] is not None:
+                self._buffers = held["buffers"]
+
+    def _iterate(self, buf, lab, raw, idx, cid, n_batches, start_batch, held):
+        B = self.batch_size
+        T, C = self.signal_length, len(self.classes)
         b = 0
         for g, segs in enumerate(self._groups()):
             if b >= n_batches:
@@ -187,12 +200,13 @@ class StreamingLoader:
                 buf = np.empty((self.group_size, 12, T), np.int16)
                 lab = np.empty((self.group_size, C), np.uint8)
                 raw = torch.from_numpy(buf)
+                held["buffers"] = (buf, lab)
             pos = 0
             for c, k, s, e in segs:
                 m = e - s
                 corpus = self.corpora[c]
                 if load:
-                    buf[pos:pos + m] = corpus.shard(k)[s:e]
+                    corpus.read_into(k, s, e, buf[pos:pos + m])
                     lab[pos:pos + m] = corpus.shard_labels(k)[s:e]
                 idx[pos:pos + m] = self.bases[c] + corpus.offsets[k] + np.arange(s, e)
                 cid[pos:pos + m] = c
