@@ -20,10 +20,14 @@ or several corpora, each with a weight. How:
   needs no data read and gives exactly the batches a full run gives after them.
 
 Memory: the shuffle buffer (int16 windows, labels, indices) plus two float32
-batches stay within ``memory_budget_mb``; the signals themselves are memory-mapped
-shard files (file-backed pages in the OS page cache, shared by all ranks on a
-machine), so anonymous memory does not grow with the corpus; the only
-per-corpus tables are the block lists (24 bytes per ``block_windows`` windows).
+batches stay within ``memory_budget_mb``; the buffer is filled by ``pread`` from
+the shard files, i.e. from the OS page cache, which all ranks on a machine share
+(``Corpus.shard(k)`` is a memory map of the same file), so anonymous memory does
+not grow with the corpus; the only per-corpus tables are the block lists (20
+bytes per ``block_windows`` windows). glibc keeps the memory of freed batches for
+reuse, so a process grows by about the budget plus a few batches
+(``MALLOC_MMAP_THRESHOLD_=1048576`` hands it back at once). The buffer is kept
+across epochs; an iterator started while another is live gets its own.
 
 ``Batch.index`` is the window's index in its corpus plus the total length of
 the corpora before it in the list.
