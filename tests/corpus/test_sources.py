@@ -125,3 +125,48 @@ def test_code15_unknown_exam_and_bad_shape(layouts, tmp_path):
         f["exam_id"] = np.array([1, 2])
     with pytest.raises(DataError, match=r"exams_part1.hdf5: tracings of shape \(2, 4000, 12\)"):
         open_source("code15", tmp_path / "c")
+
+
+def test_snomed_mapping():
+    from ecgfast.data.sources.snomed import superclass_labels
+
+    assert superclass_labels(["426783006"]).tolist() == [0, 0, 0, 1, 0]  # sinus rhythm alone: NORM
+    assert superclass_labels(["426783006", "59118001"]).tolist() == [1, 0, 0, 0, 0]  # + RBBB: CD only
+    assert superclass_labels(["164873001", "164865005", "429622005"]).tolist() == [0, 1, 1, 0, 1]
+    assert superclass_labels(["164889003"]).tolist() == [0, 0, 0, 0, 0]  # AF: a rhythm, no superclass
+
+
+def test_cinc_header_fields(layouts):
+    src = open_source("cinc2021", layouts / "cinc2021")
+    (r,) = src.read("WFDB_Ga/E00001")
+    hea = (layouts / "cinc2021/WFDB_Ga/E00001.hea").read_text()
+    age = int(hea.split("#Age: ")[1].split()[0])
+    assert r.age == age and r.sex in ("M", "F")
+    from ecgfast.data.sources.snomed import superclass_labels
+
+    codes = hea.split("#Dx: ")[1].split()[0].split(",")
+    assert r.labels.tolist() == superclass_labels(codes).tolist() and r.has_label == bool(r.labels.any())
+
+
+def test_mimic_and_numpy_index_problems(layouts, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    shutil.copytree(layouts / "mimic-iv-ecg", tmp_path / "m")
+    src = open_source("mimic-iv-ecg", tmp_path / "m")
+    (tmp_path / "m" / (src.paths[2] + ".dat")).unlink()
+    with pytest.raises(MissingSourceRecord, match=r"study .*\.dat not found"):
+        src.read(2)
+    shutil.copytree(layouts / "numpy", tmp_path / "n")
+    df = pd.read_csv(tmp_path / "n" / "records.csv")
+    df.iloc[:-1].to_csv(tmp_path / "n" / "records.csv", index=False)
+    with pytest.raises(DataError, match=r"records.csv: 19 rows for 20 records"):
+        open_source("numpy", tmp_path / "n")
+
+
+def test_synth_command_writes_each_layout(tmp_path):
+    from ecgfast.cli import main
+
+    assert main(["synth", "--layout", "code15", "--out", str(tmp_path / "c"), "--records", "3"]) == 0
+    assert (tmp_path / "c" / "exams.csv").is_file() and (tmp_path / "c" / "exams_part0.hdf5").is_file()

@@ -5,7 +5,7 @@ Layout of ``OUT/``::
     manifest.json              what the corpus is (see below); written last, atomically
     shard-00000.npy            int16 (n, 12, T), windows at GAIN per mV (np.load(mmap_mode="r"))
     shard-00000.labels.npy     uint8 (n, 5), classes in CLASSES order (memory-mappable)
-    shard-00000.meta.npz       per window: record_id, source, patient_id, has_label, fold, start, valid
+    shard-00000.meta.npz       per window: record_id, source, patient_id, has_label, fold, age, sex, start, valid
     shard-00000.json           the shard's record: written last, marks it finished
 
 Items of the source (records, or blocks of rows) are grouped into shards of
@@ -40,7 +40,7 @@ from ecgfast.data.corpus.harmonise import GAIN, harmonise
 from ecgfast.data.sources.readers import MissingSourceRecord, open_source
 
 FORMAT = "ecgfast-corpus"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # (age, sex in meta.npz are additive: readers ignore unknown keys)
 MANIFEST = "manifest.json"
 MAX_MESSAGES = 20
 
@@ -103,8 +103,8 @@ def build_shard(job) -> dict:
     src = _source(layout, root, options)
     ref = _reference(ref_path)
     rate, T = settings["sampling_rate"], settings["signal_length"]
-    windows, meta = [], {k: [] for k in ("record_id", "source", "patient_id", "has_label", "fold", "start",
-                                         "valid")}
+    windows, meta = [], {k: [] for k in ("record_id", "source", "patient_id", "has_label", "fold", "age", "sex",
+                                         "start", "valid")}
     labels = []
     stats = {"records": 0, "missing": 0, "bad": 0, "short": 0, "clipped_samples": 0, "excluded_by_id": 0,
              "excluded_by_fingerprint": 0, "messages": [], "excluded": []}
@@ -157,6 +157,8 @@ def build_shard(job) -> dict:
             meta["patient_id"] += [rec.patient_id] * k
             meta["has_label"] += [rec.has_label] * k
             meta["fold"] += [rec.fold] * k
+            meta["age"] += [rec.age] * k
+            meta["sex"] += [rec.sex] * k
             meta["start"].append(starts)
             meta["valid"].append(valid)
     sig = np.concatenate(windows) if windows else np.zeros((0, len(LEADS), T), np.int16)
@@ -165,6 +167,7 @@ def build_shard(job) -> dict:
         "record_id": np.array(meta["record_id"], dtype=str), "source": np.array(meta["source"], dtype=str),
         "patient_id": np.array(meta["patient_id"], dtype=np.int64),
         "has_label": np.array(meta["has_label"], dtype=bool), "fold": np.array(meta["fold"], dtype=np.int8),
+        "age": np.array(meta["age"], dtype=np.float32), "sex": np.array(meta["sex"], dtype="<U1"),
         "start": np.concatenate(meta["start"]) if windows else np.zeros(0, np.int64),
         "valid": np.concatenate(meta["valid"]) if windows else np.zeros(0, np.int32),
     }
@@ -335,7 +338,8 @@ def build_corpus_from_arrays(out, chunks, *, sampling_rate: float, signal_length
         _save_npy(out / f"{sname}.labels.npy", lab)
         arrays = {"record_id": np.asarray(ids).astype(str), "source": np.full(n, name),
                   "patient_id": np.full(n, -1, np.int64), "has_label": lab.any(1) if labels is not None else
-                  np.zeros(n, bool), "fold": np.zeros(n, np.int8), "start": np.zeros(n, np.int64),
+                  np.zeros(n, bool), "fold": np.zeros(n, np.int8), "age": np.full(n, np.nan, np.float32),
+                  "sex": np.full(n, "", dtype="<U1"), "start": np.zeros(n, np.int64),
                   "valid": np.full(n, T, np.int32)}
         buf = io.BytesIO()
         np.savez(buf, **arrays)

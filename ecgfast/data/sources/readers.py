@@ -45,6 +45,8 @@ class SourceRecord:
     labels: np.ndarray = field(default_factory=lambda: np.zeros(len(CLASSES), np.uint8))
     has_label: bool = False
     fold: int = 0               # PTB-XL strat_fold where known, else 0
+    age: float = float("nan")   # years, NaN unknown
+    sex: str = ""               # "M", "F" or "" unknown
 
 
 def lead_order(names, where: str) -> np.ndarray:
@@ -239,6 +241,14 @@ def _header_comments(header) -> dict:
     return out
 
 
+def _float_or_nan(value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return v if math.isfinite(v) and v >= 0 else float("nan")
+
+
 def _int_or(value, default=-1):
     try:
         return int(float(value))
@@ -277,8 +287,11 @@ class PTBXLSource(Source):
             raise MissingSourceRecord(str(exc)) from exc
         mv = (adc.astype(np.float32) - baseline[:, None]) / gain[:, None]
         m = self.meta
+        row = m.records.iloc[i]
+        sex = {0: "M", 1: "F"}.get(_int_or(row.get("sex")), "")  # PTB-XL: 0 male, 1 female
         return [SourceRecord("ptbxl", str(int(m.ecg_ids[i])), mv, LEADS, self.rate, int(m.patient_ids[i]),
-                             m.labels[i].astype(np.uint8), bool(m.has_label[i]), int(m.folds[i]))]
+                             m.labels[i].astype(np.uint8), bool(m.has_label[i]), int(m.folds[i]),
+                             age=_float_or_nan(row.get("age")), sex=sex)]
 
 
 class CinC2021Source(Source):
@@ -307,7 +320,9 @@ class CinC2021Source(Source):
         codes = [c for c in info["dx"].replace(";", ",").split(",") if c.strip()]
         y = superclass_labels(codes)
         db = path.parent.name
-        return [SourceRecord(f"cinc2021/{db}", path.name, mv, LEADS, fs, -1, y, bool(y.any()))]
+        age = _float_or_nan(info.get("age"))
+        sex = {"male": "M", "m": "M", "female": "F", "f": "F"}.get(info.get("sex", "").strip().lower(), "")
+        return [SourceRecord(f"cinc2021/{db}", path.name, mv, LEADS, fs, -1, y, bool(y.any()), age=age, sex=sex)]
 
 
 class MIMICSource(Source):
@@ -436,8 +451,9 @@ class Code15Source(Source):
             for col, cls in CODE15_LABELS.items():
                 if _truthy(row[col]):
                     y[CLASSES.index(cls)] = 1
+            sex = ("M" if _truthy(row["is_male"]) else "F") if "is_male" in row.index else ""
             out.append(SourceRecord("code15", str(exam), sig, LEADS, CODE15_RATE, _int_or(row["patient_id"]),
-                                    y, bool(y.any())))
+                                    y, bool(y.any()), age=_float_or_nan(row.get("age")), sex=sex))
         return out
 
 
