@@ -67,3 +67,24 @@ def test_ptbxl_layout_excludes_by_id(ptbxl, tmp_path):
     assert m["totals"]["excluded_by_id"] == held and m["totals"]["excluded_by_fingerprint"] == 0
     folds = open_corpus(tmp_path / "p").metadata()["fold"]
     assert len(folds) == len(meta) - held and not np.isin(folds, (9, 10)).any()
+
+
+def test_fingerprint_on_real_ptbxl(ptbxl_sample_root):
+    """Real records: each 500 Hz record (rescaled, offset) matches its own 100 Hz version (PTB-XL made
+    those by downsampling) and no record of another patient comes near the threshold."""
+    from ecgfast.data import load_metadata
+    from ecgfast.data.corpus.dedup import THRESHOLD, DuplicateIndex, descriptor
+    from ecgfast.data.corpus.harmonise import resample
+
+    meta = load_metadata(ptbxl_sample_root)
+    ids = list(range(1, 201))
+    lr = [read_wfdb(ptbxl_sample_root / meta.records.loc[e, "filename_lr"])[0] for e in ids]
+    D = np.stack([descriptor(x, 100) for x in lr])
+    index = DuplicateIndex(D, np.array(ids))
+    for e in range(1, 51):
+        hr = read_wfdb(ptbxl_sample_root / meta.records.loc[e, "filename_hr"])[0] * 1.7 + 0.3
+        assert index.match(descriptor(resample(hr.astype(np.float64), 500, 100), 100)) == e
+    S = D @ D.T
+    patients = meta.records.loc[ids, "patient_id"].to_numpy()
+    other_patient = patients[:, None] != patients[None, :]
+    assert S[other_patient].max() < THRESHOLD - 0.2  # 0.55 on this slice
