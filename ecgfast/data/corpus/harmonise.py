@@ -17,9 +17,10 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
-from scipy.signal import resample_poly
+from scipy.signal import firwin, resample_poly
 
 from ecgfast.errors import DataError
 from ecgfast.data.sources.readers import SourceRecord, lead_order
@@ -36,7 +37,17 @@ def resample(x: np.ndarray, fs: float, target: float) -> np.ndarray:
         raise DataError(f"cannot resample {fs} Hz to {target} Hz")
     # padtype 'line': the signal is extended by its end trend, not zeros, so an offset or baseline
     # drift does not ring at the record's ends
-    return resample_poly(x, r.numerator, r.denominator, axis=-1, padtype="line")
+    return resample_poly(x, r.numerator, r.denominator, axis=-1, padtype="line",
+                         window=_fir(r.numerator, r.denominator))
+
+
+@lru_cache(maxsize=64)
+def _fir(up: int, down: int) -> np.ndarray:
+    """resample_poly's own default filter (Kaiser, beta 5), designed once per ratio."""
+    half_len = 10 * max(up, down)
+    h = firwin(2 * half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0))
+    h.setflags(write=False)
+    return h
 
 
 def harmonise(rec: SourceRecord, sampling_rate: float, window: int, gain: float = GAIN,

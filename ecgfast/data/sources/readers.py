@@ -393,7 +393,15 @@ class Code15Source(Source):
         need = {"exam_id", "patient_id", "trace_file", *CODE15_LABELS}
         if not need <= set(df.columns):
             raise DataError(f"{csv}: lacks column(s) {sorted(need - set(df.columns))}")
-        self.exams = df.set_index("exam_id")
+        if df["exam_id"].isna().any() or df["exam_id"].duplicated().any():
+            raise DataError(f"{csv}: exam_id has empty or repeated values")
+        self.row_of = {int(e): i for i, e in enumerate(df["exam_id"].to_numpy())}
+        self.patient = df["patient_id"].fillna(-1).astype(np.int64).to_numpy()
+        self.age = pd.to_numeric(df["age"], errors="coerce").to_numpy(np.float64) if "age" in df else None
+        self.male = df["is_male"].map(_truthy).to_numpy() if "is_male" in df else None
+        self.y = np.zeros((len(df), len(CLASSES)), np.uint8)
+        for col, cls in CODE15_LABELS.items():
+            self.y[:, CLASSES.index(cls)] |= df[col].map(_truthy).to_numpy(dtype=np.uint8)
         self.parts = sorted(self.root.glob("exams_part*.hdf5"), key=lambda p: _int_or(p.stem[10:], 0))
         if not self.parts:
             raise DataError(f"{self.root}: no exams_part*.hdf5 files")
@@ -439,21 +447,19 @@ class Code15Source(Source):
             where = f"{name} row {start + k} (exam_id {exam})"
             if exam == 0 and not np.any(x):
                 continue
-            if exam not in self.exams.index:
+            i = self.row_of.get(int(exam))
+            if i is None:
                 raise MissingSourceRecord(f"{where}: exam_id not in exams.csv")
             nz = np.flatnonzero(np.any(x != 0, axis=1))
             if nz.size == 0:
                 raise DataError(f"{where}: tracing is all zeros")
             sig = np.ascontiguousarray(x[nz[0]:nz[-1] + 1].T, dtype=np.float32)
             check_signal(sig, CODE15_RATE, where)
-            row = self.exams.loc[exam]
-            y = np.zeros(len(CLASSES), np.uint8)
-            for col, cls in CODE15_LABELS.items():
-                if _truthy(row[col]):
-                    y[CLASSES.index(cls)] = 1
-            sex = ("M" if _truthy(row["is_male"]) else "F") if "is_male" in row.index else ""
-            out.append(SourceRecord("code15", str(exam), sig, LEADS, CODE15_RATE, _int_or(row["patient_id"]),
-                                    y, bool(y.any()), age=_float_or_nan(row.get("age")), sex=sex))
+            y = self.y[i].copy()
+            age = _float_or_nan(self.age[i]) if self.age is not None else float("nan")
+            sex = ("M" if self.male[i] else "F") if self.male is not None else ""
+            out.append(SourceRecord("code15", str(exam), sig, LEADS, CODE15_RATE, int(self.patient[i]),
+                                    y, bool(y.any()), age=age, sex=sex))
         return out
 
 
