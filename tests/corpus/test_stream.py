@@ -32,7 +32,7 @@ def _epoch(loader):
 
 def test_batches_cover_the_corpus_once(corpora):
     a = corpora["a"]
-    loader = StreamingLoader([(a, 1.0)], 16, seed=0, memory_budget_mb=0.5, drop_last=False, block_windows=8)
+    loader = StreamingLoader([(a, 1.0)], 16, seed=0, memory_budget_mb=1.5, drop_last=False, block_windows=8)
     assert loader.group_size < len(a)  # the buffer holds a fraction of the corpus
     batches = _epoch(loader)
     assert len(batches) == len(loader) == 19
@@ -50,7 +50,7 @@ def test_batches_cover_the_corpus_once(corpora):
 
 def test_deterministic_and_resumable(corpora):
     a = corpora["a"]
-    make = lambda: StreamingLoader([(a, 1.0)], 10, seed=3, memory_budget_mb=0.5, block_windows=8)
+    make = lambda: StreamingLoader([(a, 1.0)], 10, seed=3, memory_budget_mb=1.5, block_windows=8)
     l1, l2 = make(), make()
     l1.set_epoch(2)
     l2.set_epoch(2)
@@ -70,7 +70,7 @@ def test_ranks_are_disjoint_and_equal(corpora):
     seen = []
     lens = set()
     for r in range(3):
-        l = StreamingLoader([(a, 1.0)], 8, seed=1, num_replicas=3, rank=r, memory_budget_mb=0.5, block_windows=8)
+        l = StreamingLoader([(a, 1.0)], 8, seed=1, num_replicas=3, rank=r, memory_budget_mb=1.5, block_windows=8)
         l.set_epoch(4)
         lens.add(len(l))
         seen.append(set(torch.cat([b.index for b in l]).tolist()))
@@ -82,7 +82,7 @@ def test_ranks_are_disjoint_and_equal(corpora):
 
 def test_mixed_corpora_weights_and_counts(corpora):
     a, b = corpora["a"], corpora["b"]
-    l = StreamingLoader([(a, 0.7), (b, 0.3)], 10, seed=0, epoch_samples=1000, memory_budget_mb=0.3,
+    l = StreamingLoader([(a, 0.7), (b, 0.3)], 10, seed=0, epoch_samples=1000, memory_budget_mb=1.5,
                         block_windows=8)
     assert len(l) == 100 and l.quotas.tolist() == [700, 300]
     idx = torch.cat([x.index for x in l]).numpy()
@@ -156,7 +156,7 @@ def test_anonymous_memory_is_flat_in_corpus_size(tmp_path, arrays):
 
 
 def test_two_live_iterators_do_not_share_a_buffer(corpora):
-    l = StreamingLoader([(corpora["a"], 1.0)], 10, seed=5, memory_budget_mb=0.5, block_windows=8)
+    l = StreamingLoader([(corpora["a"], 1.0)], 10, seed=5, memory_budget_mb=1.5, block_windows=8)
     list(l)  # leaves a buffer to reuse
     for x, y in zip(iter(l), iter(l)):
         assert torch.equal(x.index, y.index) and torch.equal(x.signals, y.signals)

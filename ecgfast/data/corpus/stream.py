@@ -35,15 +35,56 @@ the corpora before it in the list.
 from __future__ import annotations
 
 import math
+import mmap
+import sys
 from typing import Iterator
 
 import numpy as np
 import torch
 
 from ecgfast.errors import ConfigError
-from ecgfast.data._ops import gather_dequantize
 from ecgfast.data.corpus.store import Corpus, open_corpus
 from ecgfast.data.loader import Batch
+
+
+POOL_BATCHES = 4  # float32 batch arrays the loader recycles
+
+
+class _BatchPool:
+    """Float32 batch arrays, each in its own anonymous mapping, recycled once the consumer drops them.
+
+    Batches from the heap would leave glibc holding tens to hundreds of MB of freed batches
+    (its mmap threshold rises to the batch size after the first free), so a process would
+    grow well past the budget. Here a batch's pages are reused when no tensor references
+    them any more (the array's reference count, which every tensor sharing its storage
+    holds, is back to the pool's own), and a batch still held when the pool is full is
+    replaced by a fresh mapping that goes back to the OS with its last reference.
+    """
+
+    def __init__(self, shape, size: int = POOL_BATCHES):
+        self.shape, self.size, self.items = tuple(shape), size, []
+
+    def _fresh(self) -> np.ndarray:
+        count = int(np.prod(self.shape))
+        m = mmap.mmap(-1, max(count * 4, 1))
+        if hasattr(m, "madvise") and hasattr(mmap, "MADV_HUGEPAGE"):
+            m.madvise(mmap.MADV_HUGEPAGE)  # a few faults per batch instead of thousands
+        return np.frombuffer(m, dtype=np.float32, count=count)  # 1-D: every view's base is this array
+
+    def get(self, n: int) -> np.ndarray:
+        """A (n, *shape[1:]) view of a free batch array (n <= shape[0])."""
+        return self._get()[: n * int(np.prod(self.shape[1:]))].reshape((n,) + self.shape[1:])
+
+    def _get(self) -> np.ndarray:
+        for i in range(len(self.items)):
+            if sys.getrefcount(self.items[i]) <= 2:  # the list's reference and getrefcount's argument
+                return self.items[i]
+        a = self._fresh()
+        if len(self.items) < self.size:
+            self.items.append(a)
+        else:
+            self.items[int(np.argmin([0] * len(self.items)))] = a  # the first slot; the old batch lives on with its holder
+        return a
 
 
 class StreamingLoader:
@@ -84,7 +125,7 @@ class StreamingLoader:
         self.sampling_rate, self.signal_length, self.classes = first.sampling_rate, first.signal_length, first.classes
         T, C = self.signal_length, len(self.classes)
         row = 12 * T * 2 + C + 8 + 1
-        out_bytes = 2 * self.batch_size * (12 * T * 4 + C * 4 + 8)
+        out_bytes = self.batch_size * ((POOL_BATCHES + 1) * 12 * T * 4 + 12 * T * 2 + 2 * (C * 4 + 8))
         budget = float(memory_budget_mb) * 2**20
         per_group = int((budget - out_bytes) // row // self.batch_size)
         if per_group < 1:
@@ -120,8 +161,7 @@ class StreamingLoader:
         self.quotas = quota
         self.counts = [0] * len(self.corpora)
         self._buffers = None
-        self._gain = torch.full((12,), first.gain, dtype=torch.float32)
-        self._baseline = torch.zeros(12, dtype=torch.float32)
+        self._scale = np.float32(1.0 / first.gain)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Choose the epoch (the shuffle's seed with ``seed``); ``start_batch`` resumes mid-epoch."""
@@ -193,6 +233,7 @@ class StreamingLoader:
     def _iterate(self, buf, lab, raw, idx, cid, n_batches, start_batch, held):
         B = self.batch_size
         T, C = self.signal_length, len(self.classes)
+        gather = pool = None  # int16 staging of one batch, and the float32 batches, reused
         b = 0
         for g, segs in enumerate(self._groups()):
             if b >= n_batches:
@@ -221,8 +262,15 @@ class StreamingLoader:
                 for c, m in enumerate(np.bincount(cid[p], minlength=len(self.corpora))):
                     self.counts[c] += int(m)
                 if b >= start_batch:
-                    pt = torch.from_numpy(p)
-                    x = gather_dequantize(raw, pt, self._gain, self._baseline)
-                    y = torch.from_numpy(lab[p].astype(np.float32))
-                    yield Batch(x, y, torch.from_numpy(idx[p].copy()))
+                    if gather is None:
+                        gather = np.empty((B, 12, T), np.int16)
+                        pool = _BatchPool((B, 12, T))
+                    x = pool.get(len(p))
+                    np.take(buf, p, axis=0, out=gather[:len(p)], mode="clip")
+                    np.multiply(gather[:len(p)], self._scale, out=x)
+                    batch = Batch(torch.from_numpy(x), torch.from_numpy(lab[p].astype(np.float32)),
+                                  torch.from_numpy(idx[p].copy()))
+                    x = None  # only the batch's tensors keep its pages from reuse
+                    yield batch
+                    batch = None
                 b += 1
