@@ -19,15 +19,16 @@ or several corpora, each with a weight. How:
   buffers, so skipping the first k batches (``set_epoch(e, start_batch=k)``)
   needs no data read and gives exactly the batches a full run gives after them.
 
-Memory: the shuffle buffer (int16 windows, labels, indices) plus two float32
-batches stay within ``memory_budget_mb``; the buffer is filled by ``pread`` from
-the shard files, i.e. from the OS page cache, which all ranks on a machine share
+Memory: the shuffle buffer (int16 windows, labels, indices), an int16 staging
+batch and a pool of ``POOL_BATCHES`` float32 batches stay within
+``memory_budget_mb``. The buffer is filled by ``pread`` from the shard files,
+i.e. from the OS page cache, which all ranks on a machine share
 (``Corpus.shard(k)`` is a memory map of the same file), so anonymous memory does
 not grow with the corpus; the only per-corpus tables are the block lists (20
-bytes per ``block_windows`` windows). glibc keeps the memory of freed batches for
-reuse, so a process grows by about the budget plus a few batches
-(``MALLOC_MMAP_THRESHOLD_=1048576`` hands it back at once). The buffer is kept
-across epochs; an iterator started while another is live gets its own.
+bytes per ``block_windows`` windows). Batches live in recycled anonymous mappings
+(``_BatchPool``): a batch the consumer still holds is never overwritten, and no
+freed batches pile up on the malloc heap. The buffer is kept across epochs; an
+iterator started while another is live gets its own.
 
 ``Batch.index`` is the window's index in its corpus plus the total length of
 the corpora before it in the list.
