@@ -12,6 +12,7 @@ import sys
 COMMANDS = {
     "synth": ("ecgfast.data.synthetic", "write a synthetic PTB-XL in the real layout"),
     "cache": ("ecgfast.data.cache", "convert a PTB-XL folder into one HDF5 cache"),
+    "corpus": ("ecgfast.corpus_cli", "build, inspect or stream pretraining corpora (CinC 2021, MIMIC-IV-ECG, CODE-15%, arrays)"),
     "info": ("ecgfast.data.info", "summarise a PTB-XL folder or cache: splits and labels"),
     "pretrain-simclr": ("ecgfast.train_ssl_simclr", "self-supervised pretraining with SimCLR"),
     "pretrain-byol": ("ecgfast.train_ssl_byol", "self-supervised pretraining with BYOL"),

@@ -13,6 +13,8 @@ _EXPORTS = {
     "ECGBatchLoader": "loader", "Batch": "loader", "Normalizer": "loader",
     "label_fraction_indices": "loader",
     "write_synthetic_ptbxl": "synthetic",
+    "open_corpus": "corpus", "Corpus": "corpus", "StreamingLoader": "corpus", "build_corpus": "corpus",
+    "open_source": "sources.readers",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -106,8 +106,12 @@ def draw_record(rng: np.random.Generator) -> tuple[list[str], dict]:
     return classes, codes
 
 
-def synthesize_ecg(rng: np.random.Generator, classes: list[str], sampling_rates=(100, 500)) -> dict:
-    """A 10-s 12-lead ECG in mV for each sampling rate, with the effects of ``classes``."""
+def synthesize_ecg(rng: np.random.Generator, classes: list[str], sampling_rates=(100, 500),
+                   seconds: float = RECORD_SECONDS) -> dict:
+    """A ``seconds``-long (10 s by default) 12-lead ECG in mV for each sampling rate, with the effects of ``classes``.
+
+    Rows are in PTB-XL's lead order; any positive rate works (the corpus layouts use 257..1000 Hz).
+    """
     waves = {k: [d.copy(), a * rng.uniform(0.65, 1.35), o, w * rng.uniform(0.8, 1.2)]
              for k, (d, a, o, w) in _WAVES.items()}
     qrs_scale = 1.0
@@ -139,16 +143,17 @@ def synthesize_ecg(rng: np.random.Generator, classes: list[str], sampling_rates=
     rotation = _rotation(rng, 25.0)
     lead_gain = rng.uniform(0.85, 1.15, 8)
     heart_rate = rng.uniform(52, 100)
-    rr = 60.0 / heart_rate * (1 + 0.04 * rng.standard_normal(40))  # heart-rate variability
+    n_rr = 40 if seconds <= RECORD_SECONDS else int(np.ceil(seconds * 2.2)) + 4  # 40 for 10 s: same draws
+    rr = 60.0 / heart_rate * (1 + 0.04 * rng.standard_normal(n_rr))  # heart-rate variability
     beats = rng.uniform(-0.8, 0.2) + np.cumsum(rr)
-    beats = beats[beats < RECORD_SECONDS + 0.6]
+    beats = beats[beats < seconds + 0.6]
     qt_stretch = np.sqrt(np.clip(rr[: len(beats)], 0.4, 1.6))  # Bazett: T follows RR
     noise_mv = rng.uniform(0.005, 0.025)
     wander = [(rng.uniform(0.05, 0.4, 2), rng.uniform(0.02, 0.12, (2, 8)), rng.uniform(0, 2 * np.pi, (2, 8)))]
 
     out = {}
     for fs in sampling_rates:
-        t = np.arange(RECORD_SECONDS * fs) / fs
+        t = np.arange(int(round(seconds * fs))) / fs
         dipole = np.zeros((3, t.size))
         for name, (direction, amp, offset, width) in waves.items():
             if amp == 0:
@@ -237,12 +242,20 @@ def write_synthetic_ptbxl(out: str | Path, n_records: int = 2000, seed: int = 0,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ecgfast synth", description=__doc__.split("\n\n")[0])
+    p.add_argument("--layout", default="ptbxl", choices=["ptbxl", "cinc2021", "mimic-iv-ecg", "code15", "numpy"],
+                   help="which corpus layout to write (default ptbxl; the others: see ecgfast.data.sources.synthetic)")
     p.add_argument("--out", required=True, type=Path, help="folder to write (created)")
     p.add_argument("--records", type=int, default=2000, help="number of records (default 2000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sampling-rates", type=int, nargs="+", default=[100, 500], choices=[100, 500])
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     args = p.parse_args(argv)
+    if args.layout != "ptbxl":
+        from ecgfast.data.sources.synthetic import write_layout
+
+        summary = write_layout(args.layout, args.out, args.records, args.seed)
+        print(f"wrote a synthetic {args.layout} corpus to {args.out}: {summary}")
+        return 0
     write_synthetic_ptbxl(args.out, args.records, args.seed, args.sampling_rates, workers=args.workers)
     from ecgfast.data.metadata import load_metadata
 

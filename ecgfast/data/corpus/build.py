@@ -1,0 +1,357 @@
+"""Building a corpus: shards of harmonised windows, written in parallel and atomically, plus a manifest.
+
+Layout of ``OUT/``::
+
+    manifest.json              what the corpus is (see below); written last, atomically
+    shard-00000.npy            int16 (n, 12, T), windows at GAIN per mV (np.load(mmap_mode="r"))
+    shard-00000.labels.npy     uint8 (n, 5), classes in CLASSES order (memory-mappable)
+    shard-00000.meta.npz       per window: record_id, source, patient_id, has_label, fold, age, sex, start, valid
+    shard-00000.json           the shard's record: written last, marks it finished
+
+Items of the source (records, or blocks of rows) are grouped into shards of
+about ``shard_records`` records, in the source's sorted order. Each shard is
+built by one worker process and each file is written through
+``ecgfast._fs.atomic_write``, so a killed build leaves whole shards; a rerun
+keeps every shard whose ``.json`` matches the build's settings and the sizes
+and mtimes of the shard's source files, and rebuilds the others (or refuses
+with ``on_stale="refuse"``). The manifest holds the settings, the source's index
+files' sha256, each shard's sha256 (of its signal file) and source digest,
+the counts (records, windows, skipped with reasons, clipped samples, short
+records dropped, PTB-XL duplicates dropped) and ``fingerprint_digest``, one
+hash of all that.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ecgfast import CLASSES, LEADS, __version__
+from ecgfast._fs import atomic_write, remove_stale_temps
+from ecgfast.errors import DataError
+from ecgfast.data.corpus.harmonise import GAIN, harmonise
+from ecgfast.data.sources.readers import MissingSourceRecord, open_source
+
+FORMAT = "ecgfast-corpus"
+FORMAT_VERSION = 1  # (age, sex in meta.npz are additive: readers ignore unknown keys)
+MANIFEST = "manifest.json"
+MAX_MESSAGES = 20
+
+
+def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def _files_digest(root: Path, files) -> str:
+    rows = []
+    for f in files:
+        try:
+            st = f.stat()
+            rows.append([str(f.relative_to(root)) if f.is_relative_to(root) else str(f), st.st_size,
+                         st.st_mtime_ns])
+        except FileNotFoundError:
+            rows.append([str(f), None, None])
+    return _digest(rows)
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    atomic_write(path, lambda f: np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False))
+
+
+_SOURCES: dict = {}
+_REFERENCE: dict = {}
+
+
+def _source(layout, root, options):
+    key = (layout, str(root), json.dumps(options, sort_keys=True))
+    if key not in _SOURCES:
+        _SOURCES[key] = open_source(layout, root, **options)
+    return _SOURCES[key]
+
+
+def _reference(path):
+    if path is None:
+        return None
+    if path not in _REFERENCE:
+        from ecgfast.data.corpus.dedup import DuplicateIndex
+
+        idx = DuplicateIndex.load(path)
+        _REFERENCE[path] = (idx, set(int(i) for i in idx.ids))
+    return _REFERENCE[path]
+
+
+def build_shard(job) -> dict:
+    """Read, harmonise, deduplicate and write one shard; returns its record (also written as ``.json``)."""
+    (layout, root, options, items, out, name, settings, skip_missing, skip_bad, ref_path, source_digest) = job
+    from ecgfast.data.corpus.dedup import descriptor
+
+    src = _source(layout, root, options)
+    ref = _reference(ref_path)
+    rate, T = settings["sampling_rate"], settings["signal_length"]
+    windows, meta = [], {k: [] for k in ("record_id", "source", "patient_id", "has_label", "fold", "age", "sex",
+                                         "start", "valid")}
+    labels = []
+    stats = {"records": 0, "missing": 0, "bad": 0, "short": 0, "clipped_samples": 0, "excluded_by_id": 0,
+             "excluded_by_fingerprint": 0, "messages": [], "excluded": []}
+    for item in items:
+        try:
+            records = src.read(item)
+        except MissingSourceRecord as exc:
+            if not skip_missing:
+                raise DataError(f"{exc} (pass --skip-missing to skip and count missing records)") from None
+            stats["missing"] += src.item_size(item)
+            stats["messages"].append(str(exc))
+            continue
+        except DataError as exc:
+            if not skip_bad:
+                raise DataError(f"{exc} (pass --skip-bad to skip and count bad records)") from None
+            stats["bad"] += src.item_size(item)
+            stats["messages"].append(str(exc))
+            continue
+        for rec in records:
+            try:
+                mv, w, valid, starts, clipped = harmonise(rec, rate, T, settings["gain"], settings["min_fraction"])
+            except DataError as exc:
+                if not skip_bad:
+                    raise DataError(f"{exc} (pass --skip-bad to skip and count bad records)") from None
+                stats["bad"] += 1
+                stats["messages"].append(str(exc))
+                continue
+            if ref is not None:
+                index, ids = ref
+                if rec.source == "ptbxl" and int(rec.record_id) in ids:
+                    stats["excluded_by_id"] += 1
+                    stats["excluded"].append([rec.source, rec.record_id, int(rec.record_id), "id"])
+                    continue
+                d = descriptor(mv, rate)
+                hit = None if d is None else index.match(d)
+                if hit is not None:
+                    stats["excluded_by_fingerprint"] += 1
+                    stats["excluded"].append([rec.source, rec.record_id, hit, "fingerprint"])
+                    continue
+            stats["records"] += 1
+            if len(w) == 0:
+                stats["short"] += 1
+                continue
+            stats["clipped_samples"] += clipped
+            windows.append(w)
+            k = len(w)
+            labels.append(np.repeat(rec.labels[None].astype(np.uint8), k, 0))
+            meta["record_id"] += [rec.record_id] * k
+            meta["source"] += [rec.source] * k
+            meta["patient_id"] += [rec.patient_id] * k
+            meta["has_label"] += [rec.has_label] * k
+            meta["fold"] += [rec.fold] * k
+            meta["age"] += [rec.age] * k
+            meta["sex"] += [rec.sex] * k
+            meta["start"].append(starts)
+            meta["valid"].append(valid)
+    sig = np.concatenate(windows) if windows else np.zeros((0, len(LEADS), T), np.int16)
+    lab = np.concatenate(labels) if labels else np.zeros((0, len(CLASSES)), np.uint8)
+    arrays = {
+        "record_id": np.array(meta["record_id"], dtype=str), "source": np.array(meta["source"], dtype=str),
+        "patient_id": np.array(meta["patient_id"], dtype=np.int64),
+        "has_label": np.array(meta["has_label"], dtype=bool), "fold": np.array(meta["fold"], dtype=np.int8),
+        "age": np.array(meta["age"], dtype=np.float32), "sex": np.array(meta["sex"], dtype="<U1"),
+        "start": np.concatenate(meta["start"]) if windows else np.zeros(0, np.int64),
+        "valid": np.concatenate(meta["valid"]) if windows else np.zeros(0, np.int32),
+    }
+    out = Path(out)
+    _save_npy(out / f"{name}.npy", sig)
+    _save_npy(out / f"{name}.labels.npy", lab)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(out / f"{name}.meta.npz", lambda f: f.write(buf.getvalue()))
+    stats["messages"] = stats["messages"][:MAX_MESSAGES]
+    info = {"name": name, "windows": int(len(sig)), "settings_digest": _digest(settings),
+            "source_digest": source_digest, "sha256": _sha256_file(out / f"{name}.npy"),
+            "bytes": (out / f"{name}.npy").stat().st_size, **stats}
+    atomic_write(out / f"{name}.json", lambda f: f.write(json.dumps(info, indent=1)), mode="w")
+    return info
+
+
+def _shard_ok(out: Path, name: str, settings_digest: str, source_digest: str):
+    p = out / f"{name}.json"
+    if not p.is_file():
+        return None, "unbuilt"
+    try:
+        info = json.loads(p.read_text())
+    except ValueError:
+        return None, "unreadable record"
+    if info.get("settings_digest") != settings_digest:
+        return None, "built with other settings"
+    if info.get("source_digest") != source_digest:
+        return None, "its source files changed"
+    for suffix in (".npy", ".labels.npy", ".meta.npz"):
+        if not (out / f"{name}{suffix}").is_file():
+            return None, f"{name}{suffix} is missing"
+    if (out / f"{name}.npy").stat().st_size != info["bytes"]:
+        return None, f"{name}.npy has the wrong size"
+    return info, "ok"
+
+
+def build_corpus(layout: str, source, out, *, sampling_rate: float = 100, seconds: float = 10.0,
+                 gain: float = GAIN, min_fraction: float = 0.5, shard_records: int = 2048, workers: int = 1,
+                 skip_missing: bool = False, skip_bad: bool = False, exclude_ptbxl=None,
+                 exclude_folds=(9, 10), source_options: dict | None = None, on_stale: str = "rebuild",
+                 progress: bool = True) -> dict:
+    """Build (or resume) the corpus of ``source`` in ``layout`` into folder ``out``; returns the manifest."""
+    out, root = Path(out), Path(source).resolve()
+    options = dict(source_options or {})
+    if layout == "ptbxl" and "sampling_rate" not in options:
+        options["sampling_rate"] = 100 if sampling_rate <= 100 else 500
+    if on_stale not in ("rebuild", "refuse"):
+        raise ValueError(f"on_stale must be 'rebuild' or 'refuse', got {on_stale!r}")
+    T = int(round(seconds * sampling_rate))
+    if T < 1 or sampling_rate <= 0:
+        raise DataError(f"window of {seconds} s at {sampling_rate} Hz has no samples")
+    src = open_source(layout, root, **options)
+    items = src.items()
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)
+
+    ref_path, ref_info = None, None
+    if exclude_ptbxl is not None:
+        from ecgfast.data.corpus.dedup import ptbxl_reference
+
+        index, ref_info = ptbxl_reference(exclude_ptbxl, exclude_folds)
+        ref_path = str(out / ".ptbxl-reference.npz")
+        index.save(ref_path)
+    settings = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "layout": layout, "source": str(root),
+        "source_options": options, "sampling_rate": float(sampling_rate), "signal_length": T,
+        "gain": float(gain), "min_fraction": float(min_fraction), "leads": list(LEADS), "classes": list(CLASSES),
+        "index_files": {str(p.name): _sha256_file(p) for p in src.index_files() if p and p.is_file()},
+        "exclude_ptbxl": ref_info and {"fingerprint": ref_info["fingerprint"], "folds": ref_info["folds"]},
+    }
+    settings_digest = _digest(settings)
+
+    shards, current, size = [], [], 0
+    for item in items:
+        current.append(item)
+        size += src.item_size(item)
+        if size >= shard_records:
+            shards.append(current)
+            current, size = [], 0
+    if current:
+        shards.append(current)
+
+    jobs, infos, stale = [], {}, []
+    for k, group in enumerate(shards):
+        name = f"shard-{k:05d}"
+        files = [f for item in group for f in src.item_files(item)]
+        sdig = _files_digest(root, files)
+        info, why = _shard_ok(out, name, settings_digest, sdig)
+        if info is not None:
+            infos[name] = info
+            continue
+        if why != "unbuilt":
+            if on_stale == "refuse":
+                raise DataError(f"{out / name}: stale ({why}); rebuild the corpus or pass --rebuild-stale")
+            stale.append((name, why))
+        jobs.append((layout, str(root), options, group, str(out), name, settings, skip_missing, skip_bad,
+                     ref_path, sdig))
+    for p in out.glob("shard-*.json"):  # shards beyond the current count (the source shrank)
+        if p.stem not in {f"shard-{k:05d}" for k in range(len(shards))}:
+            for suffix in (".npy", ".labels.npy", ".meta.npz", ".json"):
+                (out / f"{p.stem}{suffix}").unlink(missing_ok=True)
+
+    bar = tqdm(total=len(jobs), desc=f"corpus {layout}", unit="shard", disable=not progress)
+    workers = max(1, min(int(workers), len(jobs) or 1))
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        results = pool.imap_unordered(build_shard, jobs) if pool else map(build_shard, jobs)
+        for info in results:
+            infos[info["name"]] = info
+            bar.update()
+    finally:
+        bar.close()
+        if pool:
+            pool.terminate()
+            pool.join()
+
+    names = [f"shard-{k:05d}" for k in range(len(shards))]
+    shard_list = [{"name": n, "windows": infos[n]["windows"], "sha256": infos[n]["sha256"],
+                   "source_digest": infos[n]["source_digest"]} for n in names]
+    totals = {k: int(sum(infos[n][k] for n in names)) for k in
+              ("records", "missing", "bad", "short", "clipped_samples", "excluded_by_id",
+               "excluded_by_fingerprint")}
+    totals["windows"] = int(sum(s["windows"] for s in shard_list))
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "created_by": f"ecgfast {__version__}",
+        "settings": settings, "settings_digest": settings_digest, "shards": shard_list, "totals": totals,
+        "skipped_messages": [m for n in names for m in infos[n]["messages"]][:MAX_MESSAGES],
+        "excluded": [e for n in names for e in infos[n]["excluded"]],
+        "rebuilt_stale": [n for n, _ in stale], "built_now": len(jobs),
+        "fingerprint_digest": _digest([settings_digest, [s["sha256"] for s in shard_list]]),
+    }
+    atomic_write(out / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1)), mode="w")
+    return manifest
+
+
+def build_corpus_from_arrays(out, chunks, *, sampling_rate: float, signal_length: int, name: str = "arrays",
+                             gain: float = GAIN) -> dict:
+    """Write a corpus straight from arrays already harmonised: one shard per chunk; returns the manifest.
+
+    ``chunks`` yields ``(signals, record_ids, labels)``: signals (n, 12, T) as int16 ADC values at
+    ``gain`` per mV, or float mV (quantised here, clipped samples counted); record_ids (n,) strings
+    or ints; labels (n, 5) multi-hot or None. For corpora made in memory (benchmarks, simulations,
+    a dataset already resampled elsewhere): no reader, no resampling, no windowing.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)
+    T = int(signal_length)
+    settings = {"format": FORMAT, "format_version": FORMAT_VERSION, "layout": name, "source": None,
+                "source_options": {}, "sampling_rate": float(sampling_rate), "signal_length": T, "gain": float(gain),
+                "min_fraction": 1.0, "leads": list(LEADS), "classes": list(CLASSES), "index_files": {},
+                "exclude_ptbxl": None}
+    settings_digest = _digest(settings)
+    shard_list, windows, clipped = [], 0, 0
+    for k, (sig, ids, labels) in enumerate(chunks):
+        sig = np.asarray(sig)
+        if sig.ndim != 3 or sig.shape[1:] != (len(LEADS), T):
+            raise DataError(f"chunk {k}: signals of shape {sig.shape}, expected (n, 12, {T})")
+        if sig.dtype != np.int16:
+            q = np.round(sig.astype(np.float64) * gain)
+            clipped += int((np.abs(q) > 32767).sum())
+            sig = np.clip(q, -32767, 32767).astype(np.int16)
+        n = len(sig)
+        lab = np.zeros((n, len(CLASSES)), np.uint8) if labels is None else np.asarray(labels, np.uint8)
+        sname = f"shard-{k:05d}"
+        _save_npy(out / f"{sname}.npy", sig)
+        _save_npy(out / f"{sname}.labels.npy", lab)
+        arrays = {"record_id": np.asarray(ids).astype(str), "source": np.full(n, name),
+                  "patient_id": np.full(n, -1, np.int64), "has_label": lab.any(1) if labels is not None else
+                  np.zeros(n, bool), "fold": np.zeros(n, np.int8), "age": np.full(n, np.nan, np.float32),
+                  "sex": np.full(n, "", dtype="<U1"), "start": np.zeros(n, np.int64),
+                  "valid": np.full(n, T, np.int32)}
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write(out / f"{sname}.meta.npz", lambda f: f.write(buf.getvalue()))
+        shard_list.append({"name": sname, "windows": n, "sha256": _sha256_file(out / f"{sname}.npy"),
+                           "source_digest": None})
+        windows += n
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "created_by": f"ecgfast {__version__}",
+                "settings": settings, "settings_digest": settings_digest, "shards": shard_list,
+                "totals": {"records": windows, "windows": windows, "missing": 0, "bad": 0, "short": 0,
+                           "clipped_samples": clipped, "excluded_by_id": 0, "excluded_by_fingerprint": 0},
+                "skipped_messages": [], "excluded": [], "rebuilt_stale": [], "built_now": len(shard_list),
+                "fingerprint_digest": _digest([settings_digest, [s["sha256"] for s in shard_list]])}
+    atomic_write(out / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1)), mode="w")
+    return manifest
