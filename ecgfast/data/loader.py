@@ -134,7 +134,8 @@ def _prefetch_to(device: torch.device, batches: Iterator[Batch]) -> Iterator[Bat
 
     def start(batch: Batch) -> Batch:
         with torch.cuda.stream(stream):
-            return Batch(*(t.to(device, non_blocking=True) for t in batch))
+            return Batch(*(t.to(device, non_blocking=True) for t in (
+                t if t.is_pinned() else t.pin_memory() for t in batch)))
 
     it = iter(batches)
     nxt = next(it, None)

@@ -121,10 +121,17 @@ class PretrainConfig:
     checkpoint_every: int = 50
     log_every: int = 10
     log: Path | None = None
+    corpus: tuple = ()  # "MANIFEST[:WEIGHT]" entries: pretrain on these corpora instead of PTB-XL folds 1-8
+    epoch_samples: int | None = None  # with corpora: samples per epoch (default: all their windows)
+    memory_budget_mb: float = 256.0  # with corpora: the streaming loader's buffers
 
     def validate(self) -> None:
         from ecgfast.augment import CONFIGS
 
+        for entry in self.corpus:
+            parse_corpus(entry)
+        _check(self.epoch_samples is None or self.epoch_samples >= 1, "--epoch-samples", self.epoch_samples, ">= 1")
+        _check(self.memory_budget_mb > 0, "--memory-budget-mb", self.memory_budget_mb, "> 0")
         self.data.validate()
         self.run.validate()
         _check(self.method in METHODS, "method", self.method, "simclr or byol")
@@ -218,6 +225,13 @@ def add_pretrain_flags(p: argparse.ArgumentParser, method: str) -> None:
     p.add_argument("--log-every", type=positive_int, default=10,
                    help="steps between progress updates and divergence checks (the only host syncs of a step)")
     p.add_argument("--log", type=Path, default=None, help="JSON-lines log (default: OUT with .jsonl)")
+    p.add_argument("--corpus", action="append", default=[], metavar="MANIFEST[:WEIGHT]",
+                   help="pretrain on a corpus built by `ecgfast corpus build` instead of PTB-XL folds 1-8; repeat "
+                        "for a weighted mix, e.g. --corpus mimic/manifest.json:0.7 --corpus code15/manifest.json:0.3")
+    p.add_argument("--epoch-samples", type=positive_int, default=None,
+                   help="with --corpus: samples per epoch (default: every window once)")
+    p.add_argument("--memory-budget-mb", type=positive_float, default=256.0,
+                   help="with --corpus: memory of the streaming loader's buffers")
 
 
 def pretrain_from_args(a: argparse.Namespace, method: str) -> PretrainConfig:
@@ -225,7 +239,22 @@ def pretrain_from_args(a: argparse.Namespace, method: str) -> PretrainConfig:
                           batch_size=a.batch_size, lr=a.lr, signal_length=a.signal_length,
                           temperature=getattr(a, "temperature", 0.07), projection_dim=getattr(a, "projection_dim", 128),
                           tau=getattr(a, "tau", 0.999), augment=a.config, resume=a.resume,
-                          checkpoint_every=a.checkpoint_every, log_every=a.log_every, log=a.log)
+                          checkpoint_every=a.checkpoint_every, log_every=a.log_every, log=a.log,
+                          corpus=tuple(a.corpus), epoch_samples=a.epoch_samples, memory_budget_mb=a.memory_budget_mb)
+
+
+def parse_corpus(entry: str) -> tuple[Path, float]:
+    """``path/to/manifest.json[:weight]`` -> (path, weight); weight 1 when omitted."""
+    path, sep, weight = str(entry).rpartition(":")
+    if not sep or not weight.replace(".", "", 1).replace("e-", "", 1).isdigit():
+        return Path(entry), 1.0
+    try:
+        w = float(weight)
+    except ValueError:
+        raise ConfigError(f"--corpus {entry}: the weight after ':' must be a number") from None
+    if not (math.isfinite(w) and w > 0):
+        raise ConfigError(f"--corpus {entry}: the weight must be positive")
+    return Path(path), w
 
 
 def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:

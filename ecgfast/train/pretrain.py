@@ -136,27 +136,11 @@ class Pretrainer:
         self.rank, self.world = _distributed(self.device)
         set_seed(cfg.run.seed)
         self.t_start = time.perf_counter()
-        if self.rank == 0:  # one process builds the cache, the others wait for it
-            cache = cfg.data.open(progress=cfg.run.progress)
-        if self.world > 1:
-            dist.barrier()
-        if self.rank != 0:
-            cache = ensure_cache(None, cfg.data.cache_path(), cfg.data.sampling_rate)
-        self.cache = cache
-        if cfg.signal_length > cache.signal_length:
-            raise ConfigError(f"--signal-length {cfg.signal_length} exceeds the cache's {cache.signal_length} "
-                              f"samples ({cache.path})")
-        train = cache.split_indices("train")  # every record of folds 1-8, labelled or not
-        self.n_train = len(train)
-        if cfg.batch_size % self.world:
-            raise ConfigError(f"--batch-size {cfg.batch_size} must be divisible by the {self.world} processes")
-        if cfg.batch_size > self.n_train:
-            raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the {self.n_train} training records "
-                              f"(folds 1-8) of {cache.path}: lower it")
-        self.normalizer = Normalizer.fit(cache, train)
-        self.loader = ECGBatchLoader(cache, train, cfg.batch_size // self.world, shuffle=True, seed=cfg.run.seed,
-                                     drop_last=True, num_replicas=self.world, rank=self.rank, device=self.device)
-        self.augment = AugmentPipeline(cfg.data.sampling_rate, seed=cfg.run.seed, enabled=cfg.augment)
+        if cfg.corpus:
+            self._init_corpora(cfg)
+        else:
+            self._init_ptbxl(cfg)
+        self.augment = AugmentPipeline(self.sampling_rate, seed=cfg.run.seed, enabled=cfg.augment)
         model = SimCLRModel(projection_dim=cfg.projection_dim) if self.method == "simclr" else BYOLModel(tau=cfg.tau)
         if self.world > 1 and self.device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # BN statistics over the global batch
@@ -172,6 +156,101 @@ class Pretrainer:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.log = JsonlLogger((cfg.log or cfg.out.with_suffix(".jsonl")) if self.rank == 0 else None)
         self._reset_health()
+
+    def _init_ptbxl(self, cfg: PretrainConfig) -> None:
+        """Every record of PTB-XL folds 1-8, labelled or not, from the cache (in GPU memory when it fits)."""
+        from ecgfast.data import ECGBatchLoader, Normalizer, ensure_cache
+
+        if self.rank == 0:  # one process builds the cache, the others wait for it
+            cache = cfg.data.open(progress=cfg.run.progress)
+        if self.world > 1:
+            dist.barrier()
+        if self.rank != 0:
+            cache = ensure_cache(None, cfg.data.cache_path(), cfg.data.sampling_rate)
+        self.cache = cache
+        self._check_length(cache.signal_length, cache.path)
+        train = cache.split_indices("train")
+        self.n_train = len(train)
+        self._check_batch(f"training records (folds 1-8) of {cache.path}")
+        self.normalizer = Normalizer.fit(cache, train)
+        self.loader = ECGBatchLoader(cache, train, cfg.batch_size // self.world, shuffle=True, seed=cfg.run.seed,
+                                     drop_last=True, num_replicas=self.world, rank=self.rank, device=self.device)
+        self.sampling_rate, self.leads, self.classes = cache.sampling_rate, cache.leads, cache.classes
+        self.dataset = dataset_digest(cache)
+        self.corpora_info = [{"name": "ptbxl", "path": str(cache.path), "split": "folds 1-8",
+                              "fingerprint": self.dataset, "records": int(self.n_train)}]
+
+    def _init_corpora(self, cfg: PretrainConfig) -> None:
+        """Weighted corpora built by ``ecgfast corpus build``, streamed from their shards (memory bounded)."""
+        import sys
+
+        import numpy as np
+
+        from ecgfast.data import Normalizer
+        from ecgfast.data.corpus import StreamingLoader, open_corpus
+        from ecgfast.train.config import parse_corpus
+
+        corpora = [(open_corpus(path), weight) for path, weight in map(parse_corpus, cfg.corpus)]
+        first = corpora[0][0]
+        self.cache = None
+        self._check_length(first.signal_length, first.path)
+        self.n_train = int(sum(len(c) for c, _ in corpora))
+        self._check_batch(f"windows of the corpora ({', '.join(str(c.path) for c, _ in corpora)})")
+        self.loader = StreamingLoader(corpora, cfg.batch_size // self.world, seed=cfg.run.seed,
+                                      epoch_samples=cfg.epoch_samples, num_replicas=self.world, rank=self.rank,
+                                      memory_budget_mb=cfg.memory_budget_mb, drop_last=True)
+        # Global statistics of up to 4,096 windows drawn evenly over the corpora (seeded).
+        rng = np.random.default_rng(cfg.run.seed)
+        s1 = s2 = count = 0.0
+        for c, _ in corpora:
+            take = np.sort(rng.choice(len(c), size=min(len(c), 4096 // len(corpora) + 1), replace=False))
+            x = c.signals(take)[..., :cfg.signal_length].astype(np.float64)
+            s1, s2, count = s1 + x.sum(), s2 + (x * x).sum(), count + x.size
+        mean = s1 / count
+        self.normalizer = Normalizer([mean], [max(s2 / count - mean ** 2, 1e-12) ** 0.5])
+        self.sampling_rate = int(round(first.sampling_rate))
+        self.leads, self.classes = tuple(first.leads), tuple(first.classes)
+        self.dataset = hashlib.sha256("".join(f"{c.fingerprint_digest}:{w}" for c, w in corpora).encode()).hexdigest()
+        self.corpora_info = []
+        for c, w in corpora:
+            excluded = (c.manifest.get("settings") or {}).get("exclude_ptbxl")
+            totals = c.totals
+            dropped = int(totals.get("excluded_by_id", 0)) + int(totals.get("excluded_by_fingerprint", 0))
+            self.corpora_info.append({"name": str((c.manifest.get("settings") or {}).get("layout", c.layout)),
+                                      "path": str(c.path), "fingerprint": c.fingerprint_digest, "records": len(c),
+                                      "weight": w, "ptbxl_duplicates_dropped": dropped if excluded else None})
+            if self.rank == 0:
+                if excluded:
+                    print(f"ecgfast {self.method}: corpus {c.path}: {dropped} windows duplicating PTB-XL folds "
+                          f"{excluded.get('folds')} were dropped when it was built", file=sys.stderr)
+                else:
+                    print(f"ecgfast {self.method}: warning: corpus {c.path} was not deduplicated against PTB-XL "
+                          "(build it with --exclude-ptbxl CACHE.h5): do not evaluate this encoder on PTB-XL folds "
+                          "9-10 if it may hold their records", file=sys.stderr)
+
+    def _check_length(self, available: int, where) -> None:
+        if self.cfg.signal_length > available:
+            raise ConfigError(f"--signal-length {self.cfg.signal_length} exceeds the {available} samples of {where}")
+
+    def _check_batch(self, what: str) -> None:
+        cfg = self.cfg
+        if cfg.batch_size % self.world:
+            raise ConfigError(f"--batch-size {cfg.batch_size} must be divisible by the {self.world} processes")
+        if cfg.batch_size > self.n_train:
+            raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the {self.n_train} {what}: lower it")
+
+    def _batches(self):
+        """This epoch's batches from ``step_in_epoch`` on (streamed corpora skip without reading)."""
+        from ecgfast.data.loader import _prefetch_to
+
+        if self.cache is None:
+            self.loader.set_epoch(self.epoch, start_batch=self.step_in_epoch)
+            batches = enumerate(self.loader, start=self.step_in_epoch)
+            if self.device.type == "cuda":
+                return zip(range(self.step_in_epoch, len(self.loader)), _prefetch_to(self.device, (b for _, b in batches)))
+            return batches
+        self.loader.set_epoch(self.epoch)
+        return ((i, b) for i, b in enumerate(self.loader) if i >= self.step_in_epoch)
 
     # -- health: accumulated on the device, read on logged steps and before checkpoints ----
     def _reset_health(self) -> None:
@@ -261,7 +340,7 @@ class Pretrainer:
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "augment": self.augment.state_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step, "config": self.config(), "torch_rng": torch.get_rng_state(),
-            "dataset": dataset_digest(self.cache),
+            "dataset": self.dataset,
         }, resume_path(self.cfg.out))
 
     def load_resume(self) -> None:
@@ -280,8 +359,9 @@ class Pretrainer:
             raise CheckpointError(f"--resume: {path} was written by a different run ({diffs}); only a lower --lr "
                                   "or another --precision may change on resume: start over without --resume, "
                                   "or use the original settings")
-        if ckpt.get("dataset") not in (None, dataset_digest(self.cache)):
-            raise CheckpointError(f"--resume: {path} was trained on other data than {self.cache.path} (the "
+        if ckpt.get("dataset") not in (None, self.dataset):
+            where = self.cache.path if self.cache is not None else ", ".join(self.cfg.corpus)
+            raise CheckpointError(f"--resume: {path} was trained on other data than {where} (the "
                                   "dataset fingerprint differs): resume with the data it was trained on, or "
                                   "start over without --resume")
         try:
@@ -303,13 +383,11 @@ class Pretrainer:
         return {
             **checkpoint_header("encoder"),
             "encoder": _cpu(self.model.encoder.state_dict()),
-            "spec": preprocessing_spec(self.cache.sampling_rate, self.cfg.signal_length,
-                                       self.normalizer.state_dict(), self.cache.leads),
-            "classes": list(self.cache.classes), "normalizer": self.normalizer.state_dict(),
+            "spec": preprocessing_spec(self.sampling_rate, self.cfg.signal_length,
+                                       self.normalizer.state_dict(), self.leads),
+            "classes": list(self.classes), "normalizer": self.normalizer.state_dict(),
             "config": self.config(),
-            "data": {"corpora": [{"name": "ptbxl", "path": str(self.cache.path), "split": "folds 1-8",
-                                  "fingerprint": dataset_digest(self.cache), "records": int(self.n_train)}],
-                     "records_seen": int(records_seen)},
+            "data": {"corpora": self.corpora_info, "records_seen": int(records_seen)},
             "versions": versions(), "device": str(self.device),
             "wall_time_s": float(time.perf_counter() - self.t_start),
         }
@@ -330,14 +408,11 @@ class Pretrainer:
         steps = len(self.loader)
         length = cfg.signal_length
         while self.epoch < cfg.epochs:
-            self.loader.set_epoch(self.epoch)
             bar = tqdm(total=steps, initial=self.step_in_epoch, desc=f"{self.method} epoch {self.epoch + 1}/{cfg.epochs}",
                        unit="step", disable=not cfg.run.progress or self.rank != 0, dynamic_ncols=True)
             t0, seen = time.perf_counter(), 0
             self._loss_sum, self._steps = torch.zeros((), device=self.device, dtype=torch.float64), 0
-            for i, batch in enumerate(self.loader):
-                if i < self.step_in_epoch:  # already done before the resume
-                    continue
+            for i, batch in self._batches():  # from step_in_epoch on (after a resume)
                 loss = self.train_step(batch.signals[..., :length])
                 self.step_in_epoch, self.global_step = i + 1, self.global_step + 1
                 seen += batch.signals.shape[0] * self.world
@@ -354,9 +429,13 @@ class Pretrainer:
                 t = torch.tensor([mean_loss], device=self.device)
                 dist.all_reduce(t)
                 mean_loss = float(t) / self.world
+            counts = {}
+            if self.cache is None:  # samples drawn from each corpus this epoch (this rank's)
+                counts = {"samples_per_corpus": {info["path"]: int(n) for info, n in
+                                                 zip(self.corpora_info, self.loader.counts)}}
             self.log.log(epoch=self.epoch + 1, step=self.global_step, loss=mean_loss,
                          samples_per_s=seen / max(time.perf_counter() - t0, 1e-9), method=self.method,
-                         device=str(self.device))
+                         device=str(self.device), **counts)
             self.epoch, self.step_in_epoch = self.epoch + 1, 0
             self.save_resume()
         out = self.save_output()
