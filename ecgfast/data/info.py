@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ecgfast.errors import DataError
+from ecgfast.data.cache import SPLITS
 
-SPLIT_FOLDS = {"train (folds 1-8)": range(1, 9), "val (fold 9)": (9,), "test (fold 10)": (10,)}
+SPLIT_FOLDS = {"train (folds 1-8)": SPLITS["train"], "val (fold 9)": SPLITS["val"], "test (fold 10)": SPLITS["test"]}
 
 
 def summarize(folds: np.ndarray, labels: np.ndarray, classes) -> str:

@@ -65,15 +65,10 @@ def simclr_loss(net, v1: torch.Tensor, v2: torch.Tensor, temperature: float, wor
     of the ranks' losses is the global loss, and with all_gather's backward summing
     the column gradients and DDP averaging, the gradients equal one process's.
     """
-    from ecgfast.losses import nt_xent
+    from ecgfast.losses import NTXentLoss
 
     z1, z2 = _loss_precision(net(torch.cat([v1, v2]))).chunk(2)
-    if world > 1:
-        from torch.distributed.nn.functional import all_gather
-
-        z1_all, z2_all = torch.cat(all_gather(z1)), torch.cat(all_gather(z2))
-        return nt_xent(z1, z2, temperature, z1_all=z1_all, z2_all=z2_all, offset=dist.get_rank() * z1.shape[0])
-    return nt_xent(z1, z2, temperature)
+    return NTXentLoss(temperature, gather_distributed=world > 1)(z1, z2)
 
 
 def byol_loss_of(net, model, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
