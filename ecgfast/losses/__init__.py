@@ -2,6 +2,6 @@
 paper's formula, its arguments, shapes and an example; the functional forms run the fused ops."""
 from ecgfast.losses._ops import byol_loss, nt_xent
 from ecgfast.losses.byol import BYOLLoss, ema_update_
-from ecgfast.losses.nt_xent import NTXentLoss
+from ecgfast.losses.ntx_ent_loss import NTXentLoss
 
 __all__ = ["BYOLLoss", "NTXentLoss", "byol_loss", "ema_update_", "nt_xent"]
