@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgfast.errors import ConfigError
+from ecgfast.train.common import positive_int
 
 OUT_SUFFIXES = (".h5", ".hdf5", ".npy")
 
@@ -37,7 +38,7 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
                    help="HDF5 cache, PTB-XL folder, text file of WFDB record paths, WFDB record path(s), "
                         ".npy (N, 12, T) with --sampling-rate, or a corpus manifest .json")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--batch-size", type=int, default=256, help="windows per forward pass (default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="windows per forward pass (default 256)")
     p.add_argument("--sampling-rate", type=float, default=None,
                    help="Hz of a .npy input (required there); the rate to read a PTB-XL folder at")
     p.add_argument("--leads", nargs="+", default=None,
