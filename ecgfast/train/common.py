@@ -87,7 +87,7 @@ def resolve_compile(mode: str | bool, device: torch.device) -> bool:
 def autocast(precision: str, device: torch.device | str = "cpu"):
     """Autocast context for ``fp32`` (none), ``bf16`` or ``fp16`` on ``device``."""
     if precision not in PRECISIONS or precision == "auto":
-        raise ValueError(f"precision {precision!r}: expected fp32, bf16 or fp16 (resolve 'auto' first)")
+        raise ConfigError(f"precision {precision!r}: expected fp32, bf16 or fp16 (resolve 'auto' first)")
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16

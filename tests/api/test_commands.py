@@ -206,7 +206,7 @@ def test_bad_input_errors(capsys, tmp_path, encoder_ckpt, classifier_ckpt, small
            match="not a PTB-XL folder")
     if not torch.cuda.is_available():
         _fails(capsys, "embed", "--checkpoint", encoder_ckpt, "--input", small_cache, "--out", out, "--device",
-               "cuda", match="CUDA is not available")
+               "cuda", match="no CUDA device is available here")
     lst = tmp_path / "list.txt"
     lst.write_text("records/none_lr\n")
     _fails(capsys, "predict", "--checkpoint", classifier_ckpt, "--input", lst, "--out", tmp_path / "p.csv",

@@ -152,7 +152,7 @@ def test_device_errors(encoder_ckpt):
     with pytest.raises(ConfigError, match="device"):
         load_encoder(encoder_ckpt, device="tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="CUDA is not available"):
+        with pytest.raises(ConfigError, match="no CUDA device is available here"):
             load_encoder(encoder_ckpt, device="cuda")
 
 
