@@ -6,7 +6,8 @@ Attributes are imported lazily so that reader processes (which only need
 import importlib
 
 _EXPORTS = {
-    "PTBXLError": "errors",
+    "PTBXLError": "errors", "CacheError": "errors", "BadRecordError": "errors", "UnsafePathError": "errors",
+    "verify_cache": "cache",
     "load_metadata": "metadata", "PTBXLMetadata": "metadata",
     "read_record": "records", "MissingRecordError": "records",
     "build_cache": "cache", "open_cache": "cache", "ensure_cache": "cache", "ECGCache": "cache",

@@ -129,6 +129,7 @@ def main(argv=None) -> int:
     p.add_argument("--sampling-rate", type=int, default=None, choices=[100, 500],
                    help="default: the checkpoint's (a different one is refused)")
     p.add_argument("--skip-missing", action="store_true")
+    p.add_argument("--skip-bad", action="store_true")
     p.add_argument("--bootstrap", type=non_negative_int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
         from ecgfast.train.checkpoint import atomic_write_text, load_checkpoint, spec_of
 
         rate = args.sampling_rate or spec_of(load_checkpoint(args.checkpoint, kind="classifier"))["sampling_rate"]
-        data = DataConfig(args.data_root, args.cache, rate, args.skip_missing)
+        data = DataConfig(args.data_root, args.cache, rate, args.skip_missing, skip_bad=args.skip_bad)
         r = evaluate(args.checkpoint, data, n_boot=args.bootstrap, seed=args.seed, robustness=args.robustness,
                      device=args.device)
         print(format_report(r))

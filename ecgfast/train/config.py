@@ -39,6 +39,7 @@ class DataConfig:
     sampling_rate: int = 100
     skip_missing: bool = False
     workers: int = 1
+    skip_bad: bool = False
 
     def validate(self) -> None:
         _check(self.sampling_rate in SAMPLING_RATES, "--sampling-rate", self.sampling_rate, "100 or 500")
@@ -56,7 +57,7 @@ class DataConfig:
         from ecgfast.data import ensure_cache
 
         return ensure_cache(self.data_root, self.cache, self.sampling_rate, self.skip_missing, self.workers,
-                            progress=progress)
+                            progress=progress, skip_bad=self.skip_bad)
 
 
 def add_data_flags(p: argparse.ArgumentParser) -> None:
@@ -65,11 +66,13 @@ def add_data_flags(p: argparse.ArgumentParser) -> None:
                    help="HDF5 cache (built from --data-root when missing; default DATA_ROOT/ecgfast_cache_<rate>hz.h5)")
     p.add_argument("--sampling-rate", type=int, default=100, choices=SAMPLING_RATES)
     p.add_argument("--skip-missing", action="store_true", help="cache a partial PTB-XL")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip (and count) records that fail validation, e.g. NaN samples, instead of refusing")
     p.add_argument("--workers", type=positive_int, default=1, help="processes that build the cache")
 
 
 def data_from_args(a: argparse.Namespace) -> DataConfig:
-    return DataConfig(a.data_root, a.cache, a.sampling_rate, a.skip_missing, a.workers)
+    return DataConfig(a.data_root, a.cache, a.sampling_rate, a.skip_missing, a.workers, a.skip_bad)
 
 
 def add_run_flags(p: argparse.ArgumentParser, precision_help: str = "") -> None:
