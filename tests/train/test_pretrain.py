@@ -97,7 +97,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_cache_path,
 @pytest.mark.parametrize("flags,message", [
     (["--batch-size", "100000"], "larger than the"),
     (["--resume"], "no checkpoint at"),
-    (["--signal-length", "5000"], "exceeds the cache"),
+    (["--signal-length", "5000"], "exceeds the 1000 samples of"),
     (["--device", "cuda:7"], "--device cuda:7"),
     (["--device", "tpu"], "expected auto, cpu, cuda or cuda:N"),
 ])
