@@ -2,7 +2,7 @@
 
 Plain: WFDB reads and per-sample augmentation in a Dataset, DataLoader workers,
 the plain fp32 step. ecgfast: the cache, ECGBatchLoader, the fused augmentation
-and loss, bf16 autocast (the entry points' default). Both timed whole, once.
+and loss, at the entry points' default precision (--precision auto). Both timed whole, once.
 """
 from __future__ import annotations
 
@@ -28,7 +28,10 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
     from benchmarks.cases_train import StepTimeShare, ecgfast_step
 
     cuda = str(device).startswith("cuda")
-    ecg_step = ecgfast_step("simclr", "bf16", compiled=cuda, device=device)  # the entry points' defaults
+    from ecgfast.train.common import resolve_precision
+
+    precision = resolve_precision("auto", torch.device(device))
+    ecg_step = ecgfast_step("simclr", precision, compiled=cuda, device=device)  # the entry points' defaults
     plain_step = PlainSimCLRStep(device=device)
     loader = ECGBatchLoader(cache, range(len(cache)), batch_size=B, seed=0, drop_last=True, device=device)
     steps = len(loader)
@@ -42,7 +45,7 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
     return [
         Case("epoch", plain, lambda: plain_epoch(paths, plain_step, B, workers), steps * B, "samples",
              repeat=1, warmup=0),
-        Case("epoch", f"ecgfast epoch (cache + fused ops, bf16{', compiled' if cuda else ''}, {n} rec)", ecgfast_epoch, steps * B, "samples",
+        Case("epoch", f"ecgfast epoch (cache + fused ops, {precision}{', compiled' if cuda else ''}, {n} rec)", ecgfast_epoch, steps * B, "samples",
              baseline=plain, repeat=1, warmup=0 if not quick else 1,
              extra=StepTimeShare(ecg_step.timings)),
     ]

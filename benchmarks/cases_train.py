@@ -87,9 +87,15 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
     plain_step = PlainSimCLRStep(device=device)
     plain = f"plain SimCLR step fp32 (B={B})"
     out = [Case("train", plain, lambda: plain_step(x), B, "samples", repeat=3)]
-    variants = [("simclr", "fp32", False), ("simclr", "bf16", False), ("byol", "bf16", False)]
+    from ecgfast.train.common import resolve_precision
+
+    auto = resolve_precision("auto", torch.device(device))  # the entry points' default here
+    variants = [("simclr", "fp32", False), ("simclr", auto, False), ("byol", auto, False)]
+    if not quick and auto != "bf16":  # bf16 measured even where it is emulated: it shows why auto avoids it
+        variants.append(("simclr", "bf16", False))
     if not quick or device != "cpu":  # compiled: the default on CUDA, measured on the CPU in full runs
-        variants.insert(2, ("simclr", "bf16", True))
+        variants.insert(2, ("simclr", auto, True))
+    variants = list(dict.fromkeys(variants))
     for method, precision, compiled in variants:
         step = ecgfast_step(method, precision, compiled, device=device)
         name = f"ecgfast {method} {precision} {'compiled' if compiled else 'eager'}"
