@@ -14,6 +14,7 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
     from ecgfast.models import ECGClassifier
     from ecgfast.eval.inference import predict
 
+    precision = "fp32"  # what `ecgfast evaluate` runs at (repeatable probabilities)
     n = 300 if quick else 2200
     cache = synthetic_cache(2200 if not quick else 300)
     idx = np.arange(min(n, len(cache)))
@@ -22,7 +23,7 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
     y = cache.labels[idx]
 
     def full():
-        p = predict(model, cache, idx, norm, cache.signal_length, "bf16")
+        p = predict(model, cache, idx, norm, cache.signal_length, precision)
         classification_metrics(y, p, cache.classes)
         bootstrap_ci(y, p, n_boot=1000, seed=0)
 
