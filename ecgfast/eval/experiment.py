@@ -194,10 +194,21 @@ def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: flo
     t0 = time.perf_counter()
     train(ccfg)
     result = evaluate(d / "classifier.pt", cfg.data, n_boot=cfg.bootstrap, seed=seed, device=cfg.run.device)
+    _card_with_metrics(d / "classifier.pt", result)
     timings[f"{arm} seed {seed} fraction {fraction:g}"] = time.perf_counter() - t0
     result.update(arm=arm, seed=seed, fraction=fraction, settings=json.loads(json.dumps(settings, default=str)))
     atomic_write_text(done, json.dumps(result))  # written last: its presence marks the run done
     return result
+
+
+def _card_with_metrics(path: Path, result: dict) -> None:
+    """Rewrite the run's model card with its fold-10 metrics and CIs."""
+    from ecgfast.eval.card import write_model_card
+    from ecgfast.train.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path, kind="classifier")
+    write_model_card(path, ckpt, wall_time_s=float(ckpt.get("wall_time_s", 0.0)), device=str(ckpt.get("device", "cpu")),
+                     metrics=result)
 
 
 def summarize(rows: list[dict], arms: list[str]) -> tuple[str, dict]:
