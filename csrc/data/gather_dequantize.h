@@ -24,4 +24,16 @@ inline void check_gather_dequantize_args(const at::Tensor& raw, const at::Tensor
               "gather_dequantize: baseline must be float32 of shape (", C, ",)");
 }
 
+// Checks of the out= overload: out must be the float32 (B, C, T) result, contiguous, beside raw.
+inline void check_gather_dequantize_out(const at::Tensor& raw, const at::Tensor& index, const at::Tensor& out) {
+  TORCH_CHECK(out.device() == raw.device(), "gather_dequantize: out must be on ", raw.device(), ", got ",
+              out.device());
+  TORCH_CHECK(out.scalar_type() == at::kFloat, "gather_dequantize: out must be float32, got ", out.scalar_type());
+  TORCH_CHECK(out.dim() == 3 && out.size(0) == index.size(0) && out.size(1) == raw.size(1) &&
+                  out.size(2) == raw.size(2),
+              "gather_dequantize: out must have shape (", index.size(0), ", ", raw.size(1), ", ", raw.size(2),
+              "), got ", out.sizes());
+  TORCH_CHECK(out.is_contiguous(), "gather_dequantize: out must be contiguous");
+}
+
 }  // namespace ecgfast

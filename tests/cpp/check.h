@@ -12,8 +12,8 @@
     }                                                                            \
   } while (0)
 
-// The op as the dispatcher sees it, e.g. find_op<Sig>("ecgfast::gather_dequantize").
+// The op as the dispatcher sees it, e.g. find_op<Sig>("ecgfast::gather_dequantize", "out").
 template <typename Sig>
-c10::TypedOperatorHandle<Sig> find_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").template typed<Sig>();
+c10::TypedOperatorHandle<Sig> find_op(const char* name, const char* overload = "") {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, overload).template typed<Sig>();
 }

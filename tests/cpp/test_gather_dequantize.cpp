@@ -1,5 +1,7 @@
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "check.h"
 
 int main() {
@@ -16,6 +18,13 @@ int main() {
                   gain.view({12, 1});
   ECG_CHECK(out.sizes() == expected.sizes());
   ECG_CHECK(at::equal(out, expected));
+
+  // The out= overload writes the same values into the caller's buffer.
+  auto op_out = find_op<void(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                             at::Tensor&)>("ecgfast::gather_dequantize", "out");
+  auto into = at::full({4, 12, 257}, NAN);
+  op_out.call(raw, index, gain, baseline, into);
+  ECG_CHECK(at::equal(into, expected));
 
   // An out-of-range index is an error, never a wild read.
   bool threw = false;

@@ -159,6 +159,18 @@ def test_gather_dequantize_equals_cpu_bit_for_bit():
     assert torch.equal(cpu, gather_dequantize_reference(raw, index, gain, baseline))
 
 
+def test_gather_dequantize_out_overload_equals_cpu():
+    raw, gain, baseline = _storage(seed=4)
+    index = torch.tensor([3, 19, 0, 3])
+    out = torch.full((4, 12, 257), float("nan"), device=CUDA)
+    assert gather_dequantize(raw.to(CUDA), index.to(CUDA), gain.to(CUDA), baseline.to(CUDA), out=out) is out
+    assert torch.equal(out.cpu(), gather_dequantize(raw, index, gain, baseline))
+    torch.library.opcheck(torch.ops.ecgfast.gather_dequantize.out,
+                          tuple(t.to(CUDA) for t in (raw, index, gain, baseline)), {"out": out})
+    with pytest.raises(RuntimeError, match="out must be on cuda"):
+        gather_dequantize(raw.to(CUDA), index.to(CUDA), gain.to(CUDA), baseline.to(CUDA), out=out.cpu())
+
+
 def test_gather_dequantize_large_batch_grid_stride():
     raw, gain, baseline = _storage(seed=1, n=300, length=1000)
     index = torch.randint(0, 300, (2048,), generator=torch.Generator().manual_seed(1))  # > 65535 blocks of 256

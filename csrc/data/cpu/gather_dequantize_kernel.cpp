@@ -8,9 +8,8 @@
 namespace ecgfast {
 namespace {
 
-at::Tensor gather_dequantize_cpu(const at::Tensor& raw, const at::Tensor& index,
-                                 const at::Tensor& gain, const at::Tensor& baseline) {
-  check_gather_dequantize_args(raw, index, gain, baseline);
+void gather_dequantize_into(const at::Tensor& raw, const at::Tensor& index, const at::Tensor& gain,
+                            const at::Tensor& baseline, at::Tensor& out) {
   const auto raw_c = raw.contiguous();
   const auto idx_c = index.contiguous();
   const auto gain_c = gain.contiguous();
@@ -22,7 +21,6 @@ at::Tensor gather_dequantize_cpu(const at::Tensor& raw, const at::Tensor& index,
     TORCH_CHECK(idx[b] >= 0 && idx[b] < N, "gather_dequantize: index ", idx[b],
                 " out of range for ", N, " records");
   }
-  auto out = at::empty({B, C, T}, raw.options().dtype(at::kFloat));
   const int16_t* src = raw_c.data_ptr<int16_t>();
   const float* g = gain_c.data_ptr<float>();
   const float* z = base_c.data_ptr<float>();
@@ -40,11 +38,28 @@ at::Tensor gather_dequantize_cpu(const at::Tensor& raw, const at::Tensor& index,
       for (int64_t t = 0; t < T; ++t) d[t] = (static_cast<float>(s[t]) - shift) / gain_c;
     }
   });
+}
+
+at::Tensor gather_dequantize_cpu(const at::Tensor& raw, const at::Tensor& index,
+                                 const at::Tensor& gain, const at::Tensor& baseline) {
+  check_gather_dequantize_args(raw, index, gain, baseline);
+  auto out = at::empty({index.size(0), raw.size(1), raw.size(2)}, raw.options().dtype(at::kFloat));
+  gather_dequantize_into(raw, index, gain, baseline, out);
   return out;
+}
+
+void gather_dequantize_out_cpu(const at::Tensor& raw, const at::Tensor& index, const at::Tensor& gain,
+                               const at::Tensor& baseline, at::Tensor& out) {
+  check_gather_dequantize_args(raw, index, gain, baseline);
+  check_gather_dequantize_out(raw, index, out);
+  gather_dequantize_into(raw, index, gain, baseline, out);
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(ecgfast, CPU, m) { m.impl("gather_dequantize", &gather_dequantize_cpu); }
+TORCH_LIBRARY_IMPL(ecgfast, CPU, m) {
+  m.impl("gather_dequantize", &gather_dequantize_cpu);
+  m.impl("gather_dequantize.out", &gather_dequantize_out_cpu);
+}
 
 }  // namespace ecgfast

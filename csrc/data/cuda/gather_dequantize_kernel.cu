@@ -30,29 +30,44 @@ __global__ void gather_dequantize_kernel(const int16_t* __restrict__ raw, const 
   }
 }
 
-at::Tensor gather_dequantize_cuda(const at::Tensor& raw, const at::Tensor& index, const at::Tensor& gain,
-                                  const at::Tensor& baseline) {
-  check_gather_dequantize_args(raw, index, gain, baseline);
+void gather_dequantize_into(const at::Tensor& raw, const at::Tensor& index, const at::Tensor& gain,
+                            const at::Tensor& baseline, at::Tensor& out) {
   const c10::cuda::CUDAGuard guard(raw.device());
   const auto raw_c = raw.contiguous();
   const auto idx_c = index.contiguous();
   const auto gain_c = gain.contiguous();
   const auto base_c = baseline.contiguous();
   const int64_t N = raw.size(0), C = raw.size(1), T = raw.size(2), B = index.size(0);
-  auto out = at::empty({B, C, T}, raw.options().dtype(at::kFloat));
   const int64_t total = B * C * T;
-  if (total == 0) return out;
+  if (total == 0) return;
   constexpr int threads = 256;
   const int64_t blocks = std::min<int64_t>((total + threads - 1) / threads, 65535);  // grid-stride covers the rest
   gather_dequantize_kernel<<<static_cast<unsigned>(blocks), threads, 0, at::cuda::getCurrentCUDAStream()>>>(
       raw_c.data_ptr<int16_t>(), idx_c.data_ptr<int64_t>(), gain_c.data_ptr<float>(), base_c.data_ptr<float>(),
       out.data_ptr<float>(), N, B, C, T);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+at::Tensor gather_dequantize_cuda(const at::Tensor& raw, const at::Tensor& index, const at::Tensor& gain,
+                                  const at::Tensor& baseline) {
+  check_gather_dequantize_args(raw, index, gain, baseline);
+  auto out = at::empty({index.size(0), raw.size(1), raw.size(2)}, raw.options().dtype(at::kFloat));
+  gather_dequantize_into(raw, index, gain, baseline, out);
   return out;
+}
+
+void gather_dequantize_out_cuda(const at::Tensor& raw, const at::Tensor& index, const at::Tensor& gain,
+                                       const at::Tensor& baseline, at::Tensor& out) {
+  check_gather_dequantize_args(raw, index, gain, baseline);
+  check_gather_dequantize_out(raw, index, out);
+  gather_dequantize_into(raw, index, gain, baseline, out);
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(ecgfast, CUDA, m) { m.impl("gather_dequantize", &gather_dequantize_cuda); }
+TORCH_LIBRARY_IMPL(ecgfast, CUDA, m) {
+  m.impl("gather_dequantize", &gather_dequantize_cuda);
+  m.impl("gather_dequantize.out", &gather_dequantize_out_cuda);
+}
 
 }  // namespace ecgfast

@@ -19,9 +19,10 @@ or several corpora, each with a weight. How:
   buffers, so skipping the first k batches (``set_epoch(e, start_batch=k)``)
   needs no data read and gives exactly the batches a full run gives after them.
 
-Memory: the shuffle buffer (int16 windows, labels, indices), an int16 staging
-batch and a pool of ``POOL_BATCHES`` float32 batches stay within
-``memory_budget_mb``. The buffer is filled by ``pread`` from the shard files,
+Memory: the shuffle buffer (int16 windows, labels, indices) and a pool of
+``POOL_BATCHES`` float32 batches stay within ``memory_budget_mb``. A batch is one
+``ecgfast::gather_dequantize`` call from the buffer straight into a pooled batch
+(gather, int16 to mV, no intermediate copy), bit-identical to ``Corpus.signals``. The buffer is filled by ``pread`` from the shard files,
 i.e. from the OS page cache, which all ranks on a machine share
 (``Corpus.shard(k)`` is a memory map of the same file), so anonymous memory does
 not grow with the corpus; the only per-corpus tables are the block lists (20
@@ -44,6 +45,7 @@ import numpy as np
 import torch
 
 from ecgfast.errors import ConfigError
+from ecgfast.data._ops import gather_dequantize
 from ecgfast.data.corpus.store import Corpus, open_corpus
 from ecgfast.data.loader import Batch
 
@@ -126,7 +128,7 @@ class StreamingLoader:
         self.sampling_rate, self.signal_length, self.classes = first.sampling_rate, first.signal_length, first.classes
         T, C = self.signal_length, len(self.classes)
         row = 12 * T * 2 + C + 8 + 1
-        out_bytes = self.batch_size * ((POOL_BATCHES + 1) * 12 * T * 4 + 12 * T * 2 + 2 * (C * 4 + 8))
+        out_bytes = self.batch_size * ((POOL_BATCHES + 1) * 12 * T * 4 + 2 * (C * 4 + 8))
         budget = float(memory_budget_mb) * 2**20
         per_group = int((budget - out_bytes) // row // self.batch_size)
         if per_group < 1:
@@ -162,7 +164,8 @@ class StreamingLoader:
         self.quotas = quota
         self.counts = [0] * len(self.corpora)
         self._buffers = None
-        self._scale = np.float32(1.0 / first.gain)
+        self._gain = torch.full((12,), first.gain, dtype=torch.float32)
+        self._baseline = torch.zeros(12, dtype=torch.float32)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Choose the epoch (the shuffle's seed with ``seed``); ``start_batch`` resumes mid-epoch."""
@@ -234,7 +237,7 @@ class StreamingLoader:
     def _iterate(self, buf, lab, raw, idx, cid, n_batches, start_batch, held):
         B = self.batch_size
         T, C = self.signal_length, len(self.classes)
-        gather = pool = None  # int16 staging of one batch, and the float32 batches, reused
+        pool = None  # the float32 batches, reused
         b = 0
         for g, segs in enumerate(self._groups()):
             if b >= n_batches:
@@ -263,14 +266,11 @@ class StreamingLoader:
                 for c, m in enumerate(np.bincount(cid[p], minlength=len(self.corpora))):
                     self.counts[c] += int(m)
                 if b >= start_batch:
-                    if gather is None:
-                        gather = np.empty((B, 12, T), np.int16)
+                    if pool is None:
                         pool = _BatchPool((B, 12, T))
-                    x = pool.get(len(p))
-                    np.take(buf, p, axis=0, out=gather[:len(p)], mode="clip")
-                    np.multiply(gather[:len(p)], self._scale, out=x)
-                    batch = Batch(torch.from_numpy(x), torch.from_numpy(lab[p].astype(np.float32)),
-                                  torch.from_numpy(idx[p].copy()))
+                    x = torch.from_numpy(pool.get(len(p)))
+                    gather_dequantize(raw, torch.from_numpy(p), self._gain, self._baseline, out=x)
+                    batch = Batch(x, torch.from_numpy(lab[p].astype(np.float32)), torch.from_numpy(idx[p].copy()))
                     x = None  # only the batch's tensors keep its pages from reuse
                     yield batch
                     batch = None
