@@ -1,7 +1,10 @@
 """Corpus stage: building corpora per layout, streaming from shards, memory flat in corpus size.
 
-Run alone (it is not in ``python -m benchmarks``: the big corpus takes minutes
-and gigabytes)::
+In ``python -m benchmarks`` (stage ``corpus``, via ``cases``): one epoch streamed
+from a corpus on disk by ``StreamingLoader`` against the plain ``DataLoader``
+over the shards' memory maps (2,000 windows with ``--quick``, else 20,000).
+
+The scale measurements run alone (the big corpus takes minutes and gigabytes)::
 
     python -m benchmarks.cases_corpus --records 200000 [--dir /tmp/corpus-bench] [--keep]
 
@@ -183,21 +186,57 @@ def main(argv=None) -> int:
     return 0
 
 
+class ShardsDataset:
+    """The plain way to read a sharded corpus: a map-style Dataset over the shards' memory maps,
+    one window per ``__getitem__`` (as float32 mV), batched by a ``DataLoader`` with a shuffling
+    sampler and the default collate."""
+
+    def __init__(self, corpus):
+        self.shards = [np.load(corpus.root / f"{name}.npy", mmap_mode="r") for name in corpus.shard_names]
+        self.labels = [np.load(corpus.root / f"{name}.labels.npy") for name in corpus.shard_names]
+        self.offsets, self.scale = corpus.offsets, np.float32(1.0 / corpus.gain)
+
+    def __len__(self):
+        return int(self.offsets[-1])
+
+    def __getitem__(self, i):
+        import torch
+
+        k = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        r = i - int(self.offsets[k])
+        return torch.from_numpy(self.shards[k][r] * self.scale), torch.from_numpy(self.labels[k][r].astype(np.float32))
+
+
 def cases(quick: bool):
-    """For ``benchmarks.harness``: streaming one epoch of a small corpus (B=256)."""
+    """For ``python -m benchmarks``: one epoch over a corpus on disk (from the page cache) at B=256,
+    ``StreamingLoader`` against the plain ``DataLoader`` over ``ShardsDataset``, both in one process."""
+    from torch.utils.data import DataLoader
+
     from benchmarks.harness import Case
+    from benchmarks.workdir import WORKDIR
     from ecgfast.data.corpus import StreamingLoader, open_corpus
 
     n = 2000 if quick else 20000
-    tmp = Path(tempfile.mkdtemp(prefix="ecgfast-corpus-"))
-    make_big_corpus(tmp / "c", n, pool_size=200)
-    loader = StreamingLoader([(open_corpus(tmp / "c"), 1.0)], 256, seed=0)
+    path = WORKDIR / f"corpus-arrays-{n}"
+    if not (path / "manifest.json").is_file():  # the build writes the manifest last
+        make_big_corpus(path, n, pool_size=200)
+    corpus = open_corpus(path)
+    stream = StreamingLoader([(corpus, 1.0)], 256, seed=0)
+    plain = DataLoader(ShardsDataset(corpus), batch_size=256, shuffle=True, drop_last=True,
+                       generator=__import__("torch").Generator().manual_seed(0))
+    items = len(stream) * 256
+    row = 12 * corpus.signal_length
 
-    def epoch():
-        for _ in loader:
-            pass
+    def epoch(loader):
+        def run():
+            for _ in loader:
+                pass
+        return run
 
-    return [Case("corpus", "StreamingLoader epoch (B=256)", epoch, len(loader) * 256, "records", repeat=3)]
+    base = "DataLoader over memory-mapped shards (B=256)"
+    return [Case("corpus", base, epoch(plain), items, "records", repeat=3),
+            Case("corpus", "StreamingLoader epoch (B=256)", epoch(stream), items, "records", baseline=base,
+                 bytes_moved=items * row * (2 + 2 + 2 + 4), repeat=5)]
 
 
 if __name__ == "__main__":
