@@ -1,12 +1,4 @@
-import pytest
+"""pytest-benchmark: the train stage's cases (``pytest benchmarks/bench_train.py --benchmark-only``)."""
+from benchmarks.harness import pytest_benchmark_test
 
-from benchmarks.cases_train import cases
-
-CASES = cases(quick=True)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[f"{c.stage}:{c.name}" for c in CASES])
-def test_train(benchmark, case):
-    benchmark.group = case.stage
-    benchmark.extra_info.update(items=case.items, unit=case.unit, baseline=case.baseline)
-    benchmark.pedantic(case.fn, rounds=max(case.repeat, 1), warmup_rounds=case.warmup)
+test_train = pytest_benchmark_test("train")

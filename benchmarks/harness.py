@@ -5,7 +5,7 @@ A stage module ``benchmarks/cases_<stage>.py`` defines ``cases(quick: bool)
 inputs prepared beforehand. The plain version of the stage is a case too, and
 every other case names it as ``baseline`` so the report shows ratios measured
 side by side in one run. ``benchmarks/bench_<stage>.py`` feeds the same cases
-to pytest-benchmark.
+(their quick sizes) to pytest-benchmark through ``pytest_benchmark_test``.
 
 ``python -m benchmarks --device cuda`` passes ``device="cuda"`` to the stages
 whose ``cases`` take it; their cases carry ``device`` and are timed with CUDA
@@ -34,6 +34,23 @@ class Case:
     warmup: int = 1                 # untimed calls first (JIT, caches)
     extra: dict = field(default_factory=dict)  # other figures to report, e.g. {"peak_MB": 123}
     device: str = "cpu"             # where the work runs: "cuda" cases are timed with CUDA events
+
+
+def pytest_benchmark_test(stage: str):
+    """A pytest-benchmark test over the stage's quick cases, one parametrized test per case."""
+    import importlib
+
+    import pytest
+
+    cases = importlib.import_module(f"benchmarks.cases_{stage}").cases(quick=True)
+
+    @pytest.mark.parametrize("case", cases, ids=[f"{c.stage}:{c.name}" for c in cases])
+    def test(benchmark, case):
+        benchmark.group = case.stage
+        benchmark.extra_info.update(items=case.items, unit=case.unit, baseline=case.baseline)
+        benchmark.pedantic(case.fn, rounds=max(case.repeat, 1), warmup_rounds=case.warmup)
+
+    return test
 
 
 @dataclass

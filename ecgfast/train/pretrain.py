@@ -193,7 +193,8 @@ class Pretrainer:
         self._check_batch(f"windows of the corpora ({', '.join(str(c.path) for c, _ in corpora)})")
         self.loader = StreamingLoader(corpora, cfg.batch_size // self.world, seed=cfg.run.seed,
                                       epoch_samples=cfg.epoch_samples, num_replicas=self.world, rank=self.rank,
-                                      memory_budget_mb=cfg.memory_budget_mb, drop_last=True)
+                                      memory_budget_mb=cfg.memory_budget_mb, drop_last=True,
+                                      pin_memory=self.device.type == "cuda")
         # Global statistics of up to 4,096 windows drawn evenly over the corpora (seeded).
         rng = np.random.default_rng(cfg.run.seed)
         s1 = s2 = count = 0.0

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from ecgfast.models import ECGEncoder1DCNN
@@ -39,3 +40,17 @@ def test_pretraining_on_a_weighted_mix_of_corpora(tmp_path, capsys):
     # resuming the finished run with another corpus is refused: another dataset
     assert simclr_main([x if x != f"{b}:0.25" else f"{b}:0.5" for x in argv] + ["--resume"]) == 1
     assert "trained on other data" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
+def test_pretraining_on_a_corpus_on_cuda(tmp_path):
+    """The streamed batches are pinned and copied on a side stream; the run ends with a CPU-loadable encoder."""
+    a = _corpus(tmp_path / "a", 96, 1)
+    out = tmp_path / "enc.pt"
+    assert simclr_main(["--corpus", str(a), "--epochs", "2", "--batch-size", "32", "--signal-length", "256",
+                        "--out", str(out), "--no-progress", "--device", "cuda", "--compile", "off",
+                        "--checkpoint-every", "2"]) == 0
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["device"].startswith("cuda") and ckpt["data"]["records_seen"] == 2 * 96
+    ECGEncoder1DCNN().load_state_dict(ckpt["encoder"], strict=True)

@@ -65,6 +65,24 @@ def test_deterministic_and_resumable(corpora):
         assert all(torch.equal(x.index, y.index) and torch.equal(x.signals, y.signals) for x, y in zip(e1[k:], rest))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
+def test_pinned_batches_equal_pooled_ones(corpora):
+    make = lambda pin: StreamingLoader([(corpora["a"], 1.0)], 16, seed=0, memory_budget_mb=1.5,  # noqa: E731
+                                       block_windows=8, pin_memory=pin)
+    pinned, pooled = _epoch(make(True)), _epoch(make(False))
+    assert len(pinned) == len(pooled) and all(t.is_pinned() for b in pinned for t in b)
+    assert all(torch.equal(x.signals, y.signals) and torch.equal(x.labels, y.labels) and torch.equal(x.index, y.index)
+               for x, y in zip(pinned, pooled))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_pin_memory_without_cuda_warns_and_streams_unpinned(corpora):
+    with pytest.warns(UserWarning, match="pin_memory needs CUDA"):
+        loader = StreamingLoader([(corpora["a"], 1.0)], 16, seed=0, memory_budget_mb=1.5, pin_memory=True)
+    assert not loader.pin_memory and len(_epoch(loader)) == len(loader)
+
+
 def test_ranks_are_disjoint_and_equal(corpora):
     a = corpora["a"]
     seen = []

@@ -28,7 +28,10 @@ i.e. from the OS page cache, which all ranks on a machine share
 not grow with the corpus; the only per-corpus tables are the block lists (20
 bytes per ``block_windows`` windows). Batches live in recycled anonymous mappings
 (``_BatchPool``): a batch the consumer still holds is never overwritten, and no
-freed batches pile up on the malloc heap. The buffer is kept across epochs; an
+freed batches pile up on the malloc heap. With ``pin_memory=True`` (for a CUDA
+step) batches are written straight into page-locked memory from torch's caching
+host allocator instead, which recycles a block only once its copies to the GPU
+are done, so a ``non_blocking`` copy needs no second host copy. The buffer is kept across epochs; an
 iterator started while another is live gets its own.
 
 ``Batch.index`` is the window's index in its corpus plus the total length of
@@ -39,6 +42,7 @@ from __future__ import annotations
 import math
 import mmap
 import sys
+import warnings
 from typing import Iterator
 
 import numpy as np
@@ -93,7 +97,7 @@ class _BatchPool:
 class StreamingLoader:
     def __init__(self, corpora, batch_size: int, *, seed: int, epoch_samples: int | None = None,
                  num_replicas: int = 1, rank: int = 0, memory_budget_mb: float = 256.0, drop_last: bool = True,
-                 block_windows: int = 64):
+                 block_windows: int = 64, pin_memory: bool = False):
         if isinstance(corpora, (Corpus, str)) or not isinstance(corpora, (list, tuple)):
             corpora = [(corpora, 1.0)]
         pairs = []
@@ -123,6 +127,9 @@ class StreamingLoader:
         if block_windows < 1:
             raise ConfigError(f"block_windows must be positive, got {block_windows}")
         self.batch_size, self.seed, self.drop_last = int(batch_size), int(seed), bool(drop_last)
+        self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
+        if pin_memory and not self.pin_memory:
+            warnings.warn("pin_memory needs CUDA; batches are not pinned", stacklevel=2)
         self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.epoch, self.start_batch = 0, 0
         self.sampling_rate, self.signal_length, self.classes = first.sampling_rate, first.signal_length, first.classes
@@ -266,11 +273,17 @@ class StreamingLoader:
                 for c, m in enumerate(np.bincount(cid[p], minlength=len(self.corpora))):
                     self.counts[c] += int(m)
                 if b >= start_batch:
-                    if pool is None:
-                        pool = _BatchPool((B, 12, T))
-                    x = torch.from_numpy(pool.get(len(p)))
+                    if self.pin_memory:
+                        x = torch.empty((len(p), 12, T), pin_memory=True)
+                    else:
+                        if pool is None:
+                            pool = _BatchPool((B, 12, T))
+                        x = torch.from_numpy(pool.get(len(p)))
                     gather_dequantize(raw, torch.from_numpy(p), self._gain, self._baseline, out=x)
-                    batch = Batch(x, torch.from_numpy(lab[p].astype(np.float32)), torch.from_numpy(idx[p].copy()))
+                    y, i = torch.from_numpy(lab[p].astype(np.float32)), torch.from_numpy(idx[p].copy())
+                    if self.pin_memory:
+                        y, i = y.pin_memory(), i.pin_memory()
+                    batch = Batch(x, y, i)
                     x = None  # only the batch's tensors keep its pages from reuse
                     yield batch
                     batch = None
