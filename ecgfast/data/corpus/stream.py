@@ -20,19 +20,20 @@ or several corpora, each with a weight. How:
   needs no data read and gives exactly the batches a full run gives after them.
 
 Memory: the shuffle buffer (int16 windows, labels, indices) and a pool of
-``POOL_BATCHES`` float32 batches stay within ``memory_budget_mb``. A batch is one
-``ecgfast::gather_dequantize`` call from the buffer straight into a pooled batch
-(gather, int16 to mV, no intermediate copy), bit-identical to ``Corpus.signals``. The buffer is filled by ``pread`` from the shard files,
-i.e. from the OS page cache, which all ranks on a machine share
-(``Corpus.shard(k)`` is a memory map of the same file), so anonymous memory does
-not grow with the corpus; the only per-corpus tables are the block lists (20
-bytes per ``block_windows`` windows). Batches live in recycled anonymous mappings
-(``_BatchPool``): a batch the consumer still holds is never overwritten, and no
-freed batches pile up on the malloc heap. With ``pin_memory=True`` (for a CUDA
-step) batches are written straight into page-locked memory from torch's caching
-host allocator instead, which recycles a block only once its copies to the GPU
-are done, so a ``non_blocking`` copy needs no second host copy. The buffer is kept across epochs; an
-iterator started while another is live gets its own.
+``POOL_BATCHES`` float32 batches stay within ``memory_budget_mb``. The buffer is
+filled by ``pread`` from the shard files, i.e. from the OS page cache, which all
+ranks on a machine share (``Corpus.shard(k)`` is a memory map of the same file),
+so anonymous memory does not grow with the corpus; the only per-corpus tables are
+the block lists (20 bytes per ``block_windows`` windows). A batch is one
+``ecgfast::gather_dequantize`` call from the buffer straight into a batch (gather
+and int16 to mV in one pass, bit-identical to ``Corpus.signals``). Batches live in
+recycled anonymous mappings (``_BatchPool``): a batch the consumer still holds is
+never overwritten, and no freed batches pile up on the malloc heap. With
+``pin_memory=True`` (for a CUDA step) they are written into page-locked memory
+from torch's caching host allocator instead, which recycles a block only once its
+copies to the GPU are done, so a ``non_blocking`` copy needs no second host copy.
+The buffer is kept across epochs; an iterator started while another is live gets
+its own.
 
 ``Batch.index`` is the window's index in its corpus plus the total length of
 the corpora before it in the list.
