@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 PROBE = r"""
 import json, sys, time
@@ -200,8 +201,6 @@ class ShardsDataset:
         return int(self.offsets[-1])
 
     def __getitem__(self, i):
-        import torch
-
         k = int(np.searchsorted(self.offsets, i, side="right") - 1)
         r = i - int(self.offsets[k])
         return torch.from_numpy(self.shards[k][r] * self.scale), torch.from_numpy(self.labels[k][r].astype(np.float32))
@@ -223,7 +222,7 @@ def cases(quick: bool):
     corpus = open_corpus(path)
     stream = StreamingLoader([(corpus, 1.0)], 256, seed=0)
     plain = DataLoader(ShardsDataset(corpus), batch_size=256, shuffle=True, drop_last=True,
-                       generator=__import__("torch").Generator().manual_seed(0))
+                       generator=torch.Generator().manual_seed(0))
     items = len(stream) * 256
     row = 12 * corpus.signal_length
 

@@ -49,6 +49,12 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def input_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of ``run_embed`` / ``run_predict`` given by ``add_input_arguments``'s flags."""
+    return dict(device=args.device, batch_size=args.batch_size, sampling_rate=args.sampling_rate, leads=args.leads,
+                units=args.units, pad=args.pad, progress=not args.no_progress)
+
+
 def output_kind(out: Path) -> str:
     suffix = out.suffix.lower()
     if suffix not in OUT_SUFFIXES:
@@ -130,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        files, n = run_embed(args.checkpoint, args.input, args.out, device=args.device, batch_size=args.batch_size,
-                             sampling_rate=args.sampling_rate, leads=args.leads, units=args.units, pad=args.pad,
-                             progress=not args.no_progress)
+        files, n = run_embed(args.checkpoint, args.input, args.out, **input_options(args))
         print(f"wrote {', '.join(map(str, files))}: {n} records x 256")
         return 0
 

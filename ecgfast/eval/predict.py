@@ -68,7 +68,7 @@ def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampl
 
 def main(argv: list[str] | None = None) -> int:
     from ecgfast.eval._loop import command_parser, run_command
-    from ecgfast.eval.embed import add_input_arguments
+    from ecgfast.eval.embed import add_input_arguments, input_options
 
     p = command_parser("predict", __doc__)
     add_input_arguments(p)
@@ -76,9 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        out, n = run_predict(args.checkpoint, args.input, args.out, device=args.device, batch_size=args.batch_size,
-                             sampling_rate=args.sampling_rate, leads=args.leads, units=args.units, pad=args.pad,
-                             progress=not args.no_progress)
+        out, n = run_predict(args.checkpoint, args.input, args.out, **input_options(args))
         print(f"wrote {out}: {n} records")
         return 0
 

@@ -9,7 +9,8 @@ import torch
 from ecgfast.augment import AUGMENTATIONS, DEFAULT_RATES, AugmentPipeline
 from ecgfast.augment.params import COL
 
-from augment_helpers import ecg_like, only
+from augment_helpers import only
+from ecg_signals import ecg_like
 
 
 @pytest.mark.parametrize("name", AUGMENTATIONS)

@@ -8,7 +8,7 @@ import torch
 from ecgfast._extension import EXTENSION_AVAILABLE
 from ecgfast.augment import AugmentPipeline, backend as default_backend
 
-from augment_helpers import ecg_like
+from ecg_signals import ecg_like
 
 needs_ext = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
 ALL_ON = {a: 1.0 for a in ("frequency_warp", "bandpass", "mixup", "cutmix", "motion_artifact",
@@ -52,7 +52,7 @@ _THREADS_SCRIPT = """
 import sys, torch, numba
 torch.set_num_threads({n}); numba.set_num_threads({n})
 sys.path.insert(0, {helpers!r})
-from augment_helpers import ecg_like
+from ecg_signals import ecg_like
 from ecgfast.augment import AugmentPipeline
 x = ecg_like(32, seed=14)
 v = torch.stack(AugmentPipeline(100, seed=9, backend={backend!r})(x, step=7))
@@ -64,7 +64,7 @@ torch.save(v, {out!r})
 def test_same_views_with_one_and_two_threads(name, tmp_path):
     import os
 
-    helpers = os.path.dirname(__file__)
+    helpers = os.path.dirname(os.path.dirname(__file__))  # tests/, where ecg_signals.py is
     outs = []
     for n in (1, 2):
         out = tmp_path / f"{n}.pt"

@@ -36,6 +36,7 @@ from ecgfast.augment import AUGMENTATIONS, CONFIGS, AugmentPipeline  # noqa: E40
 from ecgfast.data._ops import gather_dequantize, gather_dequantize_reference  # noqa: E402
 from ecgfast.losses import byol_loss, nt_xent  # noqa: E402
 from ecgfast.losses.reference import nt_xent_reference  # noqa: E402
+from ecg_signals import ecg_like  # noqa: E402
 
 ALL_ON = {a: 1.0 for a in AUGMENTATIONS}
 CUDA = "cuda"
@@ -48,16 +49,6 @@ def full_precision_matmul():
     torch.set_float32_matmul_precision("highest")
     yield
     torch.set_float32_matmul_precision(before)
-
-
-def ecg_like(batch, leads=12, length=1000, fs=100, seed=0):
-    """Smooth multi-tone signals in mV, different per sample and lead."""
-    g = torch.Generator().manual_seed(seed)
-    t = torch.arange(length) / fs
-    f = 1 + 9 * torch.rand(batch, leads, 3, generator=g)
-    a = 0.2 + torch.rand(batch, leads, 3, generator=g)
-    ph = 6.28 * torch.rand(batch, leads, 3, generator=g)
-    return (a[..., None] * torch.sin(6.283185307 * f[..., None] * t + ph[..., None])).sum(2).float()
 
 
 def assert_views_equal(pipe_kwargs, x, step=3):
