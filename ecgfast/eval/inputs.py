@@ -13,7 +13,7 @@
 - a ``.npy`` array (N, 12, T) or (12, T) (``sampling_rate`` required; leads in
   the model's order unless ``leads`` names them; units ``units``): ids are the
   row numbers;
-- a corpus manifest (``*.json``), when ``ecgfast.data.open_corpus`` exists.
+- a corpus manifest (``*.json``) written by ``ecgfast corpus build``.
 
 Each source yields :class:`Chunk`\\ s of records. :func:`embed_records` runs a
 model over any source: every record is cut into windows of the trained length
@@ -212,7 +212,7 @@ class NpySource(InputSource):
 
 
 class CorpusSource(InputSource):
-    """A corpus opened by ``ecgfast.data.open_corpus(manifest)``.
+    """A corpus opened by ``ecgfast.data.corpus.open_corpus(manifest)``.
 
     Duck-typed: ``len``, ``sampling_rate``, ``leads``, ``signals(indices)`` in mV
     and, for ids, ``metadata()["record_id"]`` (with ``"start"``: a record cut into
@@ -221,12 +221,8 @@ class CorpusSource(InputSource):
     """
 
     def __init__(self, path: Path):
-        try:
-            from ecgfast.data import open_corpus
-        except ImportError:
-            raise ConfigError(f"input {path}: corpus manifests need ecgfast.data.open_corpus, which this "
-                              "installation lacks; pass an HDF5 cache, a PTB-XL folder, a record list or "
-                              ".npy instead") from None
+        from ecgfast.data.corpus import open_corpus
+
         self.corpus = c = open_corpus(path)
         self.ids = self._ids(c)
         self.rate = getattr(c, "sampling_rate")

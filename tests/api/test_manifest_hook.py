@@ -1,13 +1,12 @@
-"""The corpus-manifest hook of embed/predict: used when ecgfast.data.open_corpus exists, a clear error when not."""
+"""Corpus manifests as embed/predict inputs: a corpus is embedded row by row; a JSON that is not a manifest is refused."""
 from __future__ import annotations
 
 import json
 
 import h5py
 import numpy as np
-import pytest
 
-import ecgfast.data
+import ecgfast.data.corpus
 from ecgfast.cli import main as cli
 from ecgfast.models.pretrained import load_encoder
 
@@ -37,7 +36,7 @@ def test_manifest_via_open_corpus(monkeypatch, capsys, tmp_path, encoder_ckpt, e
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"format": "ecgfast-corpus"}))
     corpus = FakeCorpus(ecg_batch, 100.0)
-    monkeypatch.setattr(ecgfast.data, "open_corpus", lambda path: corpus, raising=False)
+    monkeypatch.setattr(ecgfast.data.corpus, "open_corpus", lambda path: corpus)
     out = tmp_path / "e.h5"
     assert cli(["embed", "--checkpoint", str(encoder_ckpt), "--input", str(manifest), "--out", str(out),
                 "--no-progress", "--device", "cpu"]) == 0, capsys.readouterr().err
@@ -48,13 +47,12 @@ def test_manifest_via_open_corpus(monkeypatch, capsys, tmp_path, encoder_ckpt, e
     assert corpus.closed
 
 
-def test_manifest_without_open_corpus(monkeypatch, capsys, tmp_path, encoder_ckpt):
-    monkeypatch.delattr(ecgfast.data, "open_corpus", raising=False)
-    if hasattr(ecgfast.data, "open_corpus"):
-        pytest.skip("this build has ecgfast.data.open_corpus")
+def test_a_json_that_is_not_a_corpus_manifest_is_refused_with_its_name(capsys, tmp_path, encoder_ckpt):
     manifest = tmp_path / "manifest.json"
     manifest.write_text("{}")
-    assert cli(["embed", "--checkpoint", str(encoder_ckpt), "--input", str(manifest), "--out",
-                str(tmp_path / "e.h5"), "--no-progress"]) == 1
+    out = tmp_path / "e.h5"
+    assert cli(["embed", "--checkpoint", str(encoder_ckpt), "--input", str(manifest), "--out", str(out),
+                "--no-progress", "--device", "cpu"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("ecgfast embed: error: ") and "open_corpus" in err
+    assert err.startswith("ecgfast embed: error: ") and str(manifest) in err and "not an ecgfast corpus" in err
+    assert not out.exists()

@@ -21,11 +21,13 @@ def test_nt_xent_equals_the_plain_formula(impl, n):
     z2 = torch.randn(n, 128, requires_grad=True)
     loss = impl(z1, z2, 0.07)
     ref = nt_xent_reference(z1, z2, 0.07)
-    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    # An absolute term: at n = 1 the loss is exactly 0 and the op's float32 sum rounds to ~1e-8
+    # (its sign and size depend on the CPU's vector width).
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5, abs=1e-6)
     g = torch.autograd.grad(loss, (z1, z2))
     gr = torch.autograd.grad(ref, (z1, z2))
     for a, b in zip(g, gr):
-        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max() + 1e-7
 
 
 @pytest.mark.parametrize("impl", IMPLS)
