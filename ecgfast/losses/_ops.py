@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ecgfast._extension import EXTENSION_AVAILABLE
+from ecgfast._extension import EXTENSION_AVAILABLE, use_compiled
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
@@ -106,7 +106,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.07, *, z1
     serves the call (a 2n x 2N logits matrix).
     """
     _check_nt_xent(z1, z2, temperature, z1_all, z2_all, offset)
-    if EXTENSION_AVAILABLE:
+    if use_compiled("nt_xent", z1.device):
         return torch.ops.ecgfast.nt_xent(z1, z2, float(temperature), z1_all, z2_all, int(offset))[0]
     from ecgfast.losses.reference import nt_xent_reference
 
@@ -121,7 +121,7 @@ def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"byol_loss: p and z must be (N, D) of one shape, got {tuple(p.shape)} and "
                          f"{tuple(z.shape)}")
     dtype = _compute_dtype(p)
-    if EXTENSION_AVAILABLE:
+    if use_compiled("byol_loss", p.device):
         return torch.ops.ecgfast.byol_loss(p.to(dtype), z.to(dtype))
     from ecgfast.losses.reference import byol_loss_reference
 
