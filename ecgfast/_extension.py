@@ -44,6 +44,8 @@ def has_kernel(op: str, device: torch.device | str) -> bool:
     return any(torch._C._dispatch_has_kernel_for_dispatch_key(name, key) for key in keys)
 
 
+# Constant for torch.compile: traced once per (op, device), so the decision costs nothing in a graph.
+@torch.compiler.assume_constant_result
 def use_compiled(op: str, device: torch.device | str) -> bool:
     """True when the compiled ``ecgfast::<op>`` serves a tensor on ``device``.
 
