@@ -73,6 +73,12 @@ at::Tensor through_normalisation(const at::Tensor& dh, const at::Tensor& h, cons
   return (dh - h * (h * dh).sum(1, true)) / z.norm(2, {1}, true).clamp_min(1e-12);
 }
 
+// Rows [r0, r1) of a gradient as a tensor of their own in like's dtype: the schema promises
+// outputs that alias neither each other nor an input, so two slices of one buffer won't do.
+at::Tensor own_rows(const at::Tensor& grad, int64_t r0, int64_t r1, const at::Tensor& like) {
+  return grad.slice(0, r0, r1).to(like.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+}
+
 // Columns of the self (excluded) and positive entries of the 2n rows, in the 2N columns.
 std::pair<at::Tensor, at::Tensor> self_and_positive(int64_t n, int64_t N, int64_t offset,
                                                     const at::TensorOptions& opt) {
@@ -126,7 +132,7 @@ std::tuple<at::Tensor, at::Tensor> nt_xent_backward(const at::Tensor& grad, cons
   }
   dh.mul_(grad.to(h.scalar_type()) / (static_cast<double>(M) * temperature));  // a tensor: no host sync
   const auto dz = through_normalisation(dh, h, z1, z2);
-  return std::make_tuple(dz.slice(0, 0, N).to(z1.scalar_type()), dz.slice(0, N, M).to(z2.scalar_type()));
+  return std::make_tuple(own_rows(dz, 0, N, z1), own_rows(dz, N, M, z2));
 }
 
 // Data-parallel form: A = (P - onehot(p(i))) / (2n) for this rank's rows only,
@@ -149,9 +155,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> nt_xent_distributed_b
   const auto scale = grad.to(h.scalar_type()) / (static_cast<double>(M) * temperature);
   const auto dz = through_normalisation(dr.mul_(scale), r, z1, z2);
   const auto dz_all = through_normalisation(dh.mul_(scale), h, z1_all, z2_all);
-  return std::make_tuple(dz.slice(0, 0, n).to(z1.scalar_type()), dz.slice(0, n, M).to(z2.scalar_type()),
-                         dz_all.slice(0, 0, N).to(z1_all.scalar_type()),
-                         dz_all.slice(0, N, 2 * N).to(z2_all.scalar_type()));
+  return std::make_tuple(own_rows(dz, 0, n, z1), own_rows(dz, n, M, z2), own_rows(dz_all, 0, N, z1_all),
+                         own_rows(dz_all, N, 2 * N, z2_all));
 }
 
 }  // namespace

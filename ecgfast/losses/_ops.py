@@ -45,13 +45,17 @@ if EXTENSION_AVAILABLE:
         return (z1.new_empty((), dtype=dtype), z1.new_empty((cols, z1.shape[1]), dtype=dtype),
                 z1.new_empty((rows,), dtype=dtype))
 
+    # The backward kernels return new contiguous tensors of their inputs' dtypes, whatever the inputs' strides.
+    def _contiguous_like(*tensors):
+        return tuple(t.new_empty(t.shape) for t in tensors)
+
     @torch.library.register_fake("ecgfast::nt_xent_backward")
     def _(grad, z1, z2, h, lse, temperature):
-        return torch.empty_like(z1), torch.empty_like(z2)
+        return _contiguous_like(z1, z2)
 
     @torch.library.register_fake("ecgfast::nt_xent_distributed_backward")
     def _(grad, z1, z2, z1_all, z2_all, h, lse, temperature, offset):
-        return torch.empty_like(z1), torch.empty_like(z2), torch.empty_like(z1_all), torch.empty_like(z2_all)
+        return _contiguous_like(z1, z2, z1_all, z2_all)
 
     def _nt_xent_setup(ctx, inputs, output):
         z1, z2, temperature, z1_all, z2_all, offset = inputs
@@ -76,7 +80,7 @@ if EXTENSION_AVAILABLE:
 
     @torch.library.register_fake("ecgfast::byol_loss_backward")
     def _(grad, p, z):
-        return torch.empty_like(p), torch.empty_like(z)
+        return _contiguous_like(p, z)
 
     def _byol_setup(ctx, inputs, output):
         ctx.save_for_backward(*inputs)

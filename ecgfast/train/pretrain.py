@@ -51,11 +51,6 @@ def build_parser(method: str) -> argparse.ArgumentParser:
     return p
 
 
-def _loss_precision(z: torch.Tensor) -> torch.Tensor:
-    """Losses run in float32 under bf16/fp16 autocast (float64 stays float64)."""
-    return z if z.dtype == torch.float64 else z.float()
-
-
 def simclr_loss(net, v1: torch.Tensor, v2: torch.Tensor, temperature: float, world: int = 1) -> torch.Tensor:
     """NT-Xent of the two views' projections; with ``world > 1`` over the global batch.
 
@@ -67,7 +62,7 @@ def simclr_loss(net, v1: torch.Tensor, v2: torch.Tensor, temperature: float, wor
     """
     from ecgfast.losses import NTXentLoss
 
-    z1, z2 = _loss_precision(net(torch.cat([v1, v2]))).chunk(2)
+    z1, z2 = net(torch.cat([v1, v2])).chunk(2)  # the loss ops compute in float32 under autocast
     return NTXentLoss(temperature, gather_distributed=world > 1)(z1, z2)
 
 
@@ -76,9 +71,9 @@ def byol_loss_of(net, model, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor
     from ecgfast.losses import byol_loss
 
     n = v1.shape[0]
-    p = _loss_precision(net(torch.cat([v1, v2])))
+    p = net(torch.cat([v1, v2]))
     with torch.no_grad():
-        z = _loss_precision(model.target(torch.cat([v2, v1])))
+        z = model.target(torch.cat([v2, v1]))
     return byol_loss(p[:n], z[:n]) + byol_loss(p[n:], z[n:])
 
 

@@ -8,6 +8,7 @@
 #include <ATen/ops/mean.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/macros/Macros.h>
 #include <torch/library.h>
 
 #include "losses/byol_loss.h"
@@ -17,8 +18,11 @@ namespace {
 
 constexpr int kWarp = 32;
 
+// One row per block of exactly one warp (kWarp threads): the lanes stride over the D columns
+// (any D) and the full-mask shuffles reduce them, which is only right with all 32 lanes present.
 template <typename scalar_t>
 __device__ void row_stats(const scalar_t* p, const scalar_t* z, int64_t D, double* pz, double* pp, double* zz) {
+  CUDA_KERNEL_ASSERT(blockDim.x == kWarp && "byol_loss: row_stats needs blocks of one warp");
   double a = 0, b = 0, c = 0;
   for (int64_t d = threadIdx.x; d < D; d += kWarp) {
     const double pd = static_cast<double>(p[d]), zd = static_cast<double>(z[d]);
