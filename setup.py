@@ -20,6 +20,12 @@ import sys
 from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Supported range: CPython 3.10+ with torch 2.11 to 2.14 (tested: 2.13 CPU, the suite; 2.14.1+cu130,
+# the CUDA build; 2.11, the CPU suite and the GPU machine's torch). No upper bound: the extension is
+# built against the torch already installed, and a cap would make pip replace a newer one.
+PYTHON_REQUIRES = ">=3.10"
+TORCH_REQUIRES = "torch>=2.11"
+DEFAULT_CUDA_ARCHS = "8.0;9.0+PTX"
 
 
 def _sources():
@@ -81,6 +87,12 @@ def _extensions():
               "major version and rebuild with CUDA_HOME pointing at it, e.g.\n"
               "    CUDA_HOME=/usr/local/cuda pip install --no-build-isolation -e .", file=sys.stderr)
         use_cuda = False
+    if use_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
+        # torch picks the architectures of the visible GPUs; with none (a build machine) it has
+        # nothing to pick. Ampere/Ada (sm_80) and Hopper (sm_90) cubins, plus PTX that newer GPUs JIT.
+        os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCHS
+        print(f"ecgfast: no GPU visible and TORCH_CUDA_ARCH_LIST unset: building for {DEFAULT_CUDA_ARCHS} "
+              "(set TORCH_CUDA_ARCH_LIST to choose)", file=sys.stderr)
     if use_cuda:
         kwargs["sources"] = cpu + cuda
         # -isystem: searched after the toolkit's -I, so the wheels only add what the toolkit lacks.
@@ -102,12 +114,12 @@ setup(
     long_description=open(os.path.join(HERE, "README.md")).read(),
     long_description_content_type="text/markdown",
     license="MIT",
-    python_requires=">=3.10",
+    python_requires=PYTHON_REQUIRES,
     packages=find_packages(include=["ecgfast", "ecgfast.*"]),
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     install_requires=[
-        "torch>=2.4",
+        TORCH_REQUIRES,
         "numpy>=1.24",
         "scipy>=1.10",
         "numba>=0.59",

@@ -19,6 +19,7 @@ from ecgfast.train.common import autocast as _autocast
 from ecgfast.train.common import resolve_device, run_command  # noqa: F401 (re-exported for the commands)
 
 __all__ = ["batches_of", "command_parser", "inference_loop", "resolve_device", "run_command"]
+_FLUSH_BYTES = 64 << 20  # device outputs held before one copy back
 
 def batches_of(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
     """Consecutive slices of ``x`` along dim 0 (views, no copy)."""
@@ -56,16 +57,32 @@ def inference_loop(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable
     from tqdm import tqdm
 
     dev = resolve_device(device)
-    outs: list[torch.Tensor] = []
+    outs: list[torch.Tensor] = []  # on the CPU
+    pending: list[torch.Tensor] = []  # on the device, not yet copied back
+    pending_bytes = 0
+
+    def flush():
+        nonlocal pending_bytes
+        if pending:
+            outs.append(torch.cat(pending).cpu())
+            pending.clear()
+            pending_bytes = 0
+
     bar = tqdm(total=total, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True)
     try:
         with torch.inference_mode(), _deterministic_cudnn(dev):
             for batch in batches:
                 x = batch if isinstance(batch, torch.Tensor) else batch[0]
                 with _autocast(precision, dev):
-                    y = fn(x.to(dev, non_blocking=non_blocking))
-                outs.append(y.float().cpu())
+                    y = fn(x.to(dev, non_blocking=non_blocking)).float()
+                # On a GPU the outputs stay there and come back in large pieces: a copy to the host
+                # per batch would make the host wait for every batch (one sync each).
+                pending.append(y)
+                pending_bytes += y.numel() * y.element_size()
+                if y.device.type == "cpu" or pending_bytes >= _FLUSH_BYTES:
+                    flush()
                 bar.update(count(x) if count else 1)
+            flush()
     finally:
         bar.close()
     if not outs:

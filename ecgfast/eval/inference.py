@@ -10,12 +10,15 @@ import torch
 
 def forward_cache(fn: Callable[[torch.Tensor], torch.Tensor], cache, indices, normalizer, signal_length: int,
                   device: torch.device | str = "cpu", precision: str = "fp32", batch_size: int = 256,
-                  perturb: Callable[[torch.Tensor], torch.Tensor] | None = None, progress: bool = False) -> torch.Tensor:
+                  perturb: Callable[[torch.Tensor], torch.Tensor] | None = None, progress: bool = False,
+                  loader=None) -> torch.Tensor:
     """``fn(normalise(x[..., :signal_length]))`` over ``indices`` of the cache, in order, as float32 on the CPU.
 
     Batches come from ``ECGBatchLoader`` on ``device`` and go through the one inference loop
     (``ecgfast.eval._loop.inference_loop``). ``perturb`` (optional) changes each batch in mV
-    before normalisation (robustness checks).
+    before normalisation (robustness checks). ``loader``: an unshuffled ``ECGBatchLoader`` over
+    ``indices`` on ``device`` to reuse (a training loop scoring fold 9 every epoch keeps its
+    GPU-resident split instead of uploading it again).
     """
     from ecgfast.data import ECGBatchLoader
     from ecgfast.eval._loop import inference_loop
@@ -26,17 +29,22 @@ def forward_cache(fn: Callable[[torch.Tensor], torch.Tensor], cache, indices, no
         x = x[..., :signal_length]
         return fn(normalizer(perturb(x) if perturb is not None else x))
 
-    loader = ECGBatchLoader(cache, indices, batch_size, shuffle=False, device=device)
+    if loader is None:
+        loader = ECGBatchLoader(cache, indices, batch_size, shuffle=False, device=device)
+    elif loader.shuffle or not np.array_equal(loader.indices, np.asarray(indices)) or loader.device != device:
+        raise ValueError("forward_cache: the loader must be unshuffled, over these indices, on this device")
     out = inference_loop(run, loader, device=device, precision=precision, progress=progress)
     return out.clone()  # a normal tensor: callers may train on it (inference tensors can't enter autograd)
 
 
 def predict(model, cache, indices, normalizer, signal_length: int, precision: str = "fp32", batch_size: int = 256,
-            device: torch.device | str | None = None) -> np.ndarray:
-    """Sigmoid probabilities (n, n_classes) of a classifier on ``indices`` of the cache."""
+            device: torch.device | str | None = None, loader=None) -> np.ndarray:
+    """Sigmoid probabilities (n, n_classes) of a classifier on ``indices`` of the cache
+    (``loader``: see :func:`forward_cache`)."""
     device = next(model.parameters()).device if device is None else torch.device(device)
     model.eval()
-    logits = forward_cache(model, cache, indices, normalizer, signal_length, device, precision, batch_size)
+    logits = forward_cache(model, cache, indices, normalizer, signal_length, device, precision, batch_size,
+                           loader=loader)
     return torch.sigmoid(logits).numpy()
 
 

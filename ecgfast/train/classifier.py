@@ -24,8 +24,8 @@ from ecgfast.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.eval.inference import embed, predict
 from ecgfast.train.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, load_checkpoint,
                                       preprocessing_spec)
-from ecgfast.train.common import (JsonlLogger, autocast, resolve_compile, resolve_device, resolve_precision,
-                                  run_command, set_seed, versions)
+from ecgfast.train.common import (JsonlLogger, adam, autocast, deterministic_kernels, resolve_compile,
+                                  resolve_device, resolve_precision, run_command, set_seed, versions)
 from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig, add_classifier_flags, classifier_from_args
 
 __all__ = ["LOSSES", "SAMPLINGS", "ClassifierConfig", "train", "train_classifier", "load_encoder_weights"]
@@ -129,12 +129,22 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
         position = {int(i): k for k, i in enumerate(train_idx)}
         train_labels = torch.from_numpy(cache.labels[train_idx]).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    optimizer = adam(params, cfg.lr, device)
+    oversampling = cfg.sampling == "oversample"
+    if not freeze_encoder:
+        # Built once: on CUDA each holds its split in GPU memory, uploaded once, not every epoch.
+        # An oversampled epoch draws other records each time, so it gets a loader of its own.
+        def train_loader(idx):
+            return ECGBatchLoader(cache, idx, min(cfg.batch_size, len(idx)), shuffle=True, seed=cfg.run.seed,
+                                  drop_last=len(idx) > cfg.batch_size, device=device)
+
+        fixed_loader = None if oversampling else train_loader(train_idx)
+        val_loader = ECGBatchLoader(cache, val_idx, 256, shuffle=False, device=device)
     bar = tqdm(range(cfg.epochs), desc="probe" if freeze_encoder else "fine-tune", unit="epoch",
                disable=not cfg.run.progress, dynamic_ncols=True)
     for epoch in bar:
         t0 = time.perf_counter()
-        idx = oversample(train_idx, cache.labels[train_idx], rng) if cfg.sampling == "oversample" else train_idx
+        idx = oversample(train_idx, cache.labels[train_idx], rng) if oversampling else train_idx
         total, steps = torch.zeros((), device=device, dtype=torch.float64), 0
         if freeze_encoder:
             model.head.train()
@@ -152,8 +162,7 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
                 p_val = torch.sigmoid(model.head(val_feats)).cpu().numpy()
         else:
             model.train()
-            loader = ECGBatchLoader(cache, idx, min(cfg.batch_size, len(idx)), shuffle=True, seed=cfg.run.seed,
-                                    drop_last=len(idx) > cfg.batch_size, device=device)
+            loader = fixed_loader or train_loader(idx)
             loader.set_epoch(epoch)
             for batch in loader:
                 with autocast(precision, device):
@@ -163,7 +172,7 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
                 loss.backward()
                 optimizer.step()
                 total, steps = total + loss.detach(), steps + 1
-            p_val = predict(model, cache, val_idx, normalizer, length, precision, device=device)
+            p_val = predict(model, cache, val_idx, normalizer, length, precision, device=device, loader=val_loader)
         train_loss = float(total) / max(steps, 1)  # one host sync an epoch
         if not np.isfinite(train_loss) or not np.isfinite(p_val).all():
             raise TrainingError(f"the training loss became {train_loss} in epoch {epoch + 1}; stopping (nothing "
@@ -196,6 +205,7 @@ def train(cfg: ClassifierConfig) -> Path:
     device = resolve_device(cfg.run.device)
     precision = resolve_precision(cfg.run.precision, device)
     t_start = time.perf_counter()
+    deterministic_kernels(device)
     set_seed(cfg.run.seed)
     model = ECGClassifier(num_classes=5)
     normalizer, ssl = None, None

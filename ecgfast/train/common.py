@@ -26,13 +26,19 @@ def available_devices() -> str:
     return "cpu" + "".join(f", cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(n))
 
 
+def _under_torchrun() -> bool:
+    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``, checked against this machine.
 
-    Under ``torchrun`` a bare ``cuda``/``auto`` takes the rank's own GPU, ``cuda:$LOCAL_RANK``.
+    Under ``torchrun`` each rank needs a GPU of its own: a bare ``cuda``/``auto`` takes
+    ``cuda:$LOCAL_RANK`` when the rank sees several GPUs, and the one it sees when it sees
+    one (``CUDA_VISIBLE_DEVICES`` per rank); ``cuda:N`` with N other than LOCAL_RANK, while
+    several GPUs are visible, would put several ranks on GPU N and is refused.
     """
     spec = "auto" if spec is None else str(spec).strip().lower()
-    local = int(os.environ.get("LOCAL_RANK", "0"))
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec == "cpu":
@@ -41,15 +47,29 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {spec}: no CUDA device is available here (devices: {available_devices()}); "
                               "use --device cpu, or install a CUDA build of torch on a GPU machine")
-        index = local if spec == "cuda" else spec.split(":", 1)[1]
-        try:
-            index = int(index)
-        except ValueError:
-            raise ConfigError(f"--device {spec}: expected cuda:N with an integer N") from None
-        if not 0 <= index < torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        torchrun = _under_torchrun()
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if spec == "cuda":
+            index = local if torchrun and count > 1 else 0
+        else:
+            try:
+                index = int(spec.split(":", 1)[1])
+            except ValueError:
+                raise ConfigError(f"--device {spec}: expected cuda:N with an integer N") from None
+            if torchrun and count > 1 and index != local:
+                raise ConfigError(f"--device {spec} under torchrun: rank LOCAL_RANK={local} would share GPU {index} "
+                                  f"with another rank (NCCL needs one GPU per rank); use --device cuda (each rank "
+                                  f"takes cuda:$LOCAL_RANK) or give each rank one GPU with CUDA_VISIBLE_DEVICES")
+        if not 0 <= index < count:
             raise ConfigError(f"--device {spec}: out of range (devices: {available_devices()})")
         return torch.device("cuda", index)
     raise ConfigError(f"--device {spec}: expected auto, cpu, cuda or cuda:N (devices: {available_devices()})")
+
+
+def cuda_has_bf16(device: torch.device) -> bool:
+    """Whether the GPU ``device`` (not the current one) computes bf16 natively (compute capability 8.0+)."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def cpu_has_native_bf16() -> bool:
@@ -67,11 +87,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if precision != "auto":
-        if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if precision == "bf16" and device.type == "cuda" and not cuda_has_bf16(device):
             raise ConfigError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp16 or auto")
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cuda_has_bf16(device) else "fp16"
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
@@ -92,6 +112,25 @@ def autocast(precision: str, device: torch.device | str = "cpu"):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def deterministic_kernels(device: torch.device) -> None:
+    """Kernels that give the same bits on every run, so a resumed run continues bitwise.
+
+    On CUDA: deterministic cuDNN convolutions (no autotuning, whose choice may vary
+    between runs) and no TF32 (full float32 matmuls and convolutions, as on the CPU).
+    The CPU kernels are deterministic already.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam; on CUDA the fused kernel (one launch for all tensors, and with a GradScaler its
+    inf check stays on the device: no host sync per step)."""
+    return torch.optim.Adam(params, lr=lr, fused=device.type == "cuda")
 
 
 def set_seed(seed: int) -> None:

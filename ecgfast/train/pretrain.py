@@ -32,8 +32,8 @@ from tqdm import tqdm
 from ecgfast.augment import AugmentPipeline
 from ecgfast.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.train.checkpoint import atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec
-from ecgfast.train.common import (JsonlLogger, autocast, resolve_compile, resolve_device, resolve_precision,
-                                  run_command, set_seed, versions)
+from ecgfast.train.common import (JsonlLogger, adam, autocast, deterministic_kernels, resolve_compile,
+                                  resolve_device, resolve_precision, run_command, set_seed, versions)
 from ecgfast.train.config import PretrainConfig, add_pretrain_flags, pretrain_from_args
 
 METHODS = ("simclr", "byol")
@@ -124,6 +124,7 @@ class Pretrainer:
         self.precision = resolve_precision(cfg.run.precision, self.device)
         self.compiled = resolve_compile(cfg.run.compile, self.device)
         self.rank, self.world = _distributed(self.device)
+        deterministic_kernels(self.device)  # resume is bitwise on CUDA too
         set_seed(cfg.run.seed)
         self.t_start = time.perf_counter()
         if cfg.corpus:
@@ -135,7 +136,7 @@ class Pretrainer:
         if self.world > 1 and self.device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # BN statistics over the global batch
         self.model = model.to(self.device)
-        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+        self.optimizer = adam([p for p in model.parameters() if p.requires_grad], cfg.lr, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
         if self.compiled:  # in place: the state dict keeps the plain encoder's keys (no _orig_mod.)
             model.encoder.compile()

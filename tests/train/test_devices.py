@@ -39,6 +39,61 @@ def test_cuda_without_a_gpu_names_the_devices_available(spec):
         resolve_device(spec)
 
 
+class _FakeGPUs:
+    """torch.cuda as seen by a rank of a machine with these GPUs (capabilities), the current one 0."""
+
+    def __init__(self, monkeypatch, capabilities):
+        self.capabilities = capabilities
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: len(capabilities))
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: f"GPU{self._index(d)}")
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: capabilities[self._index(d)])
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: capabilities[0][0] >= 8)
+
+    @staticmethod
+    def _index(d):
+        return 0 if d is None else (d if isinstance(d, int) else (torch.device(d).index or 0))
+
+
+@pytest.mark.parametrize("gpus, env, spec, want", [
+    (2, {"LOCAL_RANK": "1", "WORLD_SIZE": "2"}, "cuda", 1),      # several visible: the rank's own
+    (2, {"LOCAL_RANK": "1", "WORLD_SIZE": "2"}, "auto", 1),
+    (2, {"LOCAL_RANK": "1", "WORLD_SIZE": "2"}, "cuda:1", 1),    # naming its own GPU is fine
+    (1, {"LOCAL_RANK": "1", "WORLD_SIZE": "2"}, "cuda", 0),      # one visible GPU per rank
+    (1, {"LOCAL_RANK": "1", "WORLD_SIZE": "2"}, "cuda:0", 0),
+    (2, {}, "cuda", 0),                                          # one process: the first GPU
+    (2, {}, "cuda:1", 1),
+])
+def test_each_rank_gets_a_gpu_of_its_own(monkeypatch, gpus, env, spec, want):
+    _FakeGPUs(monkeypatch, [(9, 0)] * gpus)
+    for key in ("LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert resolve_device(spec) == torch.device("cuda", want)
+
+
+def test_two_ranks_on_one_named_gpu_are_refused(monkeypatch):
+    _FakeGPUs(monkeypatch, [(9, 0), (9, 0)])
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"--device cuda:0 under torchrun: rank LOCAL_RANK=1 would share GPU 0"):
+        resolve_device("cuda:0")
+
+
+def test_bf16_is_decided_by_the_chosen_gpu_not_the_current_one(monkeypatch):
+    """GPU 0 (current) is a V100-class card without bf16, GPU 1 an H100: each gets its own answer."""
+    _FakeGPUs(monkeypatch, [(7, 0), (9, 0)])
+    assert resolve_precision("auto", torch.device("cuda", 1)) == "bf16"
+    assert resolve_precision("bf16", torch.device("cuda", 1)) == "bf16"
+    assert resolve_precision("auto", torch.device("cuda", 0)) == "fp16"
+    with pytest.raises(ConfigError, match="GPU0 has no bf16"):
+        resolve_precision("bf16", torch.device("cuda", 0))
+    _FakeGPUs(monkeypatch, [(9, 0), (7, 5)])
+    assert resolve_precision("auto", torch.device("cuda", 1)) == "fp16"
+
+
 def test_bad_device_strings():
     with pytest.raises(ConfigError, match="expected auto, cpu, cuda or cuda:N"):
         resolve_device("gpu0")
