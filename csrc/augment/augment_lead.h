@@ -11,7 +11,7 @@
 #if defined(__CUDACC__)
 #define ECG_HD __host__ __device__ __forceinline__
 #else
-#define ECG_HD inline
+#define ECG_HD inline __attribute__((always_inline))
 #endif
 
 namespace ecgfast {
