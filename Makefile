@@ -6,7 +6,7 @@ PYTHON ?= python
 DEMO_OUT ?= runs/demo
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install demo test test-python test-cpp check-cuda-build bench bench-quick clean
+.PHONY: install demo test test-python test-cpp check-cuda-build bench bench-quick gpu-check gpu-wheels clean
 
 install:
 	$(PYTHON) -m pip install --upgrade "setuptools>=64" wheel ninja pybind11
@@ -43,6 +43,18 @@ bench:
 
 bench-quick:
 	$(PYTHON) -m benchmarks --quick
+
+# On a lent GPU machine (no registry, its own torch): build there, run the cuda tests, GPU training
+# runs, NCCL and the CUDA benchmarks, and write one summary; see tools/gpu_check.sh.
+gpu-check:
+	bash tools/gpu_check.sh
+
+# Here, before a GPU check: the wheels the GPU machine lacks (CPython 3.12, manylinux), into .whl/.
+GPU_WHEELS ?= wfdb==4.3.1 soundfile==0.13.1 cffi==2.0.0 pycparser==2.23
+gpu-wheels:
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  --platform any -d .whl $(GPU_WHEELS)
 
 clean:
 	rm -rf build build-cmake ecgfast/*.so *.egg-info
