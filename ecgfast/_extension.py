@@ -7,7 +7,8 @@ wrapper before each call: the compiled op serves a tensor when the extension is
 loaded and has a kernel for that tensor's device; otherwise the op's plain-torch
 implementation does, and one warning (once per op and device type) names the
 rebuild command. The augmentations' CPU backend can also be chosen with
-``ECGFAST_BACKEND`` = ``cpp`` (default when built) | ``numba`` | ``torch``.
+``ECGFAST_BACKEND`` = ``cpp`` (default when built) | ``numba`` | ``torch``;
+``ECGFAST_NO_EXTENSION=1`` at import runs everything as a pure-Python install would.
 """
 from __future__ import annotations
 
@@ -19,14 +20,18 @@ import torch
 BACKENDS = ("cpp", "numba", "torch")
 REBUILD_COMMAND = "CUDA_HOME=/usr/local/cuda pip install --no-build-isolation -e ."
 
-try:  # importing the shared library runs its TORCH_LIBRARY registrations
-    from ecgfast import _C  # noqa: F401
-
-    EXTENSION_AVAILABLE = True
-    EXTENSION_ERROR: str | None = None
-except ImportError as exc:  # not built (ECGFAST_NO_EXTENSION=1) or built for another torch
+EXTENSION_ERROR: str | None = None
+if os.environ.get("ECGFAST_NO_EXTENSION") == "1":  # as a pure-Python install, even where a build exists
     EXTENSION_AVAILABLE = False
-    EXTENSION_ERROR = str(exc)
+    EXTENSION_ERROR = "not loaded: ECGFAST_NO_EXTENSION=1"
+else:
+    try:  # importing the shared library runs its TORCH_LIBRARY registrations
+        from ecgfast import _C  # noqa: F401
+
+        EXTENSION_AVAILABLE = True
+    except ImportError as exc:  # not built (ECGFAST_NO_EXTENSION=1 at install) or built for another torch
+        EXTENSION_AVAILABLE = False
+        EXTENSION_ERROR = str(exc)
 
 # Device type -> the dispatch keys a compiled kernel for it may be registered under.
 _DISPATCH_KEYS = {"cpu": ("CPU",), "cuda": ("CUDA",), "meta": ("Meta",)}
