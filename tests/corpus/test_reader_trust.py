@@ -370,3 +370,28 @@ def test_reader_errors_name_record_and_path(layouts, tmp_path):
     with pytest.raises(MissingSourceRecord) as e:
         s.read(2)
     assert str(m / (s.paths[2] + ".dat")) in str(e.value)
+
+
+def test_arrays_api_and_manifest_checked(tmp_path):
+    import json
+
+    from ecgfast.data.corpus.build import build_corpus_from_arrays
+
+    x = np.zeros((2, 12, 100), np.float32)
+    x[1, 3, 4] = np.nan
+    with pytest.raises(DataError, match=r"chunk 0: record\(s\) at row\(s\) \[1\] hold NaN"):
+        build_corpus_from_arrays(tmp_path / "a", [(x, ["a", "b"], None)], sampling_rate=100, signal_length=100)
+    with pytest.raises(DataError, match="record_ids of shape"):
+        build_corpus_from_arrays(tmp_path / "a", [(x[:1], ["a", "b"], None)], sampling_rate=100, signal_length=100)
+    with pytest.raises(ConfigError, match="sampling_rate"):
+        build_corpus_from_arrays(tmp_path / "a", [], sampling_rate=float("nan"), signal_length=100)
+    build_corpus_from_arrays(tmp_path / "b", [(x[:1], ["a"], None)], sampling_rate=100, signal_length=100)
+    mf = tmp_path / "b" / "manifest.json"
+    good = json.loads(mf.read_text())
+    for edit in (lambda m: m.pop("settings"), lambda m: m["settings"].update(sampling_rate="x"),
+                 lambda m: m["settings"].update(gain=0), lambda m: m["shards"][0].update(name="../../etc/x")):
+        m = json.loads(json.dumps(good))
+        edit(m)
+        mf.write_text(json.dumps(m))
+        with pytest.raises(DataError, match=r"corpus manifest .*manifest\.json"):
+            open_corpus(mf)

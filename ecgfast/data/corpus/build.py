@@ -376,10 +376,14 @@ def build_corpus_from_arrays(out, chunks, *, sampling_rate: float, signal_length
     or ints; labels (n, 5) multi-hot or None. For corpora made in memory (benchmarks, simulations,
     a dataset already resampled elsewhere): no reader, no resampling, no windowing.
     """
+    _finite("sampling_rate", sampling_rate, 0)
+    _finite("gain", gain, 0)
+    T = _int("signal_length", signal_length, 1, MAX_RECORD_SAMPLES)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out {out} is an existing file; name a folder")
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
-    T = int(signal_length)
     settings = {"format": FORMAT, "format_version": FORMAT_VERSION, "layout": name, "source": None,
                 "source_options": {}, "sampling_rate": float(sampling_rate), "signal_length": T, "gain": float(gain),
                 "min_fraction": 1.0, "leads": list(LEADS), "classes": list(CLASSES), "index_files": {},
@@ -390,12 +394,20 @@ def build_corpus_from_arrays(out, chunks, *, sampling_rate: float, signal_length
         sig = np.asarray(sig)
         if sig.ndim != 3 or sig.shape[1:] != (len(LEADS), T):
             raise DataError(f"chunk {k}: signals of shape {sig.shape}, expected (n, 12, {T})")
+        if sig.dtype.hasobject or sig.dtype.kind not in "fiu":
+            raise DataError(f"chunk {k}: signals of dtype {sig.dtype}, expected int16 ADC values or float mV")
         if sig.dtype != np.int16:
+            if sig.dtype.kind == "f" and not np.isfinite(sig).all():  # NaN would cast to an arbitrary int16
+                rows = np.flatnonzero(~np.isfinite(sig).all(axis=(1, 2)))
+                raise DataError(f"chunk {k}: record(s) at row(s) {rows[:10].tolist()} hold NaN/infinite samples")
             q = np.round(sig.astype(np.float64) * gain)
             clipped += int((np.abs(q) > 32767).sum())
             sig = np.clip(q, -32767, 32767).astype(np.int16)
         n = len(sig)
         lab = np.zeros((n, len(CLASSES)), np.uint8) if labels is None else np.asarray(labels, np.uint8)
+        if lab.shape != (n, len(CLASSES)) or np.asarray(ids).shape != (n,):
+            raise DataError(f"chunk {k}: {n} signals with record_ids of shape {np.asarray(ids).shape} and labels "
+                            f"of shape {lab.shape}, expected ({n},) and ({n}, {len(CLASSES)})")
         sname = f"shard-{k:05d}"
         _save_npy(out / f"{sname}.npy", sig)
         _save_npy(out / f"{sname}.labels.npy", lab)
