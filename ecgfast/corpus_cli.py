@@ -10,21 +10,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
-from ecgfast.errors import EcgfastError
+from ecgfast.errors import DataError
+from ecgfast.train.common import (non_negative_int, positive_float, positive_int, run_command,
+                                  unit_fraction, _number)
+
+# the target rate: the readers' RATE_RANGE (kept literal here so --help needs no reader import)
+sampling_rate = _number(float, 10, 20000, what="in [10, 20000] Hz")
+fold = _number(int, 1, 10, what="a PTB-XL fold in 1-10")
 
 
 def _corpus_arg(text: str):
+    """MANIFEST[:WEIGHT]; a weight must be a finite number > 0 (a path may itself hold ':')."""
     path, sep, weight = text.rpartition(":")
     if sep and path and not weight.startswith(("/", "\\")):
         try:
-            return path, float(weight)
+            w = float(weight)
         except ValueError:
-            pass
+            return text, 1.0
+        if not math.isfinite(w) or w <= 0:
+            raise argparse.ArgumentTypeError(f"weight of {path} must be a finite number > 0, got {weight}")
+        return path, w
     return text, 1.0
+
+
+def _out_folder(text: str) -> Path:
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is an existing file; name a folder (new, or a corpus to resume)")
+    return p
 
 
 def _build(args) -> int:
@@ -33,6 +51,12 @@ def _build(args) -> int:
     options = {}
     if args.source_rate is not None:
         options["sampling_rate"] = args.source_rate
+    if args.adc_gain is not None:
+        if args.layout != "numpy":
+            raise DataError("--adc-gain applies to --layout numpy only (WFDB headers carry their own gains)")
+        options["adc_gain"] = args.adc_gain
+    if args.max_record_samples is not None:
+        options["max_record_samples"] = args.max_record_samples
     m = build_corpus(args.layout, args.source, args.out, sampling_rate=args.sampling_rate, seconds=args.seconds,
                      min_fraction=args.min_fraction, shard_records=args.shard_records, workers=args.workers,
                      skip_missing=args.skip_missing, skip_bad=args.skip_bad, exclude_ptbxl=args.exclude_ptbxl,
@@ -47,6 +71,9 @@ def _build(args) -> int:
               f"{t['excluded_by_fingerprint']} by signal fingerprint")
     for msg in m["skipped_messages"][:5]:
         print(f"  skipped: {msg}", file=sys.stderr)
+    if t["windows"] == 0:  # a manifest is written (for inspection) but nothing could train on it
+        raise DataError(f"corpus {args.out} is empty: no record gave a window ({t['records']} read, "
+                        f"{t['missing']} missing, {t['bad']} bad, {t['short']} too short)")
     return 0
 
 
@@ -54,7 +81,7 @@ def _info(args) -> int:
     from ecgfast.data.corpus.store import open_corpus
 
     c = open_corpus(args.manifest, verify=args.verify)
-    print(repr(c))
+    print(repr(c) + ("  [empty: holds no windows]" if len(c) == 0 else ""))
     print(json.dumps({"layout": c.layout, "fingerprint_digest": c.fingerprint_digest, **c.totals}, indent=1))
     return 0
 
@@ -63,7 +90,7 @@ def _stream(args) -> int:
     from ecgfast.data.corpus.store import open_corpus
     from ecgfast.data.corpus.stream import StreamingLoader
 
-    pairs = [(open_corpus(p), w) for p, w in map(_corpus_arg, args.corpus)]
+    pairs = [(open_corpus(p), w) for p, w in args.corpus]
     loader = StreamingLoader(pairs, args.batch_size, seed=args.seed, epoch_samples=args.epoch_samples,
                              memory_budget_mb=args.memory_budget_mb)
     loader.set_epoch(args.epoch)
@@ -81,37 +108,41 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="harmonise a corpus into shards + manifest")
     b.add_argument("--layout", required=True, choices=["ptbxl", "cinc2021", "mimic-iv-ecg", "code15", "numpy"])
     b.add_argument("--source", required=True, type=Path, help="the corpus folder (or .npy/.npz for numpy)")
-    b.add_argument("--out", required=True, type=Path, help="output folder (shards + manifest.json)")
-    b.add_argument("--sampling-rate", type=float, default=100, help="target rate in Hz (default 100)")
-    b.add_argument("--seconds", type=float, default=10.0, help="window length in s (default 10)")
-    b.add_argument("--min-fraction", type=float, default=0.5,
-                   help="keep a remainder/short record padded if it fills this fraction of a window (default 0.5)")
-    b.add_argument("--source-rate", type=float, default=None, help="numpy layout: the arrays' rate in Hz")
-    b.add_argument("--shard-records", type=int, default=2048, help="records per shard (default 2048)")
-    b.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    b.add_argument("--out", required=True, type=_out_folder, help="output folder (shards + manifest.json)")
+    b.add_argument("--sampling-rate", type=sampling_rate, default=100, help="target rate in Hz (default 100)")
+    b.add_argument("--seconds", type=positive_float, default=10.0, help="window length in s (default 10)")
+    b.add_argument("--min-fraction", type=unit_fraction, default=0.5,
+                   help="keep a remainder/short record padded if it fills this fraction (0, 1] of a window "
+                        "(default 0.5)")
+    b.add_argument("--source-rate", type=sampling_rate, default=None, help="numpy layout: the arrays' rate in Hz")
+    b.add_argument("--adc-gain", type=positive_float, default=None,
+                   help="numpy layout: counts per mV of the arrays (required for integer arrays; 1000 for uV)")
+    b.add_argument("--max-record-samples", type=positive_int, default=None,
+                   help="refuse records longer than this many samples per lead (default 2**21, bounds memory)")
+    b.add_argument("--shard-records", type=positive_int, default=2048, help="records per shard (default 2048)")
+    b.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
     b.add_argument("--skip-missing", action="store_true", help="skip (and count) absent records instead of failing")
     b.add_argument("--skip-bad", action="store_true", help="skip (and count) invalid records instead of failing")
     b.add_argument("--exclude-ptbxl", type=Path, default=None,
                    help="a PTB-XL HDF5 cache: drop records duplicating its held-out folds")
-    b.add_argument("--exclude-folds", type=int, nargs="+", default=[9, 10])
+    b.add_argument("--exclude-folds", type=fold, nargs="+", default=[9, 10],
+                   help="PTB-XL folds (1-10) whose duplicates --exclude-ptbxl drops (default 9 10)")
     b.add_argument("--refuse-stale", action="store_true", help="fail on a stale shard instead of rebuilding it")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     i = sub.add_parser("info", help="summarise a built corpus")
     i.add_argument("manifest", type=Path)
     i.add_argument("--verify", action="store_true", help="re-hash every shard against the manifest")
     s = sub.add_parser("stream", help="read one epoch through the streaming loader (a smoke test / benchmark)")
-    s.add_argument("--corpus", action="append", required=True, help="MANIFEST[:WEIGHT], repeatable")
-    s.add_argument("--batch-size", type=int, default=256)
-    s.add_argument("--epoch-samples", type=int, default=None)
-    s.add_argument("--memory-budget-mb", type=float, default=256.0)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--epoch", type=int, default=0)
+    s.add_argument("--corpus", action="append", required=True, type=_corpus_arg,
+                   help="MANIFEST[:WEIGHT] (weight > 0), repeatable")
+    s.add_argument("--batch-size", type=positive_int, default=256)
+    s.add_argument("--epoch-samples", type=positive_int, default=None)
+    s.add_argument("--memory-budget-mb", type=positive_float, default=256.0)
+    s.add_argument("--seed", type=non_negative_int, default=0)
+    s.add_argument("--epoch", type=non_negative_int, default=0)
     args = p.parse_args(argv)
-    try:
-        return {"build": _build, "info": _info, "stream": _stream}[args.cmd](args)
-    except EcgfastError as exc:
-        print(f"ecgfast corpus: error: {exc}", file=sys.stderr)
-        return 1
+    # EcgfastError and file-system errors: one line "ecgfast corpus: error: ...", exit 1
+    return run_command("corpus", {"build": _build, "info": _info, "stream": _stream}[args.cmd], args)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,10 @@ from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS, __version__
 from ecgfast._fs import atomic_write, remove_stale_temps
-from ecgfast.errors import DataError
+from ecgfast.errors import ConfigError, DataError
+from ecgfast.data.errors import UnsafePathError
 from ecgfast.data.corpus.harmonise import GAIN, harmonise
-from ecgfast.data.sources.readers import MissingSourceRecord, open_source
+from ecgfast.data.sources.readers import LAYOUTS, MAX_RECORD_SAMPLES, RATE_RANGE, MissingSourceRecord, open_source
 
 FORMAT = "ecgfast-corpus"
 FORMAT_VERSION = 1  # (age, sex in meta.npz are additive: readers ignore unknown keys)
@@ -108,29 +109,37 @@ def build_shard(job) -> dict:
     labels = []
     stats = {"records": 0, "missing": 0, "bad": 0, "short": 0, "clipped_samples": 0, "excluded_by_id": 0,
              "excluded_by_fingerprint": 0, "messages": [], "excluded": []}
+    def skip(exc, n):
+        """Count ``n`` records skipped for ``exc``, or raise it when its kind is not being skipped."""
+        if isinstance(exc, UnsafePathError):  # a path escaping the source is never skipped
+            raise exc
+        missing = isinstance(exc, MissingSourceRecord)
+        if not (skip_missing if missing else skip_bad):
+            flag = "--skip-missing to skip and count missing" if missing else "--skip-bad to skip and count bad"
+            raise DataError(f"{exc} (pass {flag} records)") from None
+        stats["missing" if missing else "bad"] += n
+        stats["messages"].append(str(exc))
+
     for item in items:
-        try:
-            records = src.read(item)
-        except MissingSourceRecord as exc:
-            if not skip_missing:
-                raise DataError(f"{exc} (pass --skip-missing to skip and count missing records)") from None
-            stats["missing"] += src.item_size(item)
-            stats["messages"].append(str(exc))
-            continue
+        try:  # an error of the whole item (an unreadable file) costs its records; a row's error, that row
+            results = list(src.read_records(item))
         except DataError as exc:
-            if not skip_bad:
-                raise DataError(f"{exc} (pass --skip-bad to skip and count bad records)") from None
-            stats["bad"] += src.item_size(item)
-            stats["messages"].append(str(exc))
+            skip(exc, src.item_size(item))
             continue
-        for rec in records:
+        for rec in results:
+            if isinstance(rec, DataError):
+                skip(rec, 1)
+                continue
             try:
+                if rec.signal.shape[1] * rate / rec.sampling_rate > src.max_samples:
+                    raise DataError(f"{rec.where or rec.record_id}: {rec.signal.shape[1]} samples at "
+                                    f"{rec.sampling_rate:g} Hz resample to more than {src.max_samples} at {rate:g} Hz")
                 mv, w, valid, starts, clipped = harmonise(rec, rate, T, settings["gain"], settings["min_fraction"])
             except DataError as exc:
-                if not skip_bad:
-                    raise DataError(f"{exc} (pass --skip-bad to skip and count bad records)") from None
-                stats["bad"] += 1
-                stats["messages"].append(str(exc))
+                msg = str(exc)
+                if rec.where and rec.where not in msg:  # harmonise names the record id; add its file
+                    msg = f"{rec.where}: {msg}"
+                skip(DataError(msg), 1)
                 continue
             if ref is not None:
                 index, ids = ref
@@ -205,22 +214,75 @@ def _shard_ok(out: Path, name: str, settings_digest: str, source_digest: str):
     return info, "ok"
 
 
+def _finite(name, value, low, high=None, low_open=True):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not np.isfinite(v) or (v <= low if low_open else v < low) \
+            or (high is not None and v > high):
+        rng = f"{'(' if low_open else '['}{low:g}, {'inf)' if high is None else f'{high:g}]'}"
+        raise ConfigError(f"{name} must be a finite number in {rng}, got {value!r}")
+    return v
+
+
+def _int(name, value, low, high=None):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
+            or (high is not None and value > high):
+        raise ConfigError(f"{name} must be an integer in [{low}, {high if high is not None else 'inf'}), "
+                          f"got {value!r}")
+    return int(value)
+
+
+def _check_arguments(layout, source, out, sampling_rate, seconds, gain, min_fraction, shard_records, workers,
+                     exclude_folds, on_stale):
+    """``ConfigError`` naming the argument for anything out of range (the CLI checks the same before)."""
+    if layout not in LAYOUTS:
+        raise ConfigError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    _finite("sampling_rate", sampling_rate, RATE_RANGE[0], RATE_RANGE[1], low_open=False)
+    _finite("seconds", seconds, 0)
+    _finite("gain", gain, 0)
+    _finite("min_fraction", min_fraction, 0, 1)
+    _int("shard_records", shard_records, 1)
+    _int("workers", workers, 1)
+    folds = list(exclude_folds or ())
+    for f in folds:
+        _int("exclude_folds", f, 1, 10)
+    if on_stale not in ("rebuild", "refuse"):
+        raise ConfigError(f"on_stale must be 'rebuild' or 'refuse', got {on_stale!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is an existing file; name a folder (new, or a corpus to resume)")
+    if not Path(source).exists():
+        raise DataError(f"--source {source}: no such folder or file")
+    src_real, out_real = Path(source).resolve(), out.resolve()
+    if src_real == out_real:  # shards, temp-file cleanup and stale-shard removal would act on the source folder
+        raise ConfigError(f"--out {out} is the --source folder; write the corpus elsewhere")
+
+
 def build_corpus(layout: str, source, out, *, sampling_rate: float = 100, seconds: float = 10.0,
                  gain: float = GAIN, min_fraction: float = 0.5, shard_records: int = 2048, workers: int = 1,
                  skip_missing: bool = False, skip_bad: bool = False, exclude_ptbxl=None,
                  exclude_folds=(9, 10), source_options: dict | None = None, on_stale: str = "rebuild",
                  progress: bool = True) -> dict:
     """Build (or resume) the corpus of ``source`` in ``layout`` into folder ``out``; returns the manifest."""
+    _check_arguments(layout, source, out, sampling_rate, seconds, gain, min_fraction, shard_records, workers,
+                     exclude_folds, on_stale)
     out, root = Path(out), Path(source).resolve()
     options = dict(source_options or {})
     if layout == "ptbxl" and "sampling_rate" not in options:
         options["sampling_rate"] = 100 if sampling_rate <= 100 else 500
-    if on_stale not in ("rebuild", "refuse"):
-        raise ValueError(f"on_stale must be 'rebuild' or 'refuse', got {on_stale!r}")
     T = int(round(seconds * sampling_rate))
-    if T < 1 or sampling_rate <= 0:
-        raise DataError(f"window of {seconds} s at {sampling_rate} Hz has no samples")
+    if T < 1:
+        raise ConfigError(f"window of {seconds} s at {sampling_rate} Hz has no samples")
+    if T > MAX_RECORD_SAMPLES:
+        raise ConfigError(f"window of {seconds} s at {sampling_rate} Hz is {T} samples, more than the "
+                          f"{MAX_RECORD_SAMPLES} a record may hold")
     src = open_source(layout, root, **options)
+    absent = src.absent()
+    if absent and not skip_missing:
+        more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+        raise DataError(f"{absent[0]}{more} (pass --skip-missing to skip and count missing records)")
     items = src.items()
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
@@ -291,11 +353,12 @@ def build_corpus(layout: str, source, out, *, sampling_rate: float = 100, second
     totals = {k: int(sum(infos[n][k] for n in names)) for k in
               ("records", "missing", "bad", "short", "clipped_samples", "excluded_by_id",
                "excluded_by_fingerprint")}
+    totals["missing"] += len(absent)  # listed by the index, held by no file: read by no shard
     totals["windows"] = int(sum(s["windows"] for s in shard_list))
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "created_by": f"ecgfast {__version__}",
         "settings": settings, "settings_digest": settings_digest, "shards": shard_list, "totals": totals,
-        "skipped_messages": [m for n in names for m in infos[n]["messages"]][:MAX_MESSAGES],
+        "skipped_messages": (absent[:MAX_MESSAGES] + [m for n in names for m in infos[n]["messages"]])[:MAX_MESSAGES],
         "excluded": [e for n in names for e in infos[n]["excluded"]],
         "rebuilt_stale": [n for n, _ in stale], "built_now": len(jobs),
         "fingerprint_digest": _digest([settings_digest, [s["sha256"] for s in shard_list]]),
@@ -313,10 +376,14 @@ def build_corpus_from_arrays(out, chunks, *, sampling_rate: float, signal_length
     or ints; labels (n, 5) multi-hot or None. For corpora made in memory (benchmarks, simulations,
     a dataset already resampled elsewhere): no reader, no resampling, no windowing.
     """
+    _finite("sampling_rate", sampling_rate, 0)
+    _finite("gain", gain, 0)
+    T = _int("signal_length", signal_length, 1, MAX_RECORD_SAMPLES)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out {out} is an existing file; name a folder")
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
-    T = int(signal_length)
     settings = {"format": FORMAT, "format_version": FORMAT_VERSION, "layout": name, "source": None,
                 "source_options": {}, "sampling_rate": float(sampling_rate), "signal_length": T, "gain": float(gain),
                 "min_fraction": 1.0, "leads": list(LEADS), "classes": list(CLASSES), "index_files": {},
@@ -327,12 +394,20 @@ def build_corpus_from_arrays(out, chunks, *, sampling_rate: float, signal_length
         sig = np.asarray(sig)
         if sig.ndim != 3 or sig.shape[1:] != (len(LEADS), T):
             raise DataError(f"chunk {k}: signals of shape {sig.shape}, expected (n, 12, {T})")
+        if sig.dtype.hasobject or sig.dtype.kind not in "fiu":
+            raise DataError(f"chunk {k}: signals of dtype {sig.dtype}, expected int16 ADC values or float mV")
         if sig.dtype != np.int16:
+            if sig.dtype.kind == "f" and not np.isfinite(sig).all():  # NaN would cast to an arbitrary int16
+                rows = np.flatnonzero(~np.isfinite(sig).all(axis=(1, 2)))
+                raise DataError(f"chunk {k}: record(s) at row(s) {rows[:10].tolist()} hold NaN/infinite samples")
             q = np.round(sig.astype(np.float64) * gain)
             clipped += int((np.abs(q) > 32767).sum())
             sig = np.clip(q, -32767, 32767).astype(np.int16)
         n = len(sig)
         lab = np.zeros((n, len(CLASSES)), np.uint8) if labels is None else np.asarray(labels, np.uint8)
+        if lab.shape != (n, len(CLASSES)) or np.asarray(ids).shape != (n,):
+            raise DataError(f"chunk {k}: {n} signals with record_ids of shape {np.asarray(ids).shape} and labels "
+                            f"of shape {lab.shape}, expected ({n},) and ({n}, {len(CLASSES)})")
         sname = f"shard-{k:05d}"
         _save_npy(out / f"{sname}.npy", sig)
         _save_npy(out / f"{sname}.labels.npy", lab)

@@ -35,16 +35,28 @@ class Corpus:
             raise DataError(f"{p}: format version {m.get('format_version')}, this ecgfast reads "
                             f"{FORMAT_VERSION}; rebuild the corpus")
         self.path, self.root, self.manifest = p, p.parent, m
-        s = m["settings"]
-        self.sampling_rate = float(s["sampling_rate"])
-        self.signal_length = int(s["signal_length"])
-        self.classes = tuple(s["classes"])
-        self.leads = tuple(s["leads"])
-        self.gain = float(s["gain"])
-        self.layout = s["layout"]
-        self.fingerprint_digest = m["fingerprint_digest"]
-        self.shard_names = [sh["name"] for sh in m["shards"]]
-        self.shard_sizes = np.array([sh["windows"] for sh in m["shards"]], dtype=np.int64)
+        try:  # a hand-edited or truncated manifest: one line naming it, not a KeyError
+            s = m["settings"]
+            self.sampling_rate = float(s["sampling_rate"])
+            self.signal_length = int(s["signal_length"])
+            self.classes = tuple(s["classes"])
+            self.leads = tuple(s["leads"])
+            self.gain = float(s["gain"])
+            self.layout = s["layout"]
+            self.fingerprint_digest = m["fingerprint_digest"]
+            self.shard_names = [str(sh["name"]) for sh in m["shards"]]
+            self.shard_sizes = np.array([int(sh["windows"]) for sh in m["shards"]], dtype=np.int64)
+            m["totals"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"corpus manifest {p}: malformed ({type(exc).__name__}: {exc}); rebuild the corpus") \
+                from None
+        if not (np.isfinite(self.sampling_rate) and self.sampling_rate > 0 and self.signal_length > 0
+                and np.isfinite(self.gain) and self.gain > 0 and (self.shard_sizes >= 0).all()):
+            raise DataError(f"corpus manifest {p}: sampling_rate, signal_length, gain or shard sizes out of range; "
+                            "rebuild the corpus")
+        for name in self.shard_names:  # shard files live beside the manifest, never elsewhere
+            if not name or os.sep in name or "/" in name or name in (".", ".."):
+                raise DataError(f"corpus manifest {p}: shard name {name!r} is not a file name in its folder")
         self.offsets = np.concatenate([[0], np.cumsum(self.shard_sizes)])
         self._maps: dict = {}
         self._fds: dict = {}

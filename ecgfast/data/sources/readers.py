@@ -8,6 +8,25 @@ layout promises raises ``DataError`` naming the file/record and the problem
 skips and counts it under ``--skip-bad`` / ``--skip-missing``. Nothing is
 cached silently.
 
+Trust rules, the same for every layout:
+
+* Confinement: every file a reader opens (a header's signal file, a
+  ``record_list.csv`` path, a CODE-15 part, an array file, a csv beside it) is
+  resolved, symlinks included, and must lie inside the source folder; symlinks
+  that stay inside are followed, any other path is refused with
+  ``UnsafePathError`` (never skipped, even under ``--skip-bad``). A header's
+  signal file must be a plain file name in the record's folder.
+* Bounded memory: a record longer than ``MAX_RECORD_SAMPLES`` samples per lead
+  (option ``max_record_samples``), a rate outside ``RATE_RANGE`` Hz, a gain that
+  is zero, missing, negative or not finite, or a header over ``MAX_HEADER_BYTES``
+  is refused before any sample is read; array files are read a block of rows at
+  a time (``.npz`` members streamed, never loaded whole).
+* Per-record errors: ``read_records(item)`` yields each record of an item, or
+  the ``DataError`` of that record alone, so one bad row of an array file costs
+  one record under ``--skip-bad``.
+* Index records that no file holds (a CODE-15 exam in ``exams.csv`` absent from
+  every part) are reported by ``absent()`` and counted as missing.
+
 Layouts: ``ptbxl`` (wraps ``ecgfast.data.records``), ``cinc2021``,
 ``mimic-iv-ecg``, ``code15``, ``numpy`` -- see ``ecgfast.data.sources.synthetic``
 for each layout's files.
@@ -15,7 +34,9 @@ for each layout's files.
 from __future__ import annotations
 
 import math
+import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +45,16 @@ import pandas as pd
 
 from ecgfast import CLASSES, LEADS
 from ecgfast.errors import DataError
+from ecgfast.data.errors import UnsafePathError
 from ecgfast.data.sources.snomed import superclass_labels
 
 LEAD_ALIASES = {"DI": "I", "DII": "II", "DIII": "III", "D1": "I", "D2": "II", "D3": "III"}
 LAYOUTS = ("ptbxl", "cinc2021", "mimic-iv-ecg", "code15", "numpy")
+# 2**21 samples per lead: 35 min at 1000 Hz, 2.3 h at 257 Hz (St Petersburg's 30-min records fit); at the
+# cap one record costs ~0.2 GB as float64, so a worker stays well under 1 GB whatever a header claims
+MAX_RECORD_SAMPLES = 2 ** 21
+RATE_RANGE = (10.0, 20000.0)  # Hz: outside it a rate is a typo or a unit error (and resampling would explode)
+MAX_HEADER_BYTES = 1 << 20    # a WFDB header of 12 signals is < 2 kB
 
 
 class MissingSourceRecord(DataError):
@@ -47,6 +74,7 @@ class SourceRecord:
     fold: int = 0               # PTB-XL strat_fold where known, else 0
     age: float = float("nan")   # years, NaN unknown
     sex: str = ""               # "M", "F" or "" unknown
+    where: str = ""             # the record and its file, for messages (e.g. "record /data/x/A1")
 
 
 def lead_order(names, where: str) -> np.ndarray:
@@ -64,11 +92,30 @@ def lead_order(names, where: str) -> np.ndarray:
     return np.array([upper.index(l) for l in LEADS])
 
 
-def check_signal(sig: np.ndarray, fs, where: str) -> None:
-    if not (isinstance(fs, (int, float, np.integer, np.floating)) and math.isfinite(fs) and fs > 0):
+def check_rate(fs, where: str) -> float:
+    """``fs`` as a float; ``DataError`` unless it is a finite number in ``RATE_RANGE``."""
+    if isinstance(fs, bool) or not isinstance(fs, (int, float, np.integer, np.floating)) or not math.isfinite(fs):
         raise DataError(f"{where}: invalid sampling rate {fs!r}")
+    if not RATE_RANGE[0] <= fs <= RATE_RANGE[1]:
+        raise DataError(f"{where}: sampling rate {fs:g} Hz is outside {RATE_RANGE[0]:g}-{RATE_RANGE[1]:g} Hz")
+    return float(fs)
+
+
+def check_length(n: int, where: str, cap: int = MAX_RECORD_SAMPLES) -> int:
+    """``n`` samples per lead; ``DataError`` unless 1 <= n <= ``cap`` (checked before anything is read)."""
+    if n < 1:
+        raise DataError(f"{where}: header gives {n} samples per lead")
+    if n > cap:
+        raise DataError(f"{where}: {n} samples per lead exceeds the cap of {cap} (max_record_samples); "
+                        "split the record or raise the cap")
+    return int(n)
+
+
+def check_signal(sig: np.ndarray, fs, where: str, cap: int = MAX_RECORD_SAMPLES) -> None:
+    check_rate(fs, where)
     if sig.ndim != 2 or sig.shape[1] < 1:
         raise DataError(f"{where}: signal of shape {sig.shape}, expected (leads, samples) with samples > 0")
+    check_length(sig.shape[1], where, cap)
     bad = ~np.isfinite(sig)
     if bad.any():
         raise DataError(f"{where}: holds {int(bad.sum())} NaN/infinite sample(s)")
@@ -77,11 +124,46 @@ def check_signal(sig: np.ndarray, fs, where: str) -> None:
 class Source:
     layout = ""
 
-    def __init__(self, root, **options):
+    def __init__(self, root, max_record_samples: int = MAX_RECORD_SAMPLES, **options):
         self.root = Path(root)
         if not self.root.exists():
             raise DataError(f"{self.root}: no such folder or file")
+        if isinstance(max_record_samples, bool) or not isinstance(max_record_samples, (int, np.integer)) \
+                or max_record_samples < 1:
+            raise DataError(f"max_record_samples must be a positive integer, got {max_record_samples!r}")
+        self.max_samples = int(max_record_samples)
         self.options = options
+        # the folder every opened file must resolve into (a file source: its folder)
+        self.base = self.root if self.root.is_dir() else self.root.parent
+        self._real_base = os.path.realpath(self.base)
+
+    def confine(self, path, where: str) -> Path:
+        """``path`` itself; ``UnsafePathError`` unless it resolves (symlinks followed) inside the source folder.
+
+        Links that stay inside are followed (a mirror may link shared files); anything resolving
+        outside is refused, whatever the link or ``..`` chain, so a crafted header or csv cannot read
+        (or probe) other files.
+        """
+        text = os.fspath(path)
+        if not text or "\0" in text:
+            raise UnsafePathError(f"{where}: empty or NUL-containing path {text!r}")
+        real = os.path.realpath(text)
+        if real != self._real_base and not real.startswith(self._real_base.rstrip(os.sep) + os.sep):
+            raise UnsafePathError(f"{where}: path {text} resolves to {real}, outside the source folder "
+                                  f"{self.base}; files a {self.layout} source reads must stay inside it")
+        return Path(path)
+
+    def absent(self) -> list[str]:
+        """One message per record that the layout's index lists but no file holds (counted as missing)."""
+        return []
+
+    def read_records(self, item):
+        """Each record of ``item`` as a ``SourceRecord``, or the ``DataError`` of that record alone.
+
+        An error of the whole item (an unreadable file) is raised. Array layouts override this so a
+        bad row costs one record; the default is ``read``'s records.
+        """
+        yield from self.read(item)
 
     def items(self) -> list:
         raise NotImplementedError
@@ -151,6 +233,8 @@ def parse_header(text: str, where: str) -> WfdbHeader:
         sig_len = int(rec[3]) if len(rec) > 3 else 0
     except ValueError as exc:
         raise DataError(f"{where}: malformed record line {' '.join(rec)!r}") from exc
+    if len(rec) <= 2:  # WFDB's default 250 Hz is a guess, not a calibration
+        raise DataError(f"{where}: header gives no sampling rate")
     sigs = lines[1:]
     if len(sigs) != n_sig:
         raise DataError(f"{where}: header announces {n_sig} signals but describes {len(sigs)}")
@@ -162,15 +246,24 @@ def parse_header(text: str, where: str) -> WfdbHeader:
         fmt, spf, skew, off = m.groups()
         if spf not in (None, "1") or skew not in (None, "0"):
             raise DataError(f"{where}: samples-per-frame / skew fields are not supported")
-        gain, base, units = 200.0, None, "mV"
-        if len(f) > 2:
-            g = _GAIN.match(f[2])
-            if not g:
-                raise DataError(f"{where}: signal line {k + 1}: malformed gain field {f[2]!r}")
-            gain = float(g.group(1)) or 200.0
+        # WFDB reads a missing or zero gain as "uncalibrated, assume 200/mV": a guess at the scale of
+        # every sample, so it is refused here rather than silently stored as millivolts
+        if len(f) <= 2:
+            raise DataError(f"{where}: signal line {k + 1} gives no ADC gain (uncalibrated signal)")
+        g = _GAIN.match(f[2])
+        if not g:
+            raise DataError(f"{where}: signal line {k + 1}: malformed gain field {f[2]!r}")
+        try:
+            gain = float(g.group(1))
             base = int(g.group(2)) if g.group(2) is not None else None
-            units = g.group(3) or "mV"
-        adc_zero = int(f[4]) if len(f) > 4 else 0
+            adc_zero = int(f[4]) if len(f) > 4 else 0
+        except ValueError:
+            raise DataError(f"{where}: signal line {k + 1}: malformed gain, baseline or ADC zero "
+                            f"{' '.join(f[2:5])!r}") from None
+        if not math.isfinite(gain) or gain <= 0:
+            raise DataError(f"{where}: signal line {k + 1}: ADC gain {g.group(1)} is not a positive finite "
+                            "number (0 means uncalibrated in WFDB)")
+        units = g.group(3) or "mV"
         h.file_name.append(f[0])
         h.fmt.append(fmt)
         h.byte_offset.append(int(off or 0))
@@ -181,55 +274,70 @@ def parse_header(text: str, where: str) -> WfdbHeader:
     return h
 
 
-def read_wfdb(path: Path, where: str | None = None):
+def read_wfdb(path: Path, where: str | None = None, source: Source | None = None,
+              cap: int = MAX_RECORD_SAMPLES):
     """(float32 (12, n) mV in standard lead order, fs, header) of a WFDB format-16 record, validated.
 
     The header is parsed here and the samples read with ``np.fromfile`` at the
     header's byte offset (a CinC ``.mat`` is format 16 after its 24-byte MATLAB
-    v4 header); the tests check the result against ``wfdb.rdrecord``.
+    v4 header); the tests check the result against ``wfdb.rdrecord``. With
+    ``source``, both files must resolve inside its folder. The rate, length
+    (at most ``cap`` samples per lead), gains and file size are checked before
+    any sample is read.
     """
     where = where or f"record {path}"
     hea = path.with_name(path.name + ".hea")
+    if source is not None:
+        source.confine(hea, where)
     if not hea.is_file():
-        raise MissingSourceRecord(f"{where}: header {hea.name} not found")
+        raise MissingSourceRecord(f"{where}: header {hea} not found")
     try:
+        size = hea.stat().st_size
+        if size > MAX_HEADER_BYTES:
+            raise DataError(f"{where}: header {hea} holds {size} bytes (more than {MAX_HEADER_BYTES}): not a "
+                            "WFDB header")
         header = parse_header(hea.read_text(errors="replace"), where)
     except OSError as exc:
-        raise DataError(f"{where}: unreadable header ({exc})") from exc
+        raise DataError(f"{where}: unreadable header {hea} ({exc})") from exc
     order = lead_order(header.sig_name, where)
-    if not math.isfinite(header.fs) or header.fs <= 0:
-        raise DataError(f"{where}: invalid sampling rate {header.fs!r}")
-    if header.sig_len < 1:
-        raise DataError(f"{where}: header gives {header.sig_len} samples")
+    check_rate(header.fs, where)
+    check_length(header.sig_len, where, cap)
     if set(header.fmt) != {"16"}:
         raise DataError(f"{where}: signal format {sorted(set(header.fmt))}, expected 16")
     files = set(header.file_name)
     if len(files) != 1 or len(set(header.byte_offset)) != 1:
         raise DataError(f"{where}: signals spread over {len(files)} files, expected one")
-    dat = path.with_name(files.pop())
+    name = files.pop()
+    # a signal file is named relative to the record's folder: a bare file name, never a path
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise UnsafePathError(f"{where}: header {hea} names signal file {name!r}, not a file in the record's "
+                              "folder; fix the header")
+    dat = path.with_name(name)
+    if source is not None:
+        source.confine(dat, where)
     if not dat.is_file():
-        raise MissingSourceRecord(f"{where}: signal file {dat.name} not found")
+        raise MissingSourceRecord(f"{where}: signal file {dat} not found")
     offset = header.byte_offset[0]
     count = header.sig_len * header.n_sig
     want = offset + count * 2
     have = dat.stat().st_size
     if have < want:
-        raise DataError(f"{where}: {dat.name} is truncated ({have} bytes, header implies {want})")
+        raise DataError(f"{where}: {dat} is truncated ({have} bytes, header implies {want})")
     if any(u.lower() != "mv" for u in header.units):
         raise DataError(f"{where}: units {sorted(set(header.units))}, expected mV")
     gain = np.asarray(header.adc_gain, dtype=np.float64)
-    if np.any(gain <= 0):
-        raise DataError(f"{where}: non-positive ADC gain {gain.tolist()}")
     try:
         adc = np.fromfile(dat, dtype="<i2", count=count, offset=offset).reshape(header.sig_len, header.n_sig)
     except (OSError, ValueError) as exc:
-        raise DataError(f"{where}: unreadable signal file {dat.name} ({exc})") from exc
+        raise DataError(f"{where}: unreadable signal file {dat} ({exc})") from exc
     missing = adc == -32768  # WFDB format 16's "no sample"
     if missing.any():
         raise DataError(f"{where}: holds {int(missing.sum())} missing (NaN) sample(s)")
-    base = np.asarray(header.baseline, np.float64)[order, None]
-    mv = (adc.T[order] - base) / gain[order, None]
-    return mv.astype(np.float32), float(header.fs), header
+    base = np.asarray(header.baseline, np.float64)
+    mv = np.empty((len(order), header.sig_len), np.float32)
+    for j, k in enumerate(order):  # one lead at a time: no (n, 12) float64 temporaries
+        mv[j] = (adc[:, k] - base[k]) / gain[k]
+    return mv, float(header.fs), header
 
 
 def _header_comments(header) -> dict:
@@ -281,8 +389,8 @@ class PTBXLSource(Source):
     def read(self, i):
         from ecgfast.data.records import MissingRecordError, read_record_digital
 
-        try:
-            adc, gain, baseline = read_record_digital(self.root / self.files[i], self.rate)
+        try:  # root: the csv path and the header's .dat are confined to the PTB-XL folder
+            adc, gain, baseline = read_record_digital(self.root / self.files[i], self.rate, root=self.root)
         except MissingRecordError as exc:
             raise MissingSourceRecord(str(exc)) from exc
         mv = (adc.astype(np.float32) - baseline[:, None]) / gain[:, None]
@@ -291,7 +399,7 @@ class PTBXLSource(Source):
         sex = {0: "M", 1: "F"}.get(_int_or(row.get("sex")), "")  # PTB-XL: 0 male, 1 female
         return [SourceRecord("ptbxl", str(int(m.ecg_ids[i])), mv, LEADS, self.rate, int(m.patient_ids[i]),
                              m.labels[i].astype(np.uint8), bool(m.has_label[i]), int(m.folds[i]),
-                             age=_float_or_nan(row.get("age")), sex=sex)]
+                             age=_float_or_nan(row.get("age")), sex=sex, where=f"record {self.root / self.files[i]}")]
 
 
 class CinC2021Source(Source):
@@ -310,7 +418,7 @@ class CinC2021Source(Source):
 
     def read(self, item):
         path = self.root / item
-        mv, fs, header = read_wfdb(path)
+        mv, fs, header = read_wfdb(path, source=self, cap=self.max_samples)
         dat = set(header.file_name).pop()
         if not dat.endswith(".mat"):
             raise DataError(f"record {path}: signal file {dat}, expected a .mat (CinC 2021 layout)")
@@ -322,7 +430,8 @@ class CinC2021Source(Source):
         db = path.parent.name
         age = _float_or_nan(info.get("age"))
         sex = {"male": "M", "m": "M", "female": "F", "f": "F"}.get(info.get("sex", "").strip().lower(), "")
-        return [SourceRecord(f"cinc2021/{db}", path.name, mv, LEADS, fs, -1, y, bool(y.any()), age=age, sex=sex)]
+        return [SourceRecord(f"cinc2021/{db}", path.name, mv, LEADS, fs, -1, y, bool(y.any()), age=age, sex=sex,
+                             where=f"record {path}")]
 
 
 class MIMICSource(Source):
@@ -340,9 +449,17 @@ class MIMICSource(Source):
             raise DataError(f"{csv}: lacks column(s) {sorted(need - set(df.columns))}")
         if df["path"].isna().any():
             raise DataError(f"{csv}: {int(df['path'].isna().sum())} row(s) without a path")
+        self.csv = csv
         self.paths = df["path"].astype(str).tolist()
-        self.subjects = df["subject_id"].astype(np.int64).to_numpy()
-        self.studies = df["study_id"].astype(np.int64).to_numpy()
+        for k, rel in enumerate(self.paths):  # a path is relative to the folder; where it leads: read()
+            if not rel.strip() or "\0" in rel or os.path.isabs(rel) or rel.startswith("\\"):
+                raise UnsafePathError(f"{csv} row {k + 1}: path {rel!r} is empty or absolute; record paths are "
+                                      f"relative to {self.root}")
+        try:
+            self.subjects = pd.to_numeric(df["subject_id"], errors="raise").astype(np.int64).to_numpy()
+            self.studies = pd.to_numeric(df["study_id"], errors="raise").astype(np.int64).to_numpy()
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{csv}: subject_id/study_id must be integers ({exc})") from None
 
     def index_files(self):
         return [self.root / "record_list.csv"]
@@ -355,8 +472,11 @@ class MIMICSource(Source):
         return [p.with_name(p.name + ".hea"), p.with_name(p.name + ".dat")]
 
     def read(self, i):
-        mv, fs, _ = read_wfdb(self.root / self.paths[i], f"record {self.paths[i]} (study {self.studies[i]})")
-        return [SourceRecord("mimic-iv-ecg", str(self.studies[i]), mv, LEADS, fs, int(self.subjects[i]))]
+        path = self.root / self.paths[i]
+        where = f"record {path} (study {self.studies[i]}, {self.csv.name} row {i + 1})"
+        mv, fs, _ = read_wfdb(path, where, source=self, cap=self.max_samples)
+        return [SourceRecord("mimic-iv-ecg", str(self.studies[i]), mv, LEADS, fs, int(self.subjects[i]),
+                             where=where)]
 
 
 # --- array files ----------------------------------------------------------------------------
@@ -377,7 +497,9 @@ class Code15Source(Source):
     zero in every lead). Labels: 1dAVb, RBBB, LBBB -> CD; normal_ecg -> NORM;
     SB, ST, AF are rhythms with no superclass. Rows of exam_id 0 (the all-zero
     row closing each real part file) are skipped; any other exam_id absent from
-    exams.csv is an error (or skipped, counted, with ``skip_missing``).
+    exams.csv is a missing record (skipped, counted, with ``skip_missing``), and
+    so is an exam of exams.csv that no part holds (``absent()``: a part not
+    downloaded). A bad row (NaN, all zeros) costs that row alone.
     """
     layout = "code15"
     block = 512
@@ -386,27 +508,31 @@ class Code15Source(Source):
         super().__init__(root, **options)
         import h5py
 
-        csv = self.root / "exams.csv"
+        csv = self.confine(self.root / "exams.csv", f"{self.root}")
         if not csv.is_file():
             raise DataError(f"{self.root}: exams.csv not found: not a CODE-15% folder")
         df = pd.read_csv(csv)
         need = {"exam_id", "patient_id", "trace_file", *CODE15_LABELS}
         if not need <= set(df.columns):
             raise DataError(f"{csv}: lacks column(s) {sorted(need - set(df.columns))}")
-        if df["exam_id"].isna().any() or df["exam_id"].duplicated().any():
-            raise DataError(f"{csv}: exam_id has empty or repeated values")
-        self.row_of = {int(e): i for i, e in enumerate(df["exam_id"].to_numpy())}
-        self.patient = df["patient_id"].fillna(-1).astype(np.int64).to_numpy()
+        exam = pd.to_numeric(df["exam_id"], errors="coerce")
+        if exam.isna().any() or exam.duplicated().any() or (exam != exam.round()).any():
+            raise DataError(f"{csv}: exam_id has empty, non-integer or repeated values")
+        self.exam_ids = exam.astype(np.int64).to_numpy()
+        self.row_of = {int(e): i for i, e in enumerate(self.exam_ids)}
+        self.patient = pd.to_numeric(df["patient_id"], errors="coerce").fillna(-1).astype(np.int64).to_numpy()
         self.age = pd.to_numeric(df["age"], errors="coerce").to_numpy(np.float64) if "age" in df else None
         self.male = df["is_male"].map(_truthy).to_numpy() if "is_male" in df else None
+        self.trace_file = df["trace_file"].astype(str).to_numpy()
         self.y = np.zeros((len(df), len(CLASSES)), np.uint8)
         for col, cls in CODE15_LABELS.items():
             self.y[:, CLASSES.index(cls)] |= df[col].map(_truthy).to_numpy(dtype=np.uint8)
         self.parts = sorted(self.root.glob("exams_part*.hdf5"), key=lambda p: _int_or(p.stem[10:], 0))
         if not self.parts:
             raise DataError(f"{self.root}: no exams_part*.hdf5 files")
-        self.rows = {}
+        self.rows, held = {}, set()
         for p in self.parts:
+            self.confine(p, f"part file {p}")
             try:
                 with h5py.File(p, "r") as f:
                     tr, ids = f.get("tracings"), f.get("exam_id")
@@ -416,14 +542,21 @@ class Code15Source(Source):
                         raise DataError(f"{p}: tracings of shape {tr.shape}, expected (N, {CODE15_LENGTH}, 12)")
                     if tr.dtype.kind != "f":
                         raise DataError(f"{p}: tracings of dtype {tr.dtype}, expected float")
-                    if ids.shape != (tr.shape[0],):
-                        raise DataError(f"{p}: exam_id of shape {ids.shape} for {tr.shape[0]} tracings")
+                    if ids.shape != (tr.shape[0],) or ids.dtype.kind not in "iu":
+                        raise DataError(f"{p}: exam_id of {ids.dtype} {ids.shape} for {tr.shape[0]} tracings, "
+                                        "expected integers, one per tracing")
+                    held.update(int(e) for e in ids[()])  # N integers: small beside the tracings
                     self.rows[p.name] = tr.shape[0]
             except OSError as exc:
                 raise DataError(f"{p}: not a readable HDF5 file ({exc})") from exc
+        self._absent = [i for i, e in enumerate(self.exam_ids) if int(e) not in held]
 
     def index_files(self):
         return [self.root / "exams.csv"]
+
+    def absent(self):
+        return [f"{self.root / 'exams.csv'}: exam_id {self.exam_ids[i]} (trace_file {self.trace_file[i]}) is in "
+                "no exams_part*.hdf5 file" for i in self._absent]
 
     def items(self):
         return [(p.name, s, min(s + self.block, self.rows[p.name]))
@@ -436,69 +569,168 @@ class Code15Source(Source):
         return item[2] - item[1]
 
     def read(self, item):
+        out = []
+        for r in self.read_records(item):
+            if isinstance(r, Exception):
+                raise r
+            out.append(r)
+        return out
+
+    def read_records(self, item):
         import h5py
 
         name, start, stop = item
-        with h5py.File(self.root / name, "r") as f:
-            tr = f["tracings"][start:stop]
-            ids = f["exam_id"][start:stop].astype(np.int64)
-        out = []
+        path = self.confine(self.root / name, f"part file {self.root / name}")
+        try:
+            with h5py.File(path, "r") as f:
+                tr = f["tracings"][start:stop]
+                ids = f["exam_id"][start:stop].astype(np.int64)
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"{path} rows {start}-{stop - 1}: unreadable ({exc})") from exc
         for k, (x, exam) in enumerate(zip(tr, ids)):
-            where = f"{name} row {start + k} (exam_id {exam})"
+            where = f"{path} row {start + k} (exam_id {exam})"
             if exam == 0 and not np.any(x):
                 continue
             i = self.row_of.get(int(exam))
             if i is None:
-                raise MissingSourceRecord(f"{where}: exam_id not in exams.csv")
-            nz = np.flatnonzero(np.any(x != 0, axis=1))
-            if nz.size == 0:
-                raise DataError(f"{where}: tracing is all zeros")
-            sig = np.ascontiguousarray(x[nz[0]:nz[-1] + 1].T, dtype=np.float32)
-            check_signal(sig, CODE15_RATE, where)
+                yield MissingSourceRecord(f"{where}: exam_id not in exams.csv")
+                continue
+            try:
+                finite = np.isfinite(x)
+                if not finite.all():
+                    raise DataError(f"{where}: holds {int((~finite).sum())} NaN/infinite sample(s)")
+                nz = np.flatnonzero(np.any(x != 0, axis=1))
+                if nz.size == 0:
+                    raise DataError(f"{where}: tracing is all zeros")
+                sig = np.ascontiguousarray(x[nz[0]:nz[-1] + 1].T, dtype=np.float32)
+                check_signal(sig, CODE15_RATE, where, self.max_samples)
+            except DataError as exc:
+                yield exc
+                continue
             y = self.y[i].copy()
             age = _float_or_nan(self.age[i]) if self.age is not None else float("nan")
             sex = ("M" if self.male[i] else "F") if self.male is not None else ""
-            out.append(SourceRecord("code15", str(exam), sig, LEADS, CODE15_RATE, int(self.patient[i]),
-                                    y, bool(y.any()), age=age, sex=sex))
-        return out
+            yield SourceRecord("code15", str(exam), sig, LEADS, CODE15_RATE, int(self.patient[i]),
+                               y, bool(y.any()), age=age, sex=sex, where=where)
+
+
+class _NpzRows:
+    """Rows of one array member of an ``.npz``, read a block at a time (the member is streamed, never loaded whole).
+
+    ``np.load`` of an npz member decompresses all of it into memory; here the member's
+    npy header is parsed and rows are read from the (possibly deflated) stream at their offset.
+    """
+
+    def __init__(self, file: Path, key: str):
+        self.file, self.key = file, key
+        try:
+            with zipfile.ZipFile(file) as z:
+                if f"{key}.npy" not in z.namelist():
+                    raise DataError(f"{file}: no array {key!r} (holds {sorted(n[:-4] for n in z.namelist())})")
+                with z.open(f"{key}.npy") as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, fortran, dtype = read(f)
+                    self.data_offset = f.tell()
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise DataError(f"{file}: not a readable .npz ({exc})") from exc
+        if dtype.hasobject:
+            raise DataError(f"{file}: array {key!r} holds Python objects (dtype {dtype}); save numbers")
+        if fortran and len(shape) > 1:
+            raise DataError(f"{file}: array {key!r} is Fortran-ordered; save it C-ordered (np.ascontiguousarray)")
+        self.shape, self.dtype, self.ndim = tuple(shape), dtype, len(shape)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(self.shape[0])
+        row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        with zipfile.ZipFile(self.file) as z, z.open(f"{self.key}.npy") as f:
+            f.seek(self.data_offset + start * row_bytes)
+            buf = f.read((stop - start) * row_bytes)
+        if len(buf) != (stop - start) * row_bytes:
+            raise DataError(f"{self.file}: array {self.key!r} is truncated")
+        return np.frombuffer(buf, self.dtype).reshape((stop - start,) + self.shape[1:])
+
+
+def _scalar(value, what: str, where) -> float:
+    """A finite float from a metadata value; ``DataError`` for arrays, objects, text."""
+    a = np.asarray(value)
+    if a.dtype.hasobject or a.dtype.kind not in "iuf" or a.size != 1 or a.ndim > 1:
+        raise DataError(f"{where}: {what} must be one number, got {a.dtype} array of shape {a.shape}")
+    v = float(a.reshape(-1)[0])
+    if not math.isfinite(v):
+        raise DataError(f"{where}: {what} is {v}")
+    return v
 
 
 class NumpySource(Source):
-    """Arrays: ``.npy`` / ``.npz`` (key ``signals``) of shape (N, 12, T) in mV, leads in standard order.
+    """Arrays: ``.npy`` / ``.npz`` (key ``signals``) of shape (N, 12, T), leads in standard order.
 
+    Float arrays are millivolts; integer arrays are ADC counts and need ``adc_gain``
+    (counts per mV, ``--adc-gain``): without it they are refused rather than taken
+    as mV. ``adc_gain`` also rescales float arrays in other units (1000 for uV).
     The sampling rate comes from the ``sampling_rate`` option, an npz key
     ``sampling_rate`` or a ``sampling_rate.txt`` beside the file. An optional csv
     (``records.csv`` beside it, or the ``csv`` option) gives one row per record:
-    ``id``, optionally ``patient_id`` and the class columns CD, HYP, MI, NORM, STTC.
+    ``id``, optionally ``patient_id`` and the class columns CD, HYP, MI, NORM, STTC
+    (0/1). Rows are read a block at a time (``.npy`` memory-mapped, ``.npz``
+    streamed); a bad row (NaN) costs that record alone.
     """
     layout = "numpy"
     block = 1024
 
-    def __init__(self, root, sampling_rate=None, csv=None, **options):
+    def __init__(self, root, sampling_rate=None, csv=None, adc_gain=None, **options):
         super().__init__(root, **options)
         root = self.root
         self.file = root if root.is_file() else next(
             (p for p in (root / "signals.npy", root / "signals.npz") if p.is_file()), None)
         if self.file is None:
             raise DataError(f"{root}: no signals.npy or signals.npz")
-        rate = sampling_rate
+        self.confine(self.file, f"array file {self.file}")
+        if self.file.suffix not in (".npy", ".npz"):
+            raise DataError(f"{self.file}: expected a .npy or .npz file")
         arr = self._array()
+        rate = sampling_rate
         if self.file.suffix == ".npz" and rate is None:
-            with np.load(self.file) as z:
-                rate = float(z["sampling_rate"]) if "sampling_rate" in z else None
+            try:
+                with np.load(self.file, allow_pickle=False) as z:  # only this small member is read
+                    if "sampling_rate" in z.files:
+                        rate = _scalar(z["sampling_rate"], "key 'sampling_rate'", self.file)
+            except DataError:
+                raise
+            except ValueError as exc:  # an object array: pickles are never loaded
+                raise DataError(f"{self.file}: key 'sampling_rate' is not a plain number ({exc})") from None
         txt = self.file.parent / "sampling_rate.txt"
         if rate is None and txt.is_file():
-            rate = float(txt.read_text().strip())
+            self.confine(txt, f"{txt}")
+            try:
+                rate = float(txt.read_text(errors="replace").strip())
+            except ValueError:
+                raise DataError(f"{txt}: expected one number (Hz), got {txt.read_text(errors='replace')[:40]!r}") \
+                    from None
         if rate is None:
             raise DataError(f"{self.file}: sampling rate unknown: pass --source-rate")
-        self.rate = float(rate)
+        self.rate = check_rate(rate, f"{self.file}")
         if arr.ndim != 3 or arr.shape[1] != 12:
             raise DataError(f"{self.file}: array of shape {arr.shape}, expected (N, 12, T)")
-        if arr.dtype.kind not in "fi":
-            raise DataError(f"{self.file}: array of dtype {arr.dtype}, expected float or int")
+        if arr.dtype.hasobject or arr.dtype.kind not in "fiu":
+            raise DataError(f"{self.file}: array of dtype {arr.dtype}, expected float (mV) or integer (with "
+                            "--adc-gain)")
+        if adc_gain is not None:
+            self.gain = _scalar(adc_gain, "adc_gain", self.file)
+            if self.gain <= 0:
+                raise DataError(f"{self.file}: adc_gain must be > 0, got {adc_gain}")
+        elif arr.dtype.kind in "iu":  # counts are not millivolts: a silent guess would scale every sample
+            raise DataError(f"{self.file}: array of integer dtype {arr.dtype} holds ADC counts, not mV: pass "
+                            "--adc-gain COUNTS_PER_MV (or save float mV)")
+        else:
+            self.gain = None
         if arr.shape[2] < 1 or arr.shape[0] < 1:
             raise DataError(f"{self.file}: empty array of shape {arr.shape}")
+        check_length(arr.shape[2], f"{self.file}", self.max_samples)
         self.n = arr.shape[0]
+        self.block = max(1, min(self.block, (64 << 20) // max(1, 12 * arr.shape[2] * 4)))  # ~64 MB a block
+        given = bool(csv)  # a csv the user named is trusted like --source; the one beside the file is confined
         csv = Path(csv) if csv else self.file.parent / "records.csv"
         self.csv = csv if csv.is_file() else None
         self.ids = np.array([str(i) for i in range(self.n)])
@@ -506,6 +738,8 @@ class NumpySource(Source):
         self.labels = np.zeros((self.n, len(CLASSES)), np.uint8)
         self.labelled = False
         if self.csv is not None:
+            if not given:
+                self.confine(self.csv, f"{self.csv}")
             df = pd.read_csv(self.csv)
             if len(df) != self.n:
                 raise DataError(f"{self.csv}: {len(df)} rows for {self.n} records in {self.file.name}")
@@ -514,23 +748,30 @@ class NumpySource(Source):
                     raise DataError(f"{self.csv}: {int(df['id'].isna().sum())} row(s) without an id")
                 self.ids = df["id"].astype(str).to_numpy()
             if "patient_id" in df:
-                self.patients = df["patient_id"].fillna(-1).astype(np.int64).to_numpy()
+                pid = pd.to_numeric(df["patient_id"], errors="coerce")
+                bad = pid.notna() & (pid != pid.round())
+                if (df["patient_id"].notna() & pid.isna()).any() or bad.any():
+                    raise DataError(f"{self.csv}: patient_id holds non-integer values")
+                self.patients = pid.fillna(-1).astype(np.int64).to_numpy()
             cols = [c for c in CLASSES if c in df]
             if cols:
                 self.labelled = True
                 for c in cols:
-                    self.labels[:, CLASSES.index(c)] = df[c].fillna(0).astype(bool).to_numpy()
+                    v = pd.to_numeric(df[c].map(lambda x: {"True": 1, "False": 0, True: 1, False: 0}.get(x, x)),
+                                      errors="coerce")
+                    if (df[c].notna() & ~v.isin([0, 1])).any():
+                        raise DataError(f"{self.csv}: label column {c} holds values other than 0/1")
+                    self.labels[:, CLASSES.index(c)] = v.fillna(0).astype(bool).to_numpy()
 
     def _array(self):
         if self.file.suffix == ".npz":
-            z = np.load(self.file)
-            if "signals" not in z:
-                raise DataError(f"{self.file}: no array 'signals'")
-            return z["signals"]
+            return _NpzRows(self.file, "signals")
         try:
-            return np.load(self.file, mmap_mode="r")
+            return np.load(self.file, mmap_mode="r", allow_pickle=False)
         except ValueError as exc:
-            raise DataError(f"{self.file}: not a .npy array ({exc})") from exc
+            raise DataError(f"{self.file}: not a .npy array of numbers ({exc})") from exc
+        except OSError as exc:
+            raise DataError(f"{self.file}: unreadable ({exc})") from exc
 
     def index_files(self):
         return [self.csv] if self.csv else []
@@ -545,16 +786,32 @@ class NumpySource(Source):
         return item[1] - item[0]
 
     def read(self, item):
-        start, stop = item
-        arr = self._array()[start:stop]
         out = []
+        for r in self.read_records(item):
+            if isinstance(r, Exception):
+                raise r
+            out.append(r)
+        return out
+
+    def read_records(self, item):
+        start, stop = item
+        try:
+            arr = self._array()[start:stop]
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{self.file} records {start}-{stop - 1}: unreadable ({exc})") from exc
         for k in range(stop - start):
             i = start + k
+            where = f"{self.file} record {i} (id {self.ids[i]})"
             sig = np.asarray(arr[k], dtype=np.float32)
-            check_signal(sig, self.rate, f"{self.file.name} record {i} (id {self.ids[i]})")
-            out.append(SourceRecord("numpy", str(self.ids[i]), sig, LEADS, self.rate, int(self.patients[i]),
-                                    self.labels[i], bool(self.labelled and self.labels[i].any())))
-        return out
+            if self.gain is not None:
+                sig = sig / np.float32(self.gain)
+            try:
+                check_signal(sig, self.rate, where, self.max_samples)
+            except DataError as exc:
+                yield exc
+                continue
+            yield SourceRecord("numpy", str(self.ids[i]), sig, LEADS, self.rate, int(self.patients[i]),
+                               self.labels[i], bool(self.labelled and self.labels[i].any()), where=where)
 
 
 SOURCES = {"ptbxl": PTBXLSource, "cinc2021": CinC2021Source, "mimic-iv-ecg": MIMICSource,
