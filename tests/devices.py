@@ -54,11 +54,15 @@ class NoCpuTensors(TorchDispatchMode):
     Explicit uploads are allowed and listed in ``uploads``: a copy whose source is on the CPU and whose
     result is not (``params.to(device)``, ``torch.as_tensor(ndarray, device=...)``), i.e. data that
     lives on the host by design (parameters drawn with NumPy, an epoch's order). A test bounds them
-    with ``len(checker.uploads)``.
+    with ``len(checker.uploads)``, which also catches a helper made on the CPU and then moved.
+
+    ``host_ops=True`` also lets ops whose tensors are all on the CPU run (host work by design, such
+    as a loader's seeded permutation); a CPU tensor meeting a device tensor still fails.
     """
 
-    def __init__(self):
+    def __init__(self, host_ops: bool = False):
         super().__init__()
+        self.host_ops = host_ops
         self.uploads: list[str] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -73,20 +77,26 @@ class NoCpuTensors(TorchDispatchMode):
                 self.uploads.append(f"{_describe(dst)} at {_where()}")
                 return out
             raise AssertionError(f"{func} made the CPU tensor {_describe(dst)} at {_where()}")
-        for t in inputs:
-            if t.device.type == "cpu":
+        on_cpu = [t.device.type == "cpu" for t in inputs]
+        if self.host_ops and inputs and all(on_cpu):
+            return func(*args, **kwargs)
+        for t, cpu in zip(inputs, on_cpu):
+            if cpu:
                 raise AssertionError(f"{func} was given the CPU tensor {_describe(t)} at {_where()}")
         out = func(*args, **kwargs)
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor) and t.device.type == "cpu":
+        outputs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+        if self.host_ops and not inputs and all(t.device.type == "cpu" for t in outputs):
+            return out  # a factory on the host
+        for t in outputs:
+            if t.device.type == "cpu":
                 raise AssertionError(f"{func} made the CPU tensor {_describe(t)} at {_where()}")
         return out
 
 
 @contextlib.contextmanager
-def no_cpu_tensors():
+def no_cpu_tensors(host_ops: bool = False):
     """``with no_cpu_tensors() as checker:`` run a step whose inputs are on ``meta``; see :class:`NoCpuTensors`."""
-    checker = NoCpuTensors()
+    checker = NoCpuTensors(host_ops)
     with checker:
         yield checker
 
