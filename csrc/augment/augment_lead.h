@@ -4,6 +4,11 @@
 // the very same code. Every step works on one lead: the pipeline's unit of
 // parallel work is (view, sample, lead). Parameters come from the float64 row
 // drawn in ecgfast/augment/params.py; the column order is mirrored below.
+//
+// Rows (the lead's samples, the band-pass scratch) are template parameters:
+// anything indexable like a pointer. The CPU kernel passes pointers; the CUDA
+// kernel passes strided rows of a warp's interleaved tile (coalesced). Only the
+// addressing differs: the arithmetic is the same code.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -62,7 +67,7 @@ ECG_HD void warp_position(int t, int T, double r, int* i0, float* w) {
   *w = static_cast<float>(pos - *i0);
 }
 
-// Linear interpolation at precomputed positions (shared by all leads of a sample).
+// Linear interpolation at precomputed positions (shared by all leads of a sample; CPU kernel).
 ECG_HD void warp_apply(const float* x, float* y, int T, const int* i0, const float* w) {
   for (int t = 0; t < T; ++t) {
     const int i1 = i0[t] + 1 < T ? i0[t] + 1 : T - 1;
@@ -70,7 +75,8 @@ ECG_HD void warp_apply(const float* x, float* y, int T, const int* i0, const flo
   }
 }
 
-ECG_HD void frequency_warp(const float* x, float* y, int T, double r) {
+template <class X, class Y>
+ECG_HD void frequency_warp(X x, Y y, int T, double r) {
   for (int t = 0; t < T; ++t) {
     int i0;
     float w;
@@ -94,7 +100,8 @@ ECG_HD void sos_zi(const double* p, double zi[2][2]) {
   }
 }
 
-ECG_HD void reverse(double* v, int n) {
+template <class V>
+ECG_HD void reverse(V v, int n) {
   for (int i = 0, j = n - 1; i < j; ++i, --j) {
     const double tmp = v[i];
     v[i] = v[j];
@@ -127,7 +134,8 @@ struct Cascade {
 // Zero-phase high-pass + low-pass cascade, as scipy.signal.sosfiltfilt:
 // odd extension by kBandpassPad samples, sosfilt_zi initial conditions.
 // ext: scratch of T + 2 * kBandpassPad doubles.
-ECG_HD void bandpass(float* y, int T, const double* p, double* ext) {
+template <class Y, class Ext>
+ECG_HD void bandpass(Y y, int T, const double* p, Ext ext) {
   const int pad = kBandpassPad, n = T + 2 * pad;
   for (int k = 1; k <= pad; ++k) {
     ext[pad - k] = 2.0 * y[0] - y[k];
@@ -151,7 +159,8 @@ ECG_HD void bandpass(float* y, int T, const double* p, double* ext) {
 
 // Population std of a lead. Four interleaved accumulators break the serial
 // dependency of one running sum (the Numba kernel sums in the same order).
-ECG_HD double lead_std(const float* y, int T) {
+template <class Y>
+ECG_HD double lead_std(Y y, int T) {
   double s[4] = {0, 0, 0, 0};
   int t = 0;
   for (; t + 4 <= T; t += 4)
@@ -169,7 +178,8 @@ ECG_HD double lead_std(const float* y, int T) {
 }
 
 // Step 1 of one lead: frequency warp (or a copy) from the input row x into y.
-ECG_HD void augment_lead_warp(const float* x, float* y, int T, const double* p) {
+template <class X, class Y>
+ECG_HD void augment_lead_warp(X x, Y y, int T, const double* p) {
   if (p[kWarpOn] != 0) {
     frequency_warp(x, y, T, p[kWarpR]);
   } else {
@@ -179,7 +189,8 @@ ECG_HD void augment_lead_warp(const float* x, float* y, int T, const double* p) 
 
 // a sin(w t + ph) by rotating (cos, sin) one step per sample: no libm call per
 // element; in double the drift over a record is ~1e-13. Adds to (or writes) out.
-ECG_HD void motion_wave(float* out, int T, double fs, const double* p, bool accumulate) {
+template <class Y>
+ECG_HD void motion_wave(Y out, int T, double fs, const double* p, bool accumulate) {
   const double w = 2 * M_PI * p[kMotionFreq] / fs, a = p[kMotionAmp], ph = p[kMotionPhase];
   const double cw = std::cos(w), sw = std::sin(w);
   double cs = a * std::cos(ph), sn = a * std::sin(ph);
@@ -194,8 +205,8 @@ ECG_HD void motion_wave(float* out, int T, double fs, const double* p, bool accu
 // Steps 3-7 of one lead, in place on y. mix/cut: the partners' input rows;
 // wave: the motion artefact precomputed for the sample, or nullptr.
 // add_noise(y, T, e0, lo, hi, sigma) adds sigma * hash_normal(e0 + t, lo, hi).
-template <class AddNoise>
-ECG_HD void augment_lead_rest(const float* mix, const float* cut, float* y, int T, int lead, double fs,
+template <class Y, class AddNoise>
+ECG_HD void augment_lead_rest(const float* mix, const float* cut, Y y, int T, int lead, double fs,
                               const double* p, const float* wave, AddNoise add_noise) {
   if (p[kMixOn] != 0) {
     const float lam = static_cast<float>(p[kMixLambda]);
@@ -232,9 +243,9 @@ ECG_HD void augment_lead_rest(const float* mix, const float* cut, float* y, int 
 // One lead through the whole pipeline, in DESIGN.md's order (the CUDA kernel's
 // unit of work). x/mix/cut: this sample's and the partners' input rows of this
 // lead; y: the output row; ext: scratch of T + 2 * kBandpassPad doubles.
-template <class AddNoise>
-ECG_HD void augment_lead(const float* x, const float* mix, const float* cut, float* y, int T, int lead,
-                         double fs, const double* p, double* ext, AddNoise add_noise) {
+template <class X, class Y, class Ext, class AddNoise>
+ECG_HD void augment_lead(X x, const float* mix, const float* cut, Y y, int T, int lead, double fs, const double* p,
+                         Ext ext, AddNoise add_noise) {
   augment_lead_warp(x, y, T, p);
   if (p[kBpOn] != 0) bandpass(y, T, p, ext);
   augment_lead_rest(mix, cut, y, T, lead, fs, p, nullptr, add_noise);

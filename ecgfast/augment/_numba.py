@@ -2,7 +2,9 @@
 
 The same per-lead algorithm as csrc/augment/augment_lead.h, parallel over
 (view, sample, lead) with ``prange``; results agree with the C++ kernel to
-float32 rounding.
+float32 rounding. CPU only by design: it takes and returns NumPy arrays
+(``ecgfast.augment._ops.augment_views`` refuses tensors of other devices; the
+pipeline sends those to the compiled op or the torch reference).
 """
 from __future__ import annotations
 

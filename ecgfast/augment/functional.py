@@ -4,7 +4,8 @@ Each takes a batch ``x`` of shape (n, C, T) and per-sample parameters (tensors
 of shape (n,)), and returns a new tensor; ``TorchReferencePipeline`` chains them
 exactly as the fused ``ecgfast::augment_views`` kernels do, so all backends can
 be compared element by element. Vectorised over samples and leads; no compiled
-code beyond torch itself.
+code beyond torch itself. Device-generic: every helper tensor is made on the
+input's device (tests/devices.py's ``no_cpu_tensors`` checks it on ``meta``).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def frequency_warp(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """
     n, C, T = x.shape
     c = (T - 1) / 2.0
-    t = torch.arange(T, dtype=torch.float64)
+    t = torch.arange(T, dtype=torch.float64, device=x.device)
     pos = (c + (t[None, :] - c) * r.double()[:, None]).clamp(0, T - 1)  # (n, T)
     i0 = pos.floor().long()
     w = (pos - i0).float()[:, None, :]
@@ -46,10 +47,11 @@ def _cascade_state_space(sos: torch.Tensor):
     (n, 2S), (n, 2S), (n,).
     """
     n, S, _ = sos.shape
-    A = torch.zeros(n, 2 * S, 2 * S, dtype=torch.float64)
-    B = torch.zeros(n, 2 * S, dtype=torch.float64)
-    C = torch.zeros(n, 2 * S, dtype=torch.float64)
-    D = torch.ones(n, dtype=torch.float64)
+    like = dict(dtype=torch.float64, device=sos.device)
+    A = torch.zeros(n, 2 * S, 2 * S, **like)
+    B = torch.zeros(n, 2 * S, **like)
+    C = torch.zeros(n, 2 * S, **like)
+    D = torch.ones(n, **like)
     for s in range(S):
         b0, b1, b2, a1, a2 = sos[:, s].unbind(1)
         i = 2 * s
@@ -75,7 +77,7 @@ def _sosfilt(sos: torch.Tensor, x: torch.Tensor, zi: torch.Tensor) -> torch.Tens
     K = _BLOCK
     A, B, Cv, D = _cascade_state_space(sos)
     m = A.shape[1]
-    power = torch.eye(m, dtype=torch.float64).expand(n, m, m)
+    power = torch.eye(m, dtype=torch.float64, device=x.device).expand(n, m, m)
     h = [D]                                   # impulse response h[0..K-1]
     state_out = []                            # C A^k: output k of a block from its start state
     input_to_state = []                       # A^k B: state at the block's end from input K-1-k
@@ -88,8 +90,9 @@ def _sosfilt(sos: torch.Tensor, x: torch.Tensor, zi: torch.Tensor) -> torch.Tens
         power = A @ power
     A_K = power
     h = torch.stack(h, 1)                                              # (n, K)
-    lag = torch.arange(K)[:, None] - torch.arange(K)[None, :]
-    toeplitz = torch.where(lag >= 0, h[:, lag.clamp(min=0)], torch.zeros((), dtype=torch.float64))  # (n, K, K)
+    k = torch.arange(K, device=x.device)
+    lag = k[:, None] - k[None, :]
+    toeplitz = torch.where(lag >= 0, h[:, lag.clamp(min=0)], 0.0)  # (n, K, K)
     O = torch.stack(state_out, 1)                                      # (n, K, m)
     G = torch.stack(input_to_state[::-1], 2)                           # (n, m, K)
 
@@ -107,8 +110,8 @@ def _sosfilt(sos: torch.Tensor, x: torch.Tensor, zi: torch.Tensor) -> torch.Tens
 
 def _sos_zi(sos: torch.Tensor) -> torch.Tensor:
     """``scipy.signal.sosfilt_zi`` for per-sample cascades: (n, S, 2), steady state of a unit step."""
-    zi = torch.empty(sos.shape[0], sos.shape[1], 2, dtype=torch.float64)
-    scale = torch.ones(sos.shape[0], dtype=torch.float64)
+    zi = torch.empty(sos.shape[0], sos.shape[1], 2, dtype=torch.float64, device=sos.device)
+    scale = torch.ones(sos.shape[0], dtype=torch.float64, device=sos.device)
     for s in range(sos.shape[1]):
         b0, b1, b2, a1, a2 = (sos[:, s, k] for k in range(5))
         B0, B1 = b1 - a1 * b0, b2 - a2 * b0
@@ -146,7 +149,7 @@ def mixup(x: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor) -> torch.Te
 
 def cutmix(x: torch.Tensor, partner: torch.Tensor, start: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
     """Replace samples [start, start + length) of all leads by the partner's."""
-    t = torch.arange(x.shape[2])
+    t = torch.arange(x.shape[2], device=x.device)
     inside = (t[None, :] >= start[:, None]) & (t[None, :] < (start + length)[:, None])
     return torch.where(inside[:, None, :], partner, x)
 
@@ -154,7 +157,7 @@ def cutmix(x: torch.Tensor, partner: torch.Tensor, start: torch.Tensor, length: 
 def motion_artifact(x: torch.Tensor, amplitude: torch.Tensor, frequency: torch.Tensor, phase: torch.Tensor,
                     sampling_rate: float) -> torch.Tensor:
     """Add baseline wander A sin(2 pi f t / fs + phi) (mV) to every lead."""
-    t = torch.arange(x.shape[2], dtype=torch.float64)
+    t = torch.arange(x.shape[2], dtype=torch.float64, device=x.device)
     wave = amplitude.double()[:, None] * torch.sin(
         2 * math.pi * frequency.double()[:, None] * t[None, :] / sampling_rate + phase.double()[:, None])
     return x + wave.to(x.dtype)[:, None, :]
@@ -186,10 +189,10 @@ def hash_noise(key_lo: torch.Tensor, key_hi: torch.Tensor, channels: int, length
     (kurtosis 2.85, |z| <= 4.9). Each element hashes its own counter, so any
     backend and any thread computes the same value.
     """
-    e = torch.arange(channels * length, dtype=torch.int32).view(1, channels, length) * 4
+    e = torch.arange(channels * length, dtype=torch.int32, device=key_lo.device).view(1, channels, length) * 4
     lo = _as_int32_bits(key_lo).view(-1, 1, 1)
     hi = _as_int32_bits(key_hi).view(-1, 1, 1)
-    total = torch.zeros(key_lo.shape[0], channels, length, dtype=torch.int32)
+    total = torch.zeros(key_lo.shape[0], channels, length, dtype=torch.int32, device=key_lo.device)
     for j in range(4):
         w = _lowbias32(_lowbias32((e + j) ^ lo) + hi)
         total += (w & 0xFFFF) + ((w >> 16) & 0xFFFF)
@@ -207,7 +210,7 @@ def channel_noise(x: torch.Tensor, fraction: torch.Tensor, key_lo: torch.Tensor,
 def temporal_dropout(x: torch.Tensor, start: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
     """Mask samples [start, start + length) and fill them by linear interpolation between the edges."""
     n, C, T = x.shape
-    t = torch.arange(T)
+    t = torch.arange(T, device=x.device)
     s, L = start.long(), length.long()
     left = torch.gather(x, 2, (s - 1).clamp(0, T - 1).view(n, 1, 1).expand(n, C, 1))
     right = torch.gather(x, 2, (s + L).clamp(0, T - 1).view(n, 1, 1).expand(n, C, 1))

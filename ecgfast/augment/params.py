@@ -7,6 +7,8 @@ thread count, and for any way of splitting a batch (partners aside, which are
 drawn among the samples of the call). They go into a small float64 tensor
 ``(2, B, N_PARAMS)`` that every kernel reads; the kernels draw only the
 per-element noise, from ``noise_key`` (see ``ecgfast::augment_views``).
+Drawn on the host with NumPy (CPU only by design, a few KB per call); the
+pipeline copies the tensor to the input's device.
 
 The band-pass is a zero-phase cascade of a 2nd-order Butterworth high-pass
 (f_low) and low-pass (f_high), i.e. ``scipy.signal.butter(2, f, btype, fs=fs,

@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from ecgfast import _extension
 from ecgfast.augment import functional as F
 from ecgfast.augment._ops import augment_views, backend as default_backend
 from ecgfast.augment.params import (AUGMENTATIONS, COL, MIN_LENGTH, AugmentParams, draw_params,
@@ -17,7 +18,9 @@ _BACKENDS = ("cpp", "numba", "torch")
 class AugmentPipeline:
     """Makes two augmented views of every ECG of a batch (SimCLR/BYOL positives).
 
-    ``view1, view2 = pipe(x)`` with ``x`` float32 (B, leads, T) in mV. Each view of
+    ``view1, view2 = pipe(x)`` with ``x`` (B, leads, T) in mV, on any device and of any
+    floating dtype; the views are float32 (the kernels compute in float32: an fp16,
+    bf16 or float64 batch gives the views of its values in float32). Each view of
     each sample draws its own apply-decisions and parameters (DESIGN.md's table,
     in its order), from a counter-based hash of (seed, step, view, sample): the
     same seed and step give the same views on every backend and thread count.
@@ -32,6 +35,9 @@ class AugmentPipeline:
         rates: ``{augmentation: probability}`` overrides of DESIGN.md's rates.
         backend: ``"cpp"``, ``"numba"`` or ``"torch"`` (the plain reference);
             default: the compiled op when built (``ECGFAST_BACKEND`` overrides).
+            It names the CPU implementation; a tensor on another device takes the
+            compiled op where the build has a kernel for that device, else the
+            torch reference (with one warning naming the rebuild command).
         leads: number of leads ``x`` must have.
         **params: overrides of :class:`AugmentParams` ranges, e.g. ``mixup_alpha=0.2``.
     """
@@ -59,6 +65,10 @@ class AugmentPipeline:
         self.backend = backend or default_backend()
         if self.backend not in _BACKENDS:
             raise ValueError(f"backend {self.backend!r}: expected one of {', '.join(_BACKENDS)}")
+        if self.backend == "cpp" and not _extension.EXTENSION_AVAILABLE:
+            raise RuntimeError("backend='cpp' but the compiled extension ecgfast._C could not be imported "
+                               f"({_extension.EXTENSION_ERROR}); build it with `{_extension.REBUILD_COMMAND}`, "
+                               "or choose backend='numba' or 'torch'")
 
     @staticmethod
     def _check_name(name):
@@ -79,17 +89,19 @@ class AugmentPipeline:
                              f"{MIN_LENGTH} samples")
         if x.shape[0] == 0:
             raise ValueError("empty batch")
-        # One reduction instead of an elementwise mask: any NaN or Inf makes the sum non-finite
-        # (finite values would overflow it only at |x| ~ 1e31 mV).
+        x = x.float()  # the kernels' type; a no-op for float32
+        # One reduction instead of an elementwise mask: any NaN or Inf makes the sum non-finite. Summed
+        # in float32 after the conversion: an fp16 sum overflows on valid batches (256 x 12 x 1000 at
+        # 0.05 mV is 1.5e5 > 65504); a float32 one only at |x| ~ 1e31 mV.
         finite = torch.isfinite(x.sum())
-        if x.is_cuda:  # reading the flag on the host would wait for the device: assert on the device
+        if x.device.type != "cpu":  # reading the flag on the host would wait for the device: assert there
             torch._assert_async(finite, "AugmentPipeline: input contains NaN or Inf")
         elif not finite:
-            raise ValueError("input contains NaN or Inf")
-        return x.float().contiguous()
+            raise ValueError("input contains NaN or Inf (in float32, the augmentations' precision)")
+        return x.contiguous()
 
     def draw(self, batch: int, length: int, step: int, sample_ids=None) -> torch.Tensor:
-        """The (2, batch, N_PARAMS) float64 parameter tensor of one call."""
+        """The (2, batch, N_PARAMS) float64 parameter tensor of one call, on the CPU (drawn with NumPy)."""
         return torch.from_numpy(draw_params(batch, length, self.sampling_rate, self.seed, step,
                                             self.params, sample_ids))
 
@@ -98,18 +110,12 @@ class AugmentPipeline:
         if step is None:
             step, self.step = self.step, self.step + 1
         params = self.draw(x.shape[0], x.shape[2], step, sample_ids)
-        if x.is_cuda:
-            # From pageable memory the copy would block the host until the stream drains; from
-            # pinned memory it is queued on the stream (the caching host allocator keeps the
-            # buffer alive until the copy is done), so a training step needs no host sync.
-            params = params.pin_memory().to(x.device, non_blocking=True)
-        else:
-            params = params.to(x.device)
-        if self.backend == "torch":
+        if self.backend == "numba" and x.device.type == "cpu":
+            views = augment_views(x, params, self.sampling_rate, "numba")
+        elif self.backend != "torch" and _extension.use_compiled("augment_views", x.device):
+            views = augment_views(x, _to_device(params, x.device), self.sampling_rate, "cpp")
+        else:  # asked for, or no compiled kernel for this device (use_compiled warned once)
             views = reference_views(x, params, self.sampling_rate)
-        else:
-            # CUDA tensors go to the compiled op's CUDA kernel whatever the CPU backend.
-            views = augment_views(x, params, self.sampling_rate, "cpp" if x.is_cuda else self.backend)
         return views[0], views[1]
 
     def state_dict(self) -> dict:
@@ -132,15 +138,41 @@ class TorchReferencePipeline(AugmentPipeline):
         super().__init__(*args, **kwargs)
 
 
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device``. To a GPU from pinned memory: from pageable memory the copy would block
+    the host until the stream drains; from pinned memory it is queued on the stream (the caching host
+    allocator keeps the buffer alive until the copy is done), so a training step needs no host sync."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+_FLAGS = ("warp_on", "bp_on", "mix_on", "cut_on", "motion_on", "noise_on", "drop_on")
+
+
 def reference_views(x: torch.Tensor, params: torch.Tensor, sampling_rate: float) -> torch.Tensor:
-    """Both views by the functional reference: (2, B, C, T); same contract as the fused op."""
+    """Both views by the functional reference: (2, B, C, T), on ``x``'s device.
+
+    The fused op's contract, except that ``params`` may also stay on the CPU (as
+    :meth:`AugmentPipeline.draw` returns them) whatever ``x``'s device: which samples
+    each augmentation takes is read from them on the host, so selecting them needs
+    neither ``nonzero`` on the device (a sync per augmentation and view) nor values
+    (it runs on ``meta``). Parameters on another device are read back once.
+    """
+    host = params if params.device.type == "cpu" else params.cpu()
+    params = params if params.device == x.device else _to_device(params, x.device)
+    # The samples of each (view, augmentation), all uploaded at once; split by sizes known on the host.
+    on = host.numpy()[..., [COL[f] for f in _FLAGS]] != 0  # (2, B, 7)
+    picks = [np.flatnonzero(on[v, :, k]) for v in range(2) for k in range(len(_FLAGS))]
+    flat = _to_device(torch.from_numpy(np.concatenate(picks)), x.device)
+    selection = dict(zip([(v, f) for v in range(2) for f in _FLAGS], flat.split([len(i) for i in picks])))
     views = []
     for v in range(2):
         p = params[v]
         y = x.clone()
 
         def apply(flag, fn):
-            idx = torch.nonzero(p[:, COL[flag]] != 0).flatten()
+            idx = selection[v, flag]
             if idx.numel():
                 y[idx] = fn(y[idx], p[idx], idx)
 

@@ -8,7 +8,10 @@ the hot path either way.
 With ``device=cuda``, a split that fits (at most half the free GPU memory) is
 held in GPU memory and each batch is one CUDA gather, with the epoch's order
 copied to the GPU once; otherwise batches are made on the host, pinned, and
-copied ``non_blocking`` on a side stream while the previous step runs.
+copied ``non_blocking`` on a side stream while the previous step runs. The
+on-device assembly is device-generic (every tensor of a batch is made on the
+device; tests/data/test_loader_devices.py runs it on ``meta``). The shuffle
+(a seeded CPU permutation) and the HDF5 reads are host work by design.
 """
 from __future__ import annotations
 
@@ -64,16 +67,20 @@ class ECGBatchLoader:
         self._raw = cache.raw(self.indices) if self.in_memory else None
         self._labels = torch.from_numpy(cache.labels[self.indices])
         self._gain, self._baseline = cache.gain, cache.baseline
-        self.gpu_resident = False
+        self.device_resident = False  # the split held on self.device, each batch gathered there
         if self.device.type == "cuda":
             self.pin_memory = True
-            if self._raw is not None and self._raw.numel() * 2 <= GPU_RESIDENT_SHARE * torch.cuda.mem_get_info(
-                    self.device)[0]:
-                self._raw = self._raw.to(self.device)
-                self._labels = self._labels.to(self.device)
-                self._gain, self._baseline = self._gain.to(self.device), self._baseline.to(self.device)
-                self._index_dev = torch.from_numpy(self.indices).to(self.device)
-                self.gpu_resident = True
+        if (self.device.type != "cpu" and self._raw is not None
+                and self._raw.numel() * 2 <= GPU_RESIDENT_SHARE * _free_bytes(self.device)):
+            self._raw = self._raw.to(self.device)
+            self._labels = self._labels.to(self.device)
+            self._gain, self._baseline = self._gain.to(self.device), self._baseline.to(self.device)
+            self._index_dev = torch.from_numpy(self.indices).to(self.device)
+            self.device_resident = True
+
+    @property
+    def gpu_resident(self) -> bool:
+        return self.device_resident
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -98,8 +105,9 @@ class ECGBatchLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         order = self.order()
-        if self.gpu_resident:  # the order goes to the GPU once an epoch; each batch is one CUDA gather
-            order = order.pin_memory().to(self.device, non_blocking=True)
+        if self.device_resident:  # the order goes to the device once an epoch; each batch is one gather there
+            order = order.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" \
+                else order.to(self.device)
             for b in range(len(self)):
                 pos = order[b * self.batch_size:(b + 1) * self.batch_size]
                 x = gather_dequantize(self._raw, pos, self._gain, self._baseline)
@@ -108,6 +116,8 @@ class ECGBatchLoader:
         batches = (self._host_batch(order[b * self.batch_size:(b + 1) * self.batch_size]) for b in range(len(self)))
         if self.device.type == "cuda":
             yield from _prefetch_to(self.device, batches)
+        elif self.device.type != "cpu":
+            yield from (Batch(*(t.to(self.device) for t in batch)) for batch in batches)
         else:
             yield from batches
 
@@ -121,6 +131,15 @@ class ECGBatchLoader:
         if self.pin_memory:
             x, y, index = x.pin_memory(), y.pin_memory(), index.pin_memory()
         return Batch(x, y, index)
+
+
+def _free_bytes(device: torch.device) -> float:
+    """Memory a split may be held in on ``device``: the free GPU memory; unbounded on ``meta`` (it holds no
+    data: the tests take the on-device path there); none on the CPU (batches are made there anyway) or on
+    devices without a memory query."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return math.inf if device.type == "meta" else 0
 
 
 def _prefetch_to(device: torch.device, batches: Iterator[Batch]) -> Iterator[Batch]:

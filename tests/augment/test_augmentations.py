@@ -10,7 +10,13 @@ from ecgfast.augment import AUGMENTATIONS, DEFAULT_RATES, AugmentPipeline
 from ecgfast.augment.params import COL
 
 from augment_helpers import only
+from devices import cpu_and_cuda
 from ecg_signals import ecg_like
+
+
+def host(views):
+    """Views made on a device, back on the CPU for the checks."""
+    return tuple(v.cpu() for v in views)
 
 
 @pytest.mark.parametrize("name", AUGMENTATIONS)
@@ -24,10 +30,11 @@ def test_application_rate_within_binomial_tolerance(name, backend):
     assert abs(changed.mean().item() - p) < 4.5 * math.sqrt(p * (1 - p) / m)
 
 
-def test_frequency_warp_factor_from_a_pure_tone(backend):
+@pytest.mark.parametrize("device", cpu_and_cuda())
+def test_frequency_warp_factor_from_a_pure_tone(backend, device):
     fs, T, f0 = 100, 1000, 5.0
     x = torch.sin(2 * math.pi * f0 * torch.arange(T) / fs).repeat(16, 12, 1).float()
-    v1, v2 = only("frequency_warp", backend, fs=fs)(x)
+    v1, v2 = host(only("frequency_warp", backend, fs=fs)(x.to(device)))
     assert v1.shape == x.shape
     for y in torch.cat([v1, v2])[:, 0]:
         # Frequency of the warped tone from its zero crossings in the middle (away from clamped edges).
@@ -42,12 +49,13 @@ def _sos_of(params, v, b):
     return np.stack([q[COL["hp_b0"]:COL["hp_a2"] + 1], q[COL["lp_b0"]:COL["lp_a2"] + 1]])
 
 
-def test_bandpass_equals_scipy_sosfiltfilt(backend):
+@pytest.mark.parametrize("device", cpu_and_cuda())
+def test_bandpass_equals_scipy_sosfiltfilt(backend, device):
     fs = 100
     pipe = only("bandpass", backend, fs=fs, seed=3)
     x = ecg_like(6, length=1000, seed=2) + 0.3  # an offset too: the high-pass must remove it
     params = pipe.draw(6, 1000, step=0)
-    v = torch.stack(pipe(x, step=0))
+    v = torch.stack(host(pipe(x.to(device), step=0)))
     for view in range(2):
         for b in range(6):
             q = params[view, b].numpy()
@@ -84,10 +92,11 @@ def test_bandpass_removes_out_of_band_tones(backend):
     assert (at(49) < 0.05).all()  # above the low-pass corner removed
 
 
-def test_motion_artifact_amplitude_and_frequency_by_fft(backend):
+@pytest.mark.parametrize("device", cpu_and_cuda())
+def test_motion_artifact_amplitude_and_frequency_by_fft(backend, device):
     fs, T = 100, 2000  # 20 s: frequency resolution 0.05 Hz
     x = torch.zeros(16, 12, T)
-    v1, v2 = only("motion_artifact", backend, fs=fs)(x)
+    v1, v2 = host(only("motion_artifact", backend, fs=fs)(x.to(device)))
     for y in torch.cat([v1, v2]):
         assert torch.allclose(y, y[0].expand_as(y))  # the same wander on every lead
         spec = np.abs(np.fft.rfft(y[0].double().numpy()))
@@ -98,9 +107,10 @@ def test_motion_artifact_amplitude_and_frequency_by_fft(backend):
         assert 0.01 * 0.8 <= amp <= 0.05 * 1.02  # spectral leakage only lowers the peak
 
 
-def test_channel_noise_sigma_per_lead(backend):
+@pytest.mark.parametrize("device", cpu_and_cuda())
+def test_channel_noise_sigma_per_lead(backend, device):
     x = ecg_like(16, length=1000, seed=4) * torch.linspace(0.1, 3, 12)[None, :, None]  # leads of unlike scale
-    v1, v2 = only("channel_noise", backend)(x)
+    v1, v2 = host(only("channel_noise", backend)(x.to(device)))
     for v in (v1, v2):
         ratio = ((v - x).std(dim=2) / x.std(dim=2)).flatten()
         # One fraction per sample, in [0.005, 0.02]; a 1000-sample std estimate is within ~7 %.
@@ -122,10 +132,11 @@ def test_hash_noise_is_gaussian_enough():
     assert abs(torch.corrcoef(torch.stack([z[:-1], z[1:]]))[0, 1]) < 0.01
 
 
-def test_temporal_dropout_spans_are_straight_lines(backend):
+@pytest.mark.parametrize("device", cpu_and_cuda())
+def test_temporal_dropout_spans_are_straight_lines(backend, device):
     T = 1000
     x = ecg_like(16, length=T, seed=5)
-    v1, v2 = only("temporal_dropout", backend)(x)
+    v1, v2 = host(only("temporal_dropout", backend)(x.to(device)))
     for v in (v1, v2):
         for b in range(16):
             diff = (v[b] != x[b]).any(0).nonzero().flatten()
@@ -137,11 +148,12 @@ def test_temporal_dropout_spans_are_straight_lines(backend):
             assert 0.05 * T - 2 <= e - s <= 0.20 * T + 1
 
 
-def test_cutmix_spans_equal_the_partner(backend):
+@pytest.mark.parametrize("device", cpu_and_cuda())
+def test_cutmix_spans_equal_the_partner(backend, device):
     x = ecg_like(8, length=500, seed=6)
     pipe = only("cutmix", backend, seed=2)
     params = pipe.draw(8, 500, step=0)
-    v = torch.stack(pipe(x, step=0))
+    v = torch.stack(host(pipe(x.to(device), step=0)))
     for view in range(2):
         for b in range(8):
             q = params[view, b]
@@ -151,11 +163,12 @@ def test_cutmix_spans_equal_the_partner(backend):
             assert torch.equal(v[view, b, :, :s], x[b, :, :s]) and torch.equal(v[view, b, :, s + L:], x[b, :, s + L:])
 
 
-def test_mixup_keeps_lambda_at_least_half(backend):
+@pytest.mark.parametrize("device", cpu_and_cuda())
+def test_mixup_keeps_lambda_at_least_half(backend, device):
     x = ecg_like(32, length=300, seed=7)
     pipe = only("mixup", backend, seed=9)
     params = pipe.draw(32, 300, step=0)
-    v = torch.stack(pipe(x, step=0))
+    v = torch.stack(host(pipe(x.to(device), step=0)))
     for view in range(2):
         for b in range(32):
             partner = int(params[view, b, COL["mix_partner"]])

@@ -44,16 +44,21 @@ CUDA = "cuda"
 
 @pytest.fixture(autouse=True)
 def full_precision_matmul():
-    """TF32 would make CUDA float32 matmuls differ from the CPU's by ~1e-3: compare IEEE float32."""
-    before = torch.get_float32_matmul_precision()
+    """TF32 would make CUDA float32 matmuls and convolutions differ from the CPU's by ~1e-3: compare IEEE
+    float32."""
+    before = (torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.allow_tf32,
+              torch.backends.cudnn.allow_tf32)
     torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     yield
-    torch.set_float32_matmul_precision(before)
+    torch.set_float32_matmul_precision(before[0])
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before[1:]
 
 
 def assert_views_equal(pipe_kwargs, x, step=3):
-    """CPU kernel vs CUDA kernel on the same parameters. Both run augment_lead.h; they differ only by
-    FMA contraction and libm vs CUDA sin/cos (a few float32 ulps), hence the tolerance."""
+    """CPU kernel vs CUDA kernel on the same parameters. Both run augment_lead.h's per-lead code; they
+    differ only by FMA contraction and libm vs CUDA sin/cos (a few float32 ulps), hence the tolerance."""
     cpu = torch.stack(AugmentPipeline(**pipe_kwargs, backend="cpp")(x, step=step))
     gpu = torch.stack(AugmentPipeline(**pipe_kwargs, backend="cpp")(x.to(CUDA), step=step))
     assert gpu.device.type == "cuda" and gpu.shape == cpu.shape
@@ -82,10 +87,13 @@ def test_augment_views_design_rates_at_500_hz():
     assert_views_equal(dict(sampling_rate=500, seed=5), ecg_like(8, length=5000, fs=500, seed=5))
 
 
-@pytest.mark.parametrize("batch,leads,length", [(1, 12, 1000), (3, 1, 64), (5, 3, 257), (257, 12, 100)])
+@pytest.mark.parametrize("batch,leads,length", [(1, 12, 1000), (3, 1, 64), (5, 3, 257), (257, 12, 100),
+                                                (1500, 12, 64)])
 def test_augment_views_any_shape_the_cpu_kernel_accepts(batch, leads, length):
-    """Other lead counts take the CPU's per-lead band-pass, 12 leads its 12-wide one; the CUDA
-    kernel's per-thread scratch must be right for both and for a batch over one block."""
+    """Other lead counts take the CPU's per-lead band-pass, 12 leads its 12-wide one. The CUDA kernel's
+    tiles of 32 rows must be right for a partial last tile (1 x 12 x 2 = 24 rows), time not a multiple of
+    32 (257), one lead, and more tiles than blocks (1500 x 12 x 2 rows: the grid stride, with each
+    block's scratch reused)."""
     x = ecg_like(batch, leads=leads, length=length, seed=batch)
     params = AugmentPipeline(100, seed=6, rates=ALL_ON, leads=leads).draw(batch, length, step=0)
     cpu = torch.ops.ecgfast.augment_views(x, params, 100.0)

@@ -1,5 +1,18 @@
-// CUDA kernel of ecgfast::augment_views. One thread per (view, sample, lead)
-// runs the same per-lead code as the CPU kernel (augment/augment_lead.h).
+// CUDA kernel of ecgfast::augment_views: one warp per tile of 32 (view, sample,
+// lead) rows, each lane running the CPU kernel's per-lead code on its row
+// (augment/augment_lead.h) over a coalesced, interleaved tile in scratch memory
+// (augment_views_tile.h, which says how and why).
+//
+// Launch shape, for H100/H200 (132 SMs): the work is 2 * B * 12 rows, each a
+// serial chain (the band-pass recursion runs over time) -- 6,144 rows, 192
+// warps at batch 256. Blocks of one warp, so the warps spread over every SM
+// (blocks of 128 threads made 48 blocks at batch 256: 84 SMs idle). The grid is
+// capped at kTilesPerSM blocks per SM and strides over the tiles: a lane's
+// chain issues a float64 FMA every few cycles, so two warps per scheduler
+// (8 per SM) keep the FP64 units busy, and the scratch (one tile per block:
+// 32 rows x 12 bytes per time sample) stays bounded by the GPU's size rather
+// than the batch's. The per-lead arithmetic is the same code as
+// before this layout, so the views are bit for bit those of one thread per row.
 #include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
@@ -8,38 +21,37 @@
 #include <c10/macros/Macros.h>
 #include <torch/library.h>
 
+#include <algorithm>
+
 #include "augment/augment_views.h"
+#include "augment/cuda/augment_views_tile.h"
 
 namespace ecgfast {
 namespace {
 
 using namespace augment;
+using tile::kLanes;
 
-struct AddHashNoise {
-  __device__ void operator()(float* y, int T, uint32_t e0, uint32_t lo, uint32_t hi, float sigma) const {
-    for (int t = 0; t < T; ++t) y[t] += sigma * hash_normal(e0 + static_cast<uint32_t>(t), lo, hi);
+constexpr int kTilesPerSM = 8;
+
+// The warp of tile::process_tile on the device: this thread is one lane.
+struct DeviceWarp {
+  __device__ int first() const { return static_cast<int>(threadIdx.x); }
+  __device__ int step() const { return kLanes; }
+  __device__ void sync() const { __syncwarp(); }
+  // Device-side assert rather than a host check: reading the partners on the
+  // host would cost a sync every step.
+  __device__ void check_partners(bool mix_ok, bool cut_ok) const {
+    CUDA_KERNEL_ASSERT(mix_ok && "augment_views: mixup partner out of range");
+    CUDA_KERNEL_ASSERT(cut_ok && "augment_views: CutMix partner out of range");
   }
 };
 
-// workspace: one band-pass scratch row of T + 2 * kBandpassPad doubles per
-// thread, so any (B, C, T) the CPU kernel accepts runs without shared-memory
-// limits.
-__global__ void augment_views_kernel(const float* __restrict__ x, const double* __restrict__ params,
-                                     float* __restrict__ out, double* __restrict__ workspace, int64_t B,
-                                     int64_t C, int64_t T, double fs) {
-  const int64_t item = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (item >= 2 * B * C) return;
-  const int64_t vb = item / C, c = item % C, b = vb % B;
-  const double* p = params + vb * kNumParams;
-  // Device-side assert rather than a host check: reading the partners on the
-  // host would cost a sync every step. NaN fails both comparisons too.
-  const double mix_d = p[kMixPartner], cut_d = p[kCutPartner];
-  CUDA_KERNEL_ASSERT(mix_d >= 0 && mix_d < static_cast<double>(B) && "augment_views: mixup partner out of range");
-  CUDA_KERNEL_ASSERT(cut_d >= 0 && cut_d < static_cast<double>(B) && "augment_views: CutMix partner out of range");
-  const int64_t mix = static_cast<int64_t>(mix_d), cut = static_cast<int64_t>(cut_d);
-  double* ext = workspace + item * (T + 2 * kBandpassPad);
-  augment_lead(x + (b * C + c) * T, x + (mix * C + c) * T, x + (cut * C + c) * T, out + item * T,
-               static_cast<int>(T), static_cast<int>(c), fs, p, ext, AddHashNoise{});
+__global__ void __launch_bounds__(kLanes) augment_views_kernel(tile::Problem pb, double* __restrict__ ext,
+                                                               float* __restrict__ y, int64_t tiles) {
+  __shared__ tile::Shared sh;
+  const tile::Scratch s{ext + blockIdx.x * tile::Scratch::ext_size(pb.T), y + blockIdx.x * tile::Scratch::y_size(pb.T)};
+  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) tile::process_tile(DeviceWarp{}, pb, t, s, sh);
 }
 
 at::Tensor augment_views_cuda(const at::Tensor& x_in, const at::Tensor& params_in, double fs) {
@@ -49,15 +61,15 @@ at::Tensor augment_views_cuda(const at::Tensor& x_in, const at::Tensor& params_i
   const auto params = params_in.contiguous();
   const int64_t B = x.size(0), C = x.size(1), T = x.size(2);
   auto out = at::empty({2, B, C, T}, x.options());
-  const int64_t items = 2 * B * C;
-  if (items == 0) return out;
-  auto workspace = at::empty({items * (T + 2 * kBandpassPad)}, x.options().dtype(at::kDouble));
-  constexpr int threads = 128;
-  const int64_t blocks = (items + threads - 1) / threads;
-  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), "augment_views: batch too large for one launch");
-  augment_views_kernel<<<static_cast<unsigned>(blocks), threads, 0, at::cuda::getCurrentCUDAStream()>>>(
-      x.data_ptr<float>(), params.data_ptr<double>(), out.data_ptr<float>(), workspace.data_ptr<double>(), B, C,
-      T, fs);
+  const int64_t tiles = (2 * B * C + kLanes - 1) / kLanes;
+  if (tiles == 0) return out;
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int64_t blocks = std::min<int64_t>(tiles, sms * kTilesPerSM);
+  auto ext = at::empty({blocks * tile::Scratch::ext_size(T)}, x.options().dtype(at::kDouble));
+  auto y = at::empty({blocks * tile::Scratch::y_size(T)}, x.options());
+  const tile::Problem pb{x.data_ptr<float>(), params.data_ptr<double>(), out.data_ptr<float>(), B, C, T, fs};
+  augment_views_kernel<<<static_cast<unsigned>(blocks), kLanes, 0, at::cuda::getCurrentCUDAStream()>>>(
+      pb, ext.data_ptr<double>(), y.data_ptr<float>(), tiles);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }

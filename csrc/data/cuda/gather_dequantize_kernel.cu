@@ -1,5 +1,7 @@
 // CUDA kernel of ecgfast::gather_dequantize: a grid-stride loop over the
-// output, so reads of one (record, lead) row stay coalesced.
+// output, so reads of one (record, lead) row stay coalesced (when raw's time
+// stride is 1, the usual layout). raw is read through its strides: a
+// contiguous copy would copy the whole split per batch.
 #include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
@@ -17,7 +19,8 @@ namespace {
 
 __global__ void gather_dequantize_kernel(const int16_t* __restrict__ raw, const int64_t* __restrict__ index,
                                          const float* __restrict__ gain, const float* __restrict__ baseline,
-                                         float* __restrict__ out, int64_t N, int64_t B, int64_t C, int64_t T) {
+                                         float* __restrict__ out, int64_t N, int64_t B, int64_t C, int64_t T,
+                                         int64_t sn, int64_t sc, int64_t st) {
   const int64_t total = B * C * T;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
@@ -26,14 +29,13 @@ __global__ void gather_dequantize_kernel(const int16_t* __restrict__ raw, const 
     // Device-side assert: checking the index on the host would need a sync.
     CUDA_KERNEL_ASSERT(r >= 0 && r < N && "gather_dequantize: index out of range");
     // Divide (not multiply by 1/gain): bit-identical to the CPU kernel.
-    out[i] = (static_cast<float>(raw[(r * C + c) * T + t]) - baseline[c]) / gain[c];
+    out[i] = (static_cast<float>(raw[r * sn + c * sc + t * st]) - baseline[c]) / gain[c];
   }
 }
 
 void gather_dequantize_into(const at::Tensor& raw, const at::Tensor& index, const at::Tensor& gain,
                             const at::Tensor& baseline, at::Tensor& out) {
   const c10::cuda::CUDAGuard guard(raw.device());
-  const auto raw_c = raw.contiguous();
   const auto idx_c = index.contiguous();
   const auto gain_c = gain.contiguous();
   const auto base_c = baseline.contiguous();
@@ -43,8 +45,8 @@ void gather_dequantize_into(const at::Tensor& raw, const at::Tensor& index, cons
   constexpr int threads = 256;
   const int64_t blocks = std::min<int64_t>((total + threads - 1) / threads, 65535);  // grid-stride covers the rest
   gather_dequantize_kernel<<<static_cast<unsigned>(blocks), threads, 0, at::cuda::getCurrentCUDAStream()>>>(
-      raw_c.data_ptr<int16_t>(), idx_c.data_ptr<int64_t>(), gain_c.data_ptr<float>(), base_c.data_ptr<float>(),
-      out.data_ptr<float>(), N, B, C, T);
+      raw.data_ptr<int16_t>(), idx_c.data_ptr<int64_t>(), gain_c.data_ptr<float>(), base_c.data_ptr<float>(),
+      out.data_ptr<float>(), N, B, C, T, raw.stride(0), raw.stride(1), raw.stride(2));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
