@@ -122,14 +122,18 @@ class ECGBatchLoader:
             yield from batches
 
     def _host_batch(self, pos: torch.Tensor) -> Batch:
+        pinned = self.pin_memory
         if self._raw is not None:
-            x = gather_dequantize(self._raw, pos, self._gain, self._baseline)
+            # Pinned: gathered and converted straight into page-locked memory, not copied there afterwards.
+            out = torch.empty((len(pos), *self._raw.shape[1:]), pin_memory=True) if pinned else None
+            x = gather_dequantize(self._raw, pos, self._gain, self._baseline, out=out)
         else:
             x = self.cache.signals(self.indices[pos.numpy()])
+            x = x.pin_memory() if pinned else x
         y = self._labels.index_select(0, pos)
         index = torch.from_numpy(self.indices[pos.numpy()])
-        if self.pin_memory:
-            x, y, index = x.pin_memory(), y.pin_memory(), index.pin_memory()
+        if pinned:
+            y, index = y.pin_memory(), index.pin_memory()
         return Batch(x, y, index)
 
 

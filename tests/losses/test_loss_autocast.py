@@ -17,9 +17,10 @@ from ecgfast._extension import EXTENSION_AVAILABLE
 from ecgfast.losses import byol_loss, nt_xent
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
 
+from devices import cpu_and_cuda
+
 needs_ext = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, needs_cuda])]
+DEVICES = cpu_and_cuda()
 DTYPES = [pytest.param(torch.bfloat16, id="bf16"), pytest.param(torch.float16, id="fp16")]
 # Noise between the two views' embeddings -> NT-Xent at tau = 0.07 of about 3.7, 0.7, 0.03, 1.3e-3.
 NOISE = [4.0, 1.75, 0.9, 0.3]

@@ -8,9 +8,10 @@ import torch
 from ecgfast._extension import EXTENSION_AVAILABLE
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
 
+from devices import cpu_and_cuda
+
 pytestmark = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, needs_cuda])]
+DEVICES = cpu_and_cuda()
 
 
 def _rows(n, d, device, dtype=torch.float32, layout="contiguous", seed=0):
