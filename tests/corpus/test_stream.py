@@ -117,6 +117,18 @@ def test_bad_configurations(corpora, tmp_path, arrays):
         StreamingLoader([(a, 1.0)], 256, seed=0, memory_budget_mb=1)
     with pytest.raises(ConfigError, match="weights must be positive"):
         StreamingLoader([(a, 0.0)], 8, seed=0)
+    for kwargs, message in [({"memory_budget_mb": float("nan")}, "memory_budget_mb must be a finite number"),
+                            ({"memory_budget_mb": True}, "memory_budget_mb must be a finite number"),
+                            ({"epoch_samples": 2.5}, "epoch_samples must be an integer >= 1"),
+                            ({"epoch_samples": 0}, "epoch_samples must be an integer >= 1"),
+                            ({"seed": -1}, "seed must be an integer >= 0"),
+                            ({"seed": "7"}, "seed must be an integer >= 0"),
+                            ({"num_replicas": 1.5}, "num_replicas must be an integer >= 1"),
+                            ({"num_replicas": 2, "rank": 2}, r"rank 2 is not in \[0, 2\)")]:
+        with pytest.raises(ConfigError, match=message):
+            StreamingLoader([(a, 1.0)], 8, **{"seed": 0, **kwargs})
+    with pytest.raises(ConfigError, match="epoch must be an integer >= 0"):
+        StreamingLoader([(a, 1.0)], 8, seed=0).set_epoch(-1)
     arrays(tmp_path / "s", 20, T=300, rate=100)
     other = open_corpus(build_corpus("numpy", tmp_path / "s", tmp_path / "o", sampling_rate=100, seconds=3,
                                      progress=False) and tmp_path / "o")

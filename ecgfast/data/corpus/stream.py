@@ -121,12 +121,16 @@ class StreamingLoader:
         for c in self.corpora:
             if len(c) == 0:
                 raise ConfigError(f"corpus {c.path} holds no windows")
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be positive, got {batch_size}")
-        if not 0 <= rank < num_replicas:
-            raise ConfigError(f"rank {rank} is not in [0, {num_replicas})")
-        if block_windows < 1:
-            raise ConfigError(f"block_windows must be positive, got {block_windows}")
+        for name, value, low in (("batch_size", batch_size, 1), ("num_replicas", num_replicas, 1),
+                                 ("block_windows", block_windows, 1), ("seed", seed, 0),
+                                 ("epoch_samples", 1 if epoch_samples is None else epoch_samples, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < num_replicas:
+            raise ConfigError(f"rank {rank!r} is not in [0, {num_replicas})")
+        if isinstance(memory_budget_mb, bool) or not (isinstance(memory_budget_mb, (int, float, np.number))
+                                                      and math.isfinite(memory_budget_mb) and memory_budget_mb > 0):
+            raise ConfigError(f"memory_budget_mb must be a finite number > 0, got {memory_budget_mb!r}")
         self.batch_size, self.seed, self.drop_last = int(batch_size), int(seed), bool(drop_last)
         self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
         if pin_memory and not self.pin_memory:
@@ -177,6 +181,8 @@ class StreamingLoader:
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Choose the epoch (the shuffle's seed with ``seed``); ``start_batch`` resumes mid-epoch."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ConfigError(f"epoch must be an integer >= 0, got {epoch!r}")
         if not 0 <= start_batch <= len(self):
             raise ConfigError(f"start_batch {start_batch} is not in [0, {len(self)}]")
         self.epoch, self.start_batch = int(epoch), int(start_batch)
