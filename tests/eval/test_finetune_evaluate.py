@@ -160,11 +160,31 @@ def test_finetune_refuses_a_wrong_shape_encoder(synthetic_cache_path, tmp_path, 
 
 
 @pytest.mark.parametrize("loss", ["focal", "weighted", "class_balanced"])
-def test_losses_and_oversampling_train(synthetic_cache_path, tmp_path, loss):
+def test_losses_and_oversampling_train(synthetic_cache_path, tmp_path, monkeypatch, loss):
+    """The flags reach the training loop (the losses' and the sampler's values are tested in
+    tests/train/test_classifier_losses.py): the loss built is the one asked for, on the training
+    labels, and every epoch trains on an oversampled draw."""
+    import ecgfast.train.classifier as classifier
+
+    calls = {"loss": [], "oversample": 0}
+    real_loss, real_oversample = classifier.make_loss, classifier.oversample
+
+    def loss_spy(kind, labels, *args):
+        calls["loss"].append((kind, len(labels)))
+        return real_loss(kind, labels, *args)
+
+    def oversample_spy(indices, labels, rng):
+        calls["oversample"] += 1
+        return real_oversample(indices, labels, rng)
+
+    monkeypatch.setattr(classifier, "make_loss", loss_spy)
+    monkeypatch.setattr(classifier, "oversample", oversample_spy)
     out = tmp_path / f"{loss}.pt"
     assert supervised_main(["--cache", str(synthetic_cache_path), "--loss", loss, "--sampling", "oversample",
-                            "--epochs", "1", "--signal-length", "256", "--out", str(out), "--no-progress"]) == 0
-    assert torch.load(out, weights_only=True)["config"]["loss"] == loss
+                            "--epochs", "2", "--signal-length", "256", "--out", str(out), "--no-progress"]) == 0
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["config"]["loss"] == loss and ckpt["config"]["sampling"] == "oversample"
+    assert calls["loss"] == [(loss, ckpt["config"]["n_train"])] and calls["oversample"] == 2
 
 
 def test_evaluate_cli_writes_json(supervised_ckpt, synthetic_cache_path, tmp_path, capsys):
