@@ -234,3 +234,17 @@ def test_each_view_and_sample_draws_its_own_parameters():
     for col in ("warp_r", "mix_lambda", "motion_freq", "motion_phase", "noise_frac"):
         assert len(torch.unique(p[..., COL[col]])) > 400  # not one draw for the whole batch
     assert not torch.equal(p[0], p[1])  # the two views differ
+
+
+def test_closed_form_butterworth_equals_scipy():
+    """The band-pass coefficients' closed form (params.butterworth2) is scipy.signal.butter's design,
+    to a few float64 ulps, over the corner frequencies and rates the pipeline uses."""
+    from ecgfast.augment.params import butterworth2
+
+    for fs in (100.0, 250.0, 500.0):
+        f = np.linspace(0.5, 0.95 * fs / 2, 40)
+        for highpass in (True, False):
+            got = butterworth2(f, fs, highpass)
+            want = np.stack([ss.butter(2, fi, "highpass" if highpass else "lowpass", fs=fs, output="sos")[0]
+                             [[0, 1, 2, 4, 5]] for fi in f])
+            np.testing.assert_allclose(got, want, rtol=0, atol=4e-15)
