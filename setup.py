@@ -131,7 +131,9 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6"],
+        # onnx/onnxscript too, so that `make test` (pip install -e ".[test]") runs the ONNX export
+        # tests instead of skipping them (they check with onnx.reference where onnxruntime is absent)
+        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "onnx>=1.16", "onnxscript>=0.1"],
         "onnx": ["onnx>=1.16", "onnxscript>=0.1"],
     },
     entry_points={"console_scripts": ["ecgfast=ecgfast.cli:main"]},

@@ -26,17 +26,24 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
         pipe = AugmentPipeline(100, seed=0, backend=backend)
         return lambda: pipe(x)
 
+    def agreement(backend) -> dict:
+        """How far the backend's views are from the torch reference's on this input (same draws):
+        the share of elements that differ at all, and the largest difference (mV)."""
+        ref = torch.stack(AugmentPipeline(100, seed=0, backend="torch")(x, step=0))
+        d = (torch.stack(AugmentPipeline(100, seed=0, backend=backend)(x, step=0)) - ref).abs()
+        return {"differ_vs_torch": f"{(d > 0).double().mean().item():.1%}", "max_diff": float(d.max())}
+
     plain = "per-sample Python loop"
     out = [
         Case("augment", plain, per_sample, B, "samples", repeat=3),
         Case("augment", "torch reference (vectorised)", pipeline("torch"), B, "samples", baseline=plain,
              bytes_moved=bytes_moved, repeat=3),
         Case("augment", "Numba", pipeline("numba"), B, "samples", baseline=plain, bytes_moved=bytes_moved,
-             repeat=10, warmup=2),
+             repeat=10, warmup=2, extra=agreement("numba")),
     ]
     if EXTENSION_AVAILABLE:
         out.append(Case("augment", f"C++ op ({torch.get_num_threads()} threads)", pipeline("cpp"), B, "samples",
-                        baseline=plain, bytes_moved=bytes_moved, repeat=20, warmup=2))
+                        baseline=plain, bytes_moved=bytes_moved, repeat=20, warmup=2, extra=agreement("cpp")))
     return out
 
 

@@ -208,7 +208,10 @@ class ShardsDataset:
 
 def cases(quick: bool):
     """For ``python -m benchmarks``: one epoch over a corpus on disk (from the page cache) at B=256,
-    ``StreamingLoader`` against the plain ``DataLoader`` over ``ShardsDataset``, both in one process."""
+    ``StreamingLoader`` against the plain ``DataLoader`` over ``ShardsDataset``, on equal resources,
+    two ways: one core each (``DataLoader(num_workers=0)`` against the loader with one torch thread),
+    and every core each (``num_workers`` = the cores, persistent across epochs as a user running
+    several epochs sets it, against the loader with that many torch threads)."""
     from torch.utils.data import DataLoader
 
     from benchmarks.harness import Case
@@ -221,21 +224,39 @@ def cases(quick: bool):
         make_big_corpus(path, n, pool_size=200)
     corpus = open_corpus(path)
     stream = StreamingLoader([(corpus, 1.0)], 256, seed=0)
-    plain = DataLoader(ShardsDataset(corpus), batch_size=256, shuffle=True, drop_last=True,
-                       generator=torch.Generator().manual_seed(0))
     items = len(stream) * 256
     row = 12 * corpus.signal_length
+    cores = max(1, min(os.cpu_count() or 1, torch.get_num_threads()))
 
-    def epoch(loader):
+    def plain_loader(workers):
+        return DataLoader(ShardsDataset(corpus), batch_size=256, shuffle=True, drop_last=True,
+                          generator=torch.Generator().manual_seed(0), num_workers=workers,
+                          persistent_workers=workers > 0)
+
+    def epoch(loader, threads=None):
         def run():
-            for _ in loader:
-                pass
+            before = torch.get_num_threads()
+            if threads is not None:
+                torch.set_num_threads(threads)
+            try:
+                for _ in loader:
+                    pass
+            finally:
+                torch.set_num_threads(before)
         return run
 
-    base = "DataLoader over memory-mapped shards (B=256)"
-    return [Case("corpus", base, epoch(plain), items, "records", repeat=3),
-            Case("corpus", "StreamingLoader epoch (B=256)", epoch(stream), items, "records", baseline=base,
-                 bytes_moved=items * row * (2 + 2 + 2 + 4), repeat=5)]
+    out = []
+    for workers, threads, label in ((0, 1, "1 core"), (cores, cores, f"{cores} cores")):
+        if workers == cores and cores == 1:
+            continue
+        base = f"DataLoader, {workers} workers ({label})"
+        # with no workers the DataLoader's collate runs in this process: one torch thread there too
+        plain = epoch(plain_loader(workers), 1 if workers == 0 else None)
+        out += [Case("corpus", base, plain, items, "records", repeat=3),
+                Case("corpus", f"StreamingLoader, {threads} thread{'s' if threads > 1 else ''} ({label})",
+                     epoch(stream, threads), items, "records", baseline=base,
+                     bytes_moved=items * row * (2 + 2 + 2 + 4), repeat=5)]
+    return out
 
 
 if __name__ == "__main__":

@@ -107,8 +107,11 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
 
 
 class StepTimeShare(dict):
-    """Reports the share of step time spent in augmentation + normalisation (read at report
-    time), followed by any fixed figures (the bf16 accuracy check)."""
+    """Reports the share of time spent making the views (read at report time), followed by any
+    fixed figures (the bf16 accuracy check). ``aug``: augmentation + normalisation, of the step
+    (the train stage: the batch is already in memory, no data is loaded). ``data+aug``: where the
+    timings also hold ``data_s`` (the epoch stage times the loader too), loading the batch +
+    augmentation + normalisation, of loading + step."""
 
     def __init__(self, timings, fixed: dict | None = None):
         super().__init__()
@@ -116,5 +119,7 @@ class StepTimeShare(dict):
 
     def items(self):
         t = self._t
-        share = f"{t['augment_s'] / t['total_s']:.1%}" if t["total_s"] else "-"
-        return [("data+aug", share), *self._fixed.items()]
+        data = t.get("data_s")
+        made, total = t["augment_s"] + (data or 0.0), t["total_s"] + (data or 0.0)
+        share = f"{made / total:.1%}" if total else "-"
+        return [("data+aug" if data is not None else "aug", share), *self._fixed.items()]

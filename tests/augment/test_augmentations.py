@@ -44,6 +44,32 @@ def test_frequency_warp_factor_from_a_pure_tone(backend, device):
         assert 0.95 - 0.005 <= freq / f0 <= 1.05 + 0.005
 
 
+def _warp_reference(x, r):
+    """The warp's definition with numpy: y(t) = x(c + (t - c) r), c = (T - 1) / 2, positions clamped to
+    the record, linear interpolation between samples."""
+    T = x.shape[-1]
+    c = (T - 1) / 2
+    pos = np.clip(c + (np.arange(T) - c) * r, 0, T - 1)
+    return np.stack([np.interp(pos, np.arange(T), lead) for lead in x])
+
+
+def test_frequency_warp_equals_resampling_with_the_drawn_factor(backend):
+    """Each view is the input resampled by the factor drawn for it (params column warp_r), so
+    the draws are used as drawn: not one factor for the batch, not another view's."""
+    pipe = only("frequency_warp", backend, seed=4)
+    x = ecg_like(8, length=1000, seed=3)
+    params = pipe.draw(8, 1000, step=0)
+    v = torch.stack(pipe(x, step=0))
+    r = params[..., COL["warp_r"]]
+    assert params[..., COL["warp_on"]].all() and len(torch.unique(r)) == 16
+    assert ((0.95 <= r) & (r <= 1.05)).all()
+    scale = x.abs().max().item()
+    for view in range(2):
+        for b in range(8):
+            want = _warp_reference(x[b].double().numpy(), r[view, b].item())
+            assert np.abs(v[view, b].double().numpy() - want).max() <= 1e-6 * scale + 1e-7, (view, b)
+
+
 def _sos_of(params, v, b):
     q = params[v, b].numpy()
     return np.stack([q[COL["hp_b0"]:COL["hp_a2"] + 1], q[COL["lp_b0"]:COL["lp_a2"] + 1]])
@@ -105,6 +131,24 @@ def test_motion_artifact_amplitude_and_frequency_by_fft(backend, device):
         amp = 2 * spec[k] / T
         assert 0.5 - 0.05 <= freq <= 2.0 + 0.05
         assert 0.01 * 0.8 <= amp <= 0.05 * 1.02  # spectral leakage only lowers the peak
+
+
+def test_motion_artifact_equals_the_sinusoid_with_the_drawn_parameters(backend):
+    """Each view is the input plus A sin(2 pi f t / fs + phi) on every lead, with the amplitude,
+    frequency and phase drawn for that view (params columns motion_amp, motion_freq, motion_phase)."""
+    fs, T = 100, 1000
+    pipe = only("motion_artifact", backend, fs=fs, seed=6)
+    x = ecg_like(8, length=T, seed=9)
+    params = pipe.draw(8, T, step=0)
+    v = torch.stack(pipe(x, step=0)).double()
+    a, f, phi = (params[..., COL[c]] for c in ("motion_amp", "motion_freq", "motion_phase"))
+    assert params[..., COL["motion_on"]].all() and len(torch.unique(f)) == 16
+    t, scale = np.arange(T), x.abs().max().item()
+    for view in range(2):
+        for b in range(8):
+            wave = a[view, b].item() * np.sin(2 * np.pi * f[view, b].item() * t / fs + phi[view, b].item())
+            got = (v[view, b] - x[b].double()).numpy()  # the added wave, on every lead
+            assert np.abs(got - wave[None, :]).max() <= 1e-6 * max(1.0, scale), (view, b)  # float32 ulps
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())
@@ -203,3 +247,17 @@ def test_each_view_and_sample_draws_its_own_parameters():
     for col in ("warp_r", "mix_lambda", "motion_freq", "motion_phase", "noise_frac"):
         assert len(torch.unique(p[..., COL[col]])) > 400  # not one draw for the whole batch
     assert not torch.equal(p[0], p[1])  # the two views differ
+
+
+def test_closed_form_butterworth_equals_scipy():
+    """The band-pass coefficients' closed form (params.butterworth2) is scipy.signal.butter's design,
+    to a few float64 ulps, over the corner frequencies and rates the pipeline uses."""
+    from ecgfast.augment.params import butterworth2
+
+    for fs in (100.0, 250.0, 500.0):
+        f = np.linspace(0.5, 0.95 * fs / 2, 40)
+        for highpass in (True, False):
+            got = butterworth2(f, fs, highpass)
+            want = np.stack([ss.butter(2, fi, "highpass" if highpass else "lowpass", fs=fs, output="sos")[0]
+                             [[0, 1, 2, 4, 5]] for fi in f])
+            np.testing.assert_allclose(got, want, rtol=0, atol=4e-15)

@@ -116,3 +116,25 @@ def test_cli(layouts, tmp_path, capsys):
     assert "per corpus: [20]" in capsys.readouterr().out
     assert main(["corpus", "build", "--layout", "mimic-iv-ecg", "--source", str(tmp_path), "--out",
                  str(tmp_path / "m")]) == 1
+
+
+@pytest.mark.parametrize("cut", [1, 100, 24_000, "half"])
+def test_a_truncated_shard_is_refused_by_name(arrays, tmp_path, cut):
+    """A shard file cut short (by a byte, by less than its .npy header, by a window, by half) is refused
+    when the corpus is opened, and a shard cut after the corpus was opened when it is first read:
+    a DataError naming the shard, never numpy's mmap error or a short batch."""
+    from ecgfast.data.corpus import StreamingLoader
+
+    arrays(tmp_path / "src", 30, T=1000, seed=1)
+    build_corpus("numpy", tmp_path / "src", tmp_path / "c", sampling_rate=100, progress=False)
+    f = tmp_path / "c" / "shard-00000.npy"
+    whole = f.read_bytes()
+    cut = len(whole) // 2 if cut == "half" else cut
+    opened = open_corpus(tmp_path / "c")  # opened while the file was whole
+    f.write_bytes(whole[:-cut])
+    with pytest.raises(DataError, match=r"shard shard-00000\.npy is truncated .*rebuild the corpus"):
+        open_corpus(tmp_path / "c")
+    with pytest.raises(DataError, match=r"shard-00000\.npy cannot be mapped .*truncated"):
+        list(StreamingLoader([(opened, 1.0)], 10, seed=0))
+    f.write_bytes(whole)
+    assert len(open_corpus(tmp_path / "c").signals(np.arange(30))) == 30

@@ -186,7 +186,19 @@ def test_anonymous_memory_is_flat_in_corpus_size(tmp_path, arrays):
 
 
 def test_two_live_iterators_do_not_share_a_buffer(corpora):
-    l = StreamingLoader([(corpora["a"], 1.0)], 10, seed=5, memory_budget_mb=1.5, block_windows=8)
-    list(l)  # leaves a buffer to reuse
-    for x, y in zip(iter(l), iter(l)):
-        assert torch.equal(x.index, y.index) and torch.equal(x.signals, y.signals)
+    """A second iterator runs a whole epoch while the first is paused inside its first shuffle
+    buffer: had they shared the buffer, the second would have refilled it (with the next group's
+    windows) under the first, whose later batches would hold other windows than their indices."""
+    a = corpora["a"]
+    l = StreamingLoader([(a, 1.0)], 10, seed=5, memory_budget_mb=1.5, block_windows=8)
+    assert l.group_size < len(a) - l.batch_size  # an epoch is two buffer fills: the second overwrites
+    want = list(l)  # leaves a buffer to reuse
+    first, second = iter(l), iter(l)
+    got1 = [next(first)]  # paused mid-buffer
+    got2 = list(second)
+    got1 += list(first)
+    for got in (got1, got2):
+        assert len(got) == len(want) == 30
+        for x, y in zip(got, want):
+            assert torch.equal(x.index, y.index) and torch.equal(x.signals, y.signals)
+            np.testing.assert_array_equal(x.signals.numpy(), a.signals(x.index.numpy()))

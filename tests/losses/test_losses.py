@@ -3,17 +3,57 @@ import math
 import pytest
 import torch
 
-from ecgfast._extension import EXTENSION_AVAILABLE
+import ecgfast.losses.reference as reference
+from ecgfast._extension import EXTENSION_AVAILABLE, use_compiled
 from ecgfast.losses import BYOLLoss, NTXentLoss, byol_loss, ema_update_, nt_xent
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
 
 needs_ext = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
-# Without the extension nt_xent is the reference formula: test that path as such.
-IMPLS = [pytest.param(nt_xent, id="op", marks=needs_ext),
-         pytest.param(nt_xent_reference, id="reference-fallback")]
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.fixture(params=[pytest.param("op", marks=needs_ext), "fallback"])
+def branch(request, monkeypatch):
+    """Which branch of ``nt_xent`` / ``byol_loss`` serves the calls: the compiled op, or the plain
+    fallback a build without the extension runs. The fallback is chosen as in such a build, through
+    the one policy every op asks (``use_compiled`` reads ``EXTENSION_AVAILABLE`` at call time); the
+    reference formulas are spied on so each call can check which branch actually ran."""
+    fallback = request.param == "fallback"
+    if fallback:
+        monkeypatch.setattr("ecgfast._extension.EXTENSION_AVAILABLE", False)
+    assert use_compiled("nt_xent", "cpu") is not fallback
+    calls = []
+    for name in ("nt_xent_reference", "byol_loss_reference"):
+        def spy(*args, _original=getattr(reference, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(reference, name, spy)  # the module attribute the fallback branch imports
+    return fallback, calls
+
+
+def _served(fn, branch, reference_name):
+    """``fn`` (nt_xent or byol_loss), checking on every call that the branch named served it."""
+    fallback, calls = branch
+
+    def run(*args, **kwargs):
+        before = calls.count(reference_name)
+        out = fn(*args, **kwargs)
+        assert (calls.count(reference_name) > before) is fallback, \
+            f"{fn.__name__} did not run its {'fallback' if fallback else 'compiled'} branch"
+        return out
+    return run
+
+
+@pytest.fixture
+def impl(branch):
+    """``nt_xent`` through the branch of ``branch`` (the op's tests and the fallback's are one set)."""
+    return _served(nt_xent, branch, "nt_xent_reference")
+
+
+@pytest.fixture
+def byol_impl(branch):
+    return _served(byol_loss, branch, "byol_loss_reference")
+
+
 @pytest.mark.parametrize("n", [1, 5, 300])  # 300 rows: several tiles of 256 over 2N = 600
 def test_nt_xent_equals_the_plain_formula(impl, n):
     torch.manual_seed(n)
@@ -30,7 +70,6 @@ def test_nt_xent_equals_the_plain_formula(impl, n):
         assert (a - b).abs().max() <= 1e-5 * b.abs().max() + 1e-7
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_nt_xent_gradcheck_float64(impl):
     torch.manual_seed(0)
     z1 = torch.randn(6, 8, dtype=torch.float64, requires_grad=True)
@@ -38,7 +77,6 @@ def test_nt_xent_gradcheck_float64(impl):
     assert torch.autograd.gradcheck(lambda a, b: impl(a, b, 0.5), (z1, z2))
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_identical_views_give_a_loss_far_below_log_2n_minus_1(impl):
     """The positive is the other view of the same sample: with identical views the
     correct loss is small; pointing half the rows at the wrong positive is not."""
@@ -113,7 +151,6 @@ def _distributed_split(impl, z1, z2, sizes, tau):
     return total / len(sizes)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("sizes", [[150, 150], [100, 100, 100], [300], [1, 1, 1, 1]],
                          ids=["2-ranks", "3-ranks", "1-rank", "4-ranks-of-1"])
 def test_nt_xent_distributed_form_sums_to_the_global_loss_and_gradients(impl, sizes):
@@ -159,7 +196,6 @@ def test_nt_xent_distributed_rows_and_columns_get_their_own_gradients_float32():
         assert (got - want).abs().max() <= 1e-5 * want.abs().max()
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 def test_nt_xent_distributed_gradcheck_float64(impl):
     torch.manual_seed(4)
     z1, z2 = (torch.randn(3, 5, dtype=torch.float64, requires_grad=True) for _ in range(2))
@@ -185,27 +221,33 @@ def test_nt_xent_opcheck_and_compile():
     assert torch.allclose(loss_fn(z1, z2), nt_xent_reference(z1, z2, 0.1), rtol=1e-5)
 
 
-def test_nt_xent_under_bf16_inputs_is_computed_in_float32():
+def test_nt_xent_under_bf16_inputs_is_computed_in_float32(impl):
     z1, z2 = torch.randn(32, 64), torch.randn(32, 64)
-    loss = nt_xent(z1.bfloat16(), z2.bfloat16(), 0.07)
+    loss = impl(z1.bfloat16(), z2.bfloat16(), 0.07)
     assert loss.dtype == torch.float32
     ref = nt_xent_reference(z1.bfloat16().float(), z2.bfloat16().float(), 0.07)
     assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
 
 
-def test_byol_loss_equals_the_plain_formula_and_gradchecks():
+def test_byol_loss_equals_the_plain_formula_and_gradchecks(byol_impl):
     torch.manual_seed(2)
     p = torch.randn(40, 256, requires_grad=True)
     z = torch.randn(40, 256, requires_grad=True)
-    loss, ref = BYOLLoss()(p, z), byol_loss_reference(p, z)
+    loss, ref = byol_impl(p, z), byol_loss_reference(p, z)
     assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
     for a, b in zip(torch.autograd.grad(loss, (p, z)), torch.autograd.grad(ref, (p, z))):
         assert (a - b).abs().max() <= 1e-5 * b.abs().max()
     p64 = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
     z64 = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(byol_loss, (p64, z64))
-    assert byol_loss(z.detach(), z.detach()).item() == pytest.approx(0, abs=1e-6)
-    assert byol_loss(z.detach(), -z.detach()).item() == pytest.approx(4, abs=1e-5)
+    assert torch.autograd.gradcheck(byol_impl, (p64, z64))
+    assert byol_impl(z.detach(), z.detach()).item() == pytest.approx(0, abs=1e-6)
+    assert byol_impl(z.detach(), -z.detach()).item() == pytest.approx(4, abs=1e-5)
+    assert BYOLLoss()(p, z).item() == loss.item()  # the module is the function
+    # bf16 inputs are computed in float32 on both branches
+    low = byol_impl(p.detach().bfloat16(), z.detach().bfloat16())
+    assert low.dtype == torch.float32
+    assert low.item() == pytest.approx(byol_loss_reference(p.detach().bfloat16().float(),
+                                                           z.detach().bfloat16().float()).item(), rel=1e-5)
 
 
 @needs_ext

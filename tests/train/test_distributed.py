@@ -1,4 +1,5 @@
 """Data-parallel pretraining on the CPU with gloo: 2 processes equal 1 on the same global batch."""
+import json
 import os
 import socket
 import subprocess
@@ -78,4 +79,14 @@ def test_torchrun_trains_with_rank0_checkpoints(synthetic_cache_path, tmp_path):
                     "--no-progress", "--precision", "fp32"], check=True, env=env, timeout=300)
     ckpt = torch.load(out, weights_only=True)
     assert "encoder" in ckpt
-    assert len(out.with_suffix(".jsonl").read_text().splitlines()) == 1  # rank 0 logs, once per epoch
+    # Two ranks joined one process group (world size 2 comes from the group, not from a flag) and
+    # trained together: DDP's per-step all-reduce and the epoch's loss all-reduce need both.
+    assert ckpt["config"]["world_size"] == 2
+    log = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert len(log) == 1  # rank 0 logs, once per epoch
+    # each rank took 32 / 2 = 16 samples a step from its half of the epoch: the steps of a rank's shard
+    from ecgfast.data import ECGBatchLoader, open_cache
+
+    cache = open_cache(synthetic_cache_path)
+    shard = ECGBatchLoader(cache, cache.split_indices("train"), 16, drop_last=True, num_replicas=2, rank=0)
+    assert log[0]["step"] == len(shard)

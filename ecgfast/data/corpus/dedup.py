@@ -14,7 +14,9 @@ windows:
   random-hyperplane hashing (SimHash: 16 tables of 12 bits; a true copy has
   correlation > 0.95, so it shares a bucket in some table with probability >
   0.999), then the exact check: cosine (the mean Pearson correlation of the six
-  leads) >= ``threshold`` (0.9). Two different ECGs, unaligned beats, sit near 0.
+  leads) >= ``threshold`` (0.9). Two different ECGs, unaligned beats, mostly sit near 0
+  (on the real PTB-XL sample: median -0.01, max 0.55 over 19,859 pairs of different
+  patients; copies 0.995-0.998; docs/corpus.md).
 """
 from __future__ import annotations
 

@@ -65,8 +65,10 @@ class Corpus:
             f = self.root / f"{sh['name']}.npy"
             if not f.is_file():
                 raise DataError(f"corpus {p}: shard {f.name} is missing")
-            if f.stat().st_size < sh["windows"] * row:
-                raise DataError(f"corpus {p}: shard {f.name} is truncated")
+            size, expected = f.stat().st_size, _npy_data_offset(f, p) + sh["windows"] * row
+            if size < expected:
+                raise DataError(f"corpus {p}: shard {f.name} is truncated ({size} bytes, its "
+                                f"{sh['windows']} windows need {expected}): rebuild the corpus")
             if verify and _sha256_file(f) != sh["sha256"]:
                 raise DataError(f"corpus {p}: shard {f.name} does not match its manifest hash (corrupted or "
                                 "rewritten): rebuild the corpus")
@@ -86,7 +88,11 @@ class Corpus:
         """int16 (n, 12, T) memory map of shard ``k``."""
         if k not in self._maps:
             name = self.shard_names[k]
-            arr = np.load(self.root / f"{name}.npy", mmap_mode="r")
+            try:
+                arr = np.load(self.root / f"{name}.npy", mmap_mode="r")
+            except (OSError, ValueError) as exc:  # e.g. truncated after the corpus was opened
+                raise DataError(f"corpus {self.path}: shard {name}.npy cannot be mapped ({exc}): it changed "
+                                "since the corpus was built (truncated?); rebuild the corpus") from None
             if arr.shape != (self.shard_sizes[k], 12, self.signal_length) or arr.dtype != np.int16:
                 raise DataError(f"corpus {self.path}: shard {name}.npy holds {arr.dtype} {arr.shape}, manifest "
                                 f"says int16 ({self.shard_sizes[k]}, 12, {self.signal_length})")
@@ -164,6 +170,21 @@ class Corpus:
         d = dict(self.__dict__)
         d["_maps"], d["_fds"] = {}, {}
         return d
+
+
+def _npy_data_offset(f: Path, manifest: Path) -> int:
+    """Where the array data of the ``.npy`` file ``f`` starts (the header's length)."""
+    try:
+        with open(f, "rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            if major == 1:
+                np.lib.format.read_array_header_1_0(fh)
+            else:
+                np.lib.format.read_array_header_2_0(fh)
+            return fh.tell()
+    except (OSError, ValueError) as exc:
+        raise DataError(f"corpus {manifest}: shard {f.name} is not a readable .npy file ({exc}): "
+                        "rebuild the corpus") from None
 
 
 def open_corpus(manifest_path, verify: bool = False) -> Corpus:
