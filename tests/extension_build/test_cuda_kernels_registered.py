@@ -23,7 +23,11 @@ EXPECT_CUDA = os.environ.get("ECGFAST_EXPECT_CUDA_KERNELS") == "1"
 
 # Built from ATen ops only: one CompositeExplicitAutograd kernel serves every device.
 COMPOSITE = {"nt_xent", "nt_xent_backward", "nt_xent_distributed_backward"}
-EXPECTED = {"augment_views", "gather_dequantize", "gather_dequantize.out", "byol_loss", "byol_loss_backward"} | COMPOSITE
+DEVICE_OPS = {"augment_views", "gather_dequantize", "gather_dequantize.out", "byol_loss", "byol_loss_backward"} | COMPOSITE
+# Takes no tensor: one kernel for every call (the ISA level of the CPU augmentation kernel).
+HOST_OPS = {"augment_cpu_isa"}
+EXPECTED = DEVICE_OPS | HOST_OPS
+LOSS_OPS = {"byol_loss", "byol_loss_backward"} | COMPOSITE
 
 
 def _ops():
@@ -46,14 +50,21 @@ def test_no_unexpected_ops():
     assert set(_ops()) <= EXPECTED
 
 
-@pytest.mark.parametrize("op", sorted(EXPECTED))
+@pytest.mark.parametrize("op", sorted(DEVICE_OPS))
 def test_op_has_a_cpu_kernel(op):
     assert op in _ops()
     key = "CompositeExplicitAutograd" if op in COMPOSITE else "CPU"
     assert _has(op, key), f"ecgfast::{op} has no {key} kernel"
 
 
-@pytest.mark.parametrize("op", sorted(EXPECTED))
+@pytest.mark.parametrize("op", sorted(LOSS_OPS))
+def test_loss_op_has_autocast_kernels(op):
+    """Losses are computed in float32 under autocast: an Autocast kernel per device type (in every build)."""
+    for key in ("AutocastCPU", "AutocastCUDA"):
+        assert _has(op, key), f"ecgfast::{op} has no {key} kernel"
+
+
+@pytest.mark.parametrize("op", sorted(DEVICE_OPS))
 def test_op_has_a_cuda_kernel(op):
     if torch.version.cuda is None:
         if EXPECT_CUDA:
