@@ -22,7 +22,7 @@ import traceback
 from benchmarks import machine
 from benchmarks.harness import gpu_peaks, measure
 
-STAGES = ("data", "corpus", "augment", "losses", "train", "epoch", "eval")
+STAGES = ("data", "corpus", "augment", "losses", "train", "backbones", "epoch", "eval")
 
 
 def format_table(results, mach) -> str:
@@ -35,7 +35,7 @@ def format_table(results, mach) -> str:
         base = by_name.get((c.stage, c.baseline)) if c.baseline else None
         ratio = f"{base.median / r.median:8.1f}x" if base else ("   plain" if _is_baseline(c, results) else "")
         peak = ""
-        figures = dict(c.extra)
+        figures = dict(c.extra.items())  # items(): StepTimeShare computes its figures there
         if c.device.startswith("cuda"):
             peak, achieved = _gpu_peak(c, r, mach)
             figures.update(achieved)
