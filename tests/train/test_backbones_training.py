@@ -196,3 +196,19 @@ def test_experiment_keys_of_the_seed_encoder_are_unchanged():
     assert settings_key({"lr": 1e-3, "encoder": "ecg1dcnn"}) == settings_key({"lr": 1e-3}) == {"lr": 1e-3}
     assert settings_key({"lr": 1e-3, "encoder": None}) == {"lr": 1e-3}
     assert settings_key({"lr": 1e-3, "encoder": "inception1d"}) == {"lr": 1e-3, "backbone": "inception1d"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", NEW)
+def test_each_backbone_pretrains_on_cuda_compiled_in_bf16(tiny_cache, tmp_path, name):
+    """The GPU defaults: --device auto (CUDA), --precision auto (bf16), --compile on (Inductor)."""
+    out = tmp_path / f"{name}.pt"
+    assert simclr_main(["--cache", str(tiny_cache), "--out", str(out), "--epochs", "1", "--batch-size", "32",
+                        "--signal-length", "128", "--no-progress", "--device", "cuda", "--compile", "on",
+                        "--encoder", name]) == 0
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["config"]["compile"] is True and ckpt["config"]["device"].startswith("cuda")
+    assert ckpt["config"]["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    assert not any("_orig_mod" in k for k in ckpt["encoder"])
+    build_encoder(name).load_state_dict(ckpt["encoder"], strict=True)
