@@ -11,8 +11,8 @@ record longer than the model's window is cut into windows (hop = window, the
 last one ending at the record's end) whose representations are averaged.
 
 ``--out`` ending in ``.h5``/``.hdf5`` writes datasets ``embeddings`` (float32
-(N, D), D the encoder's width: 256 for ecg1dcnn) and ``ids`` (utf-8 strings) with the checkpoint, spec and input as
-attributes; ``.npy`` writes the array and ``<stem>.ids.csv`` beside it. Files
+(N, D), D the encoder's width: 256 for ecg1dcnn) and ``ids`` (utf-8 strings)
+with the checkpoint, spec and input as attributes; ``.npy`` writes the array and ``<stem>.ids.csv`` beside it. Files
 are written atomically and are bitwise the same for the same input on the same
 device and build. A classifier checkpoint is accepted: its fine-tuned encoder
 embeds. The backbone is the checkpoint's; ``--encoder NAME`` asserts it (a

@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                                  input_leads=args.input_leads, crop=args.crop, return_metadata=True,
                                  encoder=args.encoder)
         i = meta["input"]
-        print(f"wrote {out} ({args.format}, {meta['encoder']}): input float32 {tuple(i['shape'])} in mV at {i['sampling_rate']} Hz, "
+        print(f"wrote {out} ({args.format}, {meta['encoder']}): input float32 {tuple(i['shape'])} in mV at "
+              f"{i['sampling_rate']} Hz, "
               f"leads {' '.join(i['leads'])}; output {meta['output']}")
         return 0
 

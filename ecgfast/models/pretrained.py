@@ -343,8 +343,8 @@ class _Pretrained(nn.Module):
 
     def extra_repr(self) -> str:
         s = self.spec
-        return (f"kind={self.kind}, encoder={s.get('encoder')}, sampling_rate={s['sampling_rate']}, signal_length={s['signal_length']}, "
-                f"leads={len(s['leads'])}, classes={self.classes}")
+        return (f"kind={self.kind}, encoder={s.get('encoder')}, sampling_rate={s['sampling_rate']}, "
+                f"signal_length={s['signal_length']}, leads={len(s['leads'])}, classes={self.classes}")
 
 
 class PretrainedEncoder(_Pretrained):
