@@ -22,7 +22,7 @@ import traceback
 from benchmarks import machine
 from benchmarks.harness import gpu_peaks, measure
 
-STAGES = ("data", "corpus", "augment", "losses", "train", "epoch", "eval")
+STAGES = ("data", "corpus", "augment", "losses", "train", "backbones", "epoch", "eval")
 
 
 def format_table(results, mach) -> str:

@@ -10,19 +10,21 @@ from benchmarks.plain_step import PlainSimCLRStep
 
 
 def ecgfast_step(method: str, precision: str, compiled: bool = False, sampling_rate: float = 100,
-                 device: str = "cpu"):
-    """A step of ecgfast's engine (fused augmentation, fused loss) on ``device``, from public modules.
+                 device: str = "cpu", encoder: str = "ecg1dcnn"):
+    """A step of ecgfast's engine (fused augmentation, fused loss) on ``device``, from public modules,
+    with the backbone ``encoder`` (``ecgfast.models.backbones``; the seed's by default).
 
     It ends with ``loss.item()``, so on a GPU each timed step includes its own completion.
     """
     from ecgfast.augment import AugmentPipeline
     from ecgfast.losses import nt_xent
-    from ecgfast.models import BYOLModel, SimCLRModel
+    from ecgfast.models import BYOLModel, SimCLRModel, build_encoder
     from ecgfast.train.common import autocast
     from ecgfast.train.pretrain import byol_loss_of
 
     torch.manual_seed(0)
-    model = (SimCLRModel() if method == "simclr" else BYOLModel()).to(device)
+    backbone = build_encoder(encoder)
+    model = (SimCLRModel(backbone) if method == "simclr" else BYOLModel(backbone)).to(device)
     if compiled:
         model.encoder.compile()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)

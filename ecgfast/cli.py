@@ -20,7 +20,7 @@ COMMANDS = {
     "supervised": ("ecgfast.train_supervised", "the supervised baseline from random init"),
     "evaluate": ("ecgfast.evaluate", "evaluate a classifier checkpoint on fold 10"),
     "experiment": ("ecgfast.experiment", "every arm x seed x label fraction, with statistics"),
-    "embed": ("ecgfast.eval.embed", "one 256-d representation per record from a trained encoder"),
+    "embed": ("ecgfast.eval.embed", "one representation per record from a trained encoder"),
     "predict": ("ecgfast.eval.predict", "class probabilities and labels per record from a classifier"),
     "export": ("ecgfast.eval.export", "a checkpoint as TorchScript, torch.export or ONNX, preprocessing inside"),
     "demo": ("ecgfast.demo", "the whole job on a synthetic PTB-XL, end to end"),

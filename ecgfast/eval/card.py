@@ -100,6 +100,7 @@ def model_card(checkpoint_path, ckpt: dict, *, wall_time_s: float, device: str, 
     except Exception:  # a card is still written for a checkpoint without a usable spec
         spec = _plain(ckpt.get("spec"))
     data = _plain(ckpt.get("data") or {})
+    encoder, encoder_parameters = _encoder(ckpt, checkpoint_path, spec)
     if metrics is None:
         metrics = ckpt.get("metrics")
     card = {
@@ -108,6 +109,8 @@ def model_card(checkpoint_path, ckpt: dict, *, wall_time_s: float, device: str, 
         "name": Path(checkpoint_path).name,
         "kind": kind,
         "method": config.get("method") or config.get("mode") or "unknown",
+        "encoder": encoder,
+        "encoder_parameters": encoder_parameters,
         "format_version": ckpt.get("format_version", 1),
         "classes": _plain(ckpt.get("classes")),
         "thresholds": _plain(ckpt.get("thresholds")) if kind == "classifier" else None,
@@ -123,6 +126,20 @@ def model_card(checkpoint_path, ckpt: dict, *, wall_time_s: float, device: str, 
         "limitations": _limitations(card_data=data, spec=spec),
     }
     return card
+
+
+def _encoder(ckpt: dict, path, spec: Any) -> tuple[str | None, int | None]:
+    """The backbone's name (``ecg1dcnn`` for checkpoints that name none) and its parameter count."""
+    from ecgfast.models.backbones import build_encoder, count_parameters
+    from ecgfast.train.checkpoint import encoder_of
+
+    try:
+        name = encoder_of(ckpt, path)
+    except Exception:  # a name this ecgfast does not know: reported as stored, uncounted
+        stored = ckpt.get("spec") if isinstance(ckpt.get("spec"), dict) else {}
+        return (str(stored["encoder"]) if stored.get("encoder") else None), None
+    leads = spec.get("leads") if isinstance(spec, dict) else None
+    return name, count_parameters(build_encoder(name, in_ch=len(leads) if leads else 12))
 
 
 def _fmt(v: Any) -> str:
@@ -171,6 +188,8 @@ def render_card(card: dict) -> str:
     lines = [f"# Model card: {c['name']}", "",
              f"An ecgfast **{c['kind']}** checkpoint trained with **{c['method']}** "
              f"(checkpoint format {c['format_version']}).", "",
+             f"Encoder (backbone): **{c.get('encoder') or 'unknown'}**"
+             + (f", {c['encoder_parameters']:,} parameters." if c.get("encoder_parameters") else "."), "",
              "## Intended use", "", c["intended_use"], "",
              "## Limitations", ""]
     lines += [f"- {t}" for t in c["limitations"]]

@@ -1,7 +1,8 @@
-"""``ecgfast embed``: one 256-d representation per record from a trained encoder.
+"""``ecgfast embed``: one representation per record from a trained encoder (256-d for the seed's).
 
     ecgfast embed --checkpoint ENC.pt --input SRC --out emb.h5 [--device auto|cpu|cuda]
                   [--batch-size 256] [--sampling-rate HZ] [--leads I II ...] [--units mV] [--pad]
+                  [--encoder NAME]
 
 SRC is an HDF5 cache, a PTB-XL folder, a text file of WFDB record paths (or
 several record paths), a ``.npy`` array (N, 12, T) with ``--sampling-rate``, or
@@ -10,11 +11,12 @@ record longer than the model's window is cut into windows (hop = window, the
 last one ending at the record's end) whose representations are averaged.
 
 ``--out`` ending in ``.h5``/``.hdf5`` writes datasets ``embeddings`` (float32
-(N, 256)) and ``ids`` (utf-8 strings) with the checkpoint, spec and input as
-attributes; ``.npy`` writes the array and ``<stem>.ids.csv`` beside it. Files
+(N, D), D the encoder's width: 256 for ecg1dcnn) and ``ids`` (utf-8 strings)
+with the checkpoint, spec and input as attributes; ``.npy`` writes the array and ``<stem>.ids.csv`` beside it. Files
 are written atomically and are bitwise the same for the same input on the same
 device and build. A classifier checkpoint is accepted: its fine-tuned encoder
-embeds.
+embeds. The backbone is the checkpoint's; ``--encoder NAME`` asserts it (a
+checkpoint of another backbone is refused, naming both).
 """
 from __future__ import annotations
 
@@ -47,12 +49,16 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pad", action="store_true",
                    help="zero-pad records shorter than the model's window (default: refuse them)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from ecgfast.train.config import add_encoder_flag
+
+    add_encoder_flag(p, None, "the backbone the checkpoint must hold (default: whichever it holds); another one "
+                              "is refused, naming both")
 
 
 def input_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of ``run_embed`` / ``run_predict`` given by ``add_input_arguments``'s flags."""
     return dict(device=args.device, batch_size=args.batch_size, sampling_rate=args.sampling_rate, leads=args.leads,
-                units=args.units, pad=args.pad, progress=not args.no_progress)
+                units=args.units, pad=args.pad, progress=not args.no_progress, encoder=args.encoder)
 
 
 def output_kind(out: Path) -> str:
@@ -107,8 +113,19 @@ def write_embeddings(out: str | Path, ids, embeddings, attrs: dict | None = None
 
 
 def run_embed(checkpoint, inputs, out, *, device="auto", batch_size=256, sampling_rate=None, leads=None,
-              units="mV", pad=False, progress=True) -> tuple[list[Path], int]:
-    """Embed every record of ``inputs`` with the encoder of ``checkpoint`` and write ``out``; returns (files, N)."""
+              units="mV", pad=False, progress=True, encoder=None) -> tuple[list[Path], int]:
+    """Embed every record of ``inputs`` with the encoder of ``checkpoint`` and write ``out``; returns (files, N).
+
+    ``encoder`` (a backbone name) asserts the checkpoint's backbone; None takes whichever it holds."""
+    files, n, _ = _run_embed(checkpoint, inputs, out, device=device, batch_size=batch_size,
+                             sampling_rate=sampling_rate, leads=leads, units=units, pad=pad, progress=progress,
+                             encoder=encoder)
+    return files, n
+
+
+def _run_embed(checkpoint, inputs, out, *, device, batch_size, sampling_rate, leads, units, pad, progress,
+               encoder) -> tuple[list[Path], int, int]:
+    """``run_embed``, also returning the representation's width."""
     from ecgfast import __version__
     from ecgfast.eval._loop import resolve_device
     from ecgfast.eval.inputs import embed_records, open_input
@@ -117,14 +134,15 @@ def run_embed(checkpoint, inputs, out, *, device="auto", batch_size=256, samplin
     out = Path(out)
     output_kind(out)  # refuse a bad --out before any work
     dev = resolve_device(device)
-    model = load_encoder(checkpoint, dev)
+    model = load_encoder(checkpoint, dev, encoder)
     with open_input(inputs, sampling_rate=sampling_rate, leads=leads, units=units,
                     model_rate=model.spec["sampling_rate"]) as source:
         ids, emb = embed_records(model, source, device=dev, batch_size=batch_size, pad=pad, progress=progress)
         attrs = {"checkpoint": str(checkpoint), "input": source.description, "spec": model.spec,
+                 "encoder": model.spec["encoder"],
                  "pooling": "mean over windows of the trained length", "ecgfast": __version__,
                  "device": dev.type}
-    return write_embeddings(out, ids, emb.numpy(), attrs), len(ids)
+    return write_embeddings(out, ids, emb.numpy(), attrs), len(ids), int(emb.shape[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        files, n = run_embed(args.checkpoint, args.input, args.out, **input_options(args))
-        print(f"wrote {', '.join(map(str, files))}: {n} records x 256")
+        files, n, dim = _run_embed(args.checkpoint, args.input, args.out, **input_options(args))
+        print(f"wrote {', '.join(map(str, files))}: {n} records x {dim}")
         return 0
 
     return run_command("embed", body)

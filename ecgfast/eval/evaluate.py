@@ -25,15 +25,20 @@ MASK_FRACTIONS = (0.1, 0.25)
 def load_classifier_checkpoint(path: Path, device: torch.device | str = "cpu"):
     """(ECGClassifier in eval mode on ``device``, the checkpoint dict, its Normalizer)."""
     from ecgfast.data import Normalizer
-    from ecgfast.models import ECGClassifier
-    from ecgfast.train.checkpoint import load_checkpoint, spec_of
+    from ecgfast.models import ECGClassifier, build_encoder
+    from ecgfast.models.backbones import state_mismatch
+    from ecgfast.train.checkpoint import encoder_of, load_checkpoint, spec_of
 
     ckpt = load_checkpoint(path, ("classifier", "classes"), kind="classifier")
-    model = ECGClassifier(num_classes=len(ckpt["classes"]))
-    try:
-        model.load_state_dict(ckpt["classifier"], strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {path}: the classifier does not fit ECGClassifier: {exc}") from None
+    if not isinstance(ckpt["classifier"], dict):
+        raise CheckpointError(f"checkpoint {path}: 'classifier' is not a state dict of tensors")
+    encoder = encoder_of(ckpt, path)  # formats 1 and 2: the seed's ecg1dcnn
+    model = ECGClassifier(build_encoder(encoder, in_ch=len(spec_of(ckpt)["leads"])), num_classes=len(ckpt["classes"]))
+    problem = state_mismatch(model.state_dict(), ckpt["classifier"], encoder, prefix="encoder.")
+    if problem:
+        raise CheckpointError(f"checkpoint {path}: the classifier does not fit a {encoder} encoder with a head of "
+                              f"{len(ckpt['classes'])} classes: {problem}")
+    model.load_state_dict(ckpt["classifier"], strict=True)
     norm = spec_of(ckpt).get("normalizer") or ckpt.get("normalizer")
     if not norm:
         raise CheckpointError(f"checkpoint {path} has no normaliser: it was not written by ecgfast's training")

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgfast.errors import ConfigError
+from ecgfast.models.backbones import DEFAULT_ENCODER, check_encoder_name
 from ecgfast.train.config import ClassifierConfig, DataConfig, PretrainConfig, RunConfig
 
 ARMS = ("simclr", "byol", "simclr-probe", "byol-probe", "supervised", "random-init-probe")
@@ -54,8 +55,10 @@ class ExperimentConfig:
     probe_epochs: int = 100
     signal_length: int = 1000
     bootstrap: int = 1000
+    encoder: str = DEFAULT_ENCODER  # the backbone of every arm (one --out per backbone)
 
     def validate(self) -> None:
+        check_encoder_name(self.encoder)
         self.data.validate()
         self.run.validate()
         bad = [a for a in self.arms if a not in ARMS]
@@ -79,8 +82,9 @@ def _pretrain_method(arm: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ecgfast.models.backbones import ENCODER_NAMES
     from ecgfast.train.common import non_negative_int, positive_int, unit_fraction
-    from ecgfast.train.config import add_data_flags
+    from ecgfast.train.config import add_data_flags, add_encoder_flag
 
     p = argparse.ArgumentParser(prog="ecgfast experiment", description=__doc__.split("\n\n")[0])
     add_data_flags(p)
@@ -100,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=non_negative_int, default=1000)
     p.add_argument("--out", type=Path, default=Path("runs/experiment"))
     p.add_argument("--no-progress", action="store_true")
+    add_encoder_flag(p, help=f"the encoder (backbone) of every arm: {', '.join(ENCODER_NAMES)} (default "
+                             f"{DEFAULT_ENCODER}); use one --out per backbone")
     return p
 
 
@@ -111,7 +117,7 @@ def from_args(a: argparse.Namespace) -> ExperimentConfig:
                             reference=not a.no_reference, pretrain_epochs=a.pretrain_epochs,
                             pretrain_batch_size=a.pretrain_batch_size, finetune_epochs=a.finetune_epochs,
                             finetune_batch_size=a.finetune_batch_size, probe_epochs=a.probe_epochs,
-                            signal_length=a.signal_length, bootstrap=a.bootstrap)
+                            signal_length=a.signal_length, bootstrap=a.bootstrap, encoder=a.encoder)
 
 
 def plan(cfg: ExperimentConfig) -> list[tuple[str, int, float]]:
@@ -126,8 +132,16 @@ def run_dir(out: Path, arm: str, seed: int, fraction: float) -> Path:
 
 
 def settings_key(flat: dict) -> dict:
-    """The settings that decide a run's result (paths, devices and logging left out)."""
-    return {k: v for k, v in sorted(flat.items()) if k not in _NOT_IN_KEY}
+    """The settings that decide a run's result (paths, devices and logging left out).
+
+    The backbone is keyed as ``backbone``, and only when it is not the seed's ``ecg1dcnn``:
+    runs finished before backbones were selectable keep their key (and are not run again).
+    """
+    key = {k: v for k, v in sorted(flat.items()) if k not in _NOT_IN_KEY}
+    backbone = key.pop("encoder", None) or DEFAULT_ENCODER
+    if backbone != DEFAULT_ENCODER:
+        key["backbone"] = backbone
+    return key
 
 
 def _digest(settings: dict) -> str:
@@ -148,12 +162,12 @@ def pretrain(cfg: ExperimentConfig, method: str, seed: int, timings: dict) -> tu
     out = cfg.out / "encoders" / f"{method}_seed{seed}.pt"
     pcfg = PretrainConfig(method=method, data=cfg.data, run=dataclasses.replace(cfg.run, seed=seed), out=out,
                           epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
-                          signal_length=cfg.signal_length)
+                          signal_length=cfg.signal_length, encoder=cfg.encoder)
     want = settings_key(pcfg.flat())
     for path in (out, resume_path(out)):
         if path.is_file():
             stored = load_checkpoint(path).get("config", {})
-            have = {k: stored.get(k) for k in want}
+            have = settings_key({k: stored.get(k) for k in pcfg.flat()})
             if have != want:
                 print(f"ecgfast experiment: {path} was made with other settings ({_changed(have, want)}); "
                       "pretraining again", file=sys.stderr)
@@ -179,7 +193,8 @@ def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: flo
                             ssl_checkpoint=encoder[0] if encoder else None, freeze_encoder=probe, data=cfg.data,
                             run=dataclasses.replace(cfg.run, seed=seed), out=d / "classifier.pt",
                             label_fraction=fraction, epochs=cfg.probe_epochs if probe else cfg.finetune_epochs,
-                            batch_size=cfg.finetune_batch_size, signal_length=cfg.signal_length)
+                            batch_size=cfg.finetune_batch_size, signal_length=cfg.signal_length,
+                            encoder=cfg.encoder)
     settings = {**settings_key(ccfg.flat()), "encoder": encoder[1] if encoder else None, "bootstrap": cfg.bootstrap,
                 "arm": arm}
     settings.pop("ssl_checkpoint", None)
@@ -300,7 +315,7 @@ def plot(rows: list[dict], arms: list[str], out: Path) -> list[Path]:
     return paths
 
 
-def write_outputs(rows: list[dict], arms: list[str], out: Path, timings: dict) -> str:
+def write_outputs(rows: list[dict], arms: list[str], out: Path, timings: dict, encoder: str = DEFAULT_ENCODER) -> str:
     from ecgfast.train.checkpoint import atomic_write_text
 
     flat = [{"arm": r["arm"], "seed": r["seed"], "label_fraction": r["fraction"],
@@ -311,10 +326,11 @@ def write_outputs(rows: list[dict], arms: list[str], out: Path, timings: dict) -
     writer.writeheader()
     writer.writerows(flat)
     atomic_write_text(out / "results.csv", buf.getvalue())
-    atomic_write_text(out / "results.json", json.dumps({"runs": flat, "timings_s": timings}, indent=1))
+    atomic_write_text(out / "results.json", json.dumps({"encoder": encoder, "runs": flat, "timings_s": timings},
+                                                       indent=1))
     all_arms = arms + (["supervised"] if "supervised" not in arms and any(r["arm"] == "supervised" for r in rows) else [])
     table, _ = summarize(rows, all_arms)
-    atomic_write_text(out / "summary.md", "# ecgfast experiment\n\n" + table + "\n")
+    atomic_write_text(out / "summary.md", f"# ecgfast experiment\n\nEncoder (backbone): {encoder}.\n\n" + table + "\n")
     plot(rows, all_arms, out)
     return table
 
@@ -334,7 +350,7 @@ def run(cfg: ExperimentConfig, timings: dict | None = None) -> str:
         if method and (method, seed) not in encoders:
             encoders[(method, seed)] = pretrain(cfg, method, seed, timings)
         rows.append(train_and_evaluate(cfg, arm, seed, fraction, encoders.get((method, seed)), timings))
-    return write_outputs(rows, list(cfg.arms), cfg.out, timings)
+    return write_outputs(rows, list(cfg.arms), cfg.out, timings, cfg.encoder)
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,7 @@
 """``ecgfast export``: a checkpoint as a self-contained model file, preprocessing inside the graph.
 
     ecgfast export --checkpoint CKPT --format torchscript|exported|onnx --out FILE
-                   [--input-length T] [--input-leads I II ...] [--crop first|center]
+                   [--input-length T] [--input-leads I II ...] [--crop first|center] [--encoder NAME]
 
 The exported module's input contract: a float32 tensor (B, C, T) — B free
 (dynamic), C leads in ``--input-leads`` order (default the model's, PTB-XL's
@@ -10,9 +10,10 @@ trained length) **at the trained sampling rate, in mV**. Inside the graph: the
 leads are put in the trained order (``index_select``), the record is cut to the
 trained length (first window, or the middle one with ``--crop center``) or
 zero-padded at the end, and normalised with the training statistics. Out: an
-encoder gives representations (B, 256); a classifier gives sigmoid
-probabilities (B, C) (the thresholds, classes and full spec are stored in the
-file's metadata as JSON, key ``ecgfast``). Resampling is not in the graph:
+encoder gives representations (B, D) (D = 256 for the seed's ecg1dcnn; the
+backbone is the checkpoint's, ``spec["encoder"]``, which ``--encoder`` may
+assert); a classifier gives sigmoid probabilities (B, C) (the thresholds,
+classes and full spec are stored in the file's metadata as JSON, key ``ecgfast``). Resampling is not in the graph:
 resample to the trained rate first (``model.preprocess`` does it with
 ``scipy.signal.resample_poly``).
 
@@ -78,7 +79,8 @@ class ExportModule(nn.Module):
 def export_metadata(model, module: ExportModule, fmt: str) -> dict:
     from ecgfast import __version__
 
-    meta = {"format": fmt, "kind": model.kind, "spec": model.spec, "classes": model.classes,
+    meta = {"format": fmt, "kind": model.kind, "encoder": model.spec["encoder"], "spec": model.spec,
+            "classes": model.classes,
             "input": {"shape": ["B", len(module.input_leads), module.input_length], "dtype": "float32",
                       "leads": module.input_leads, "sampling_rate": model.spec["sampling_rate"], "units": "mV",
                       "crop": module.crop},
@@ -127,10 +129,11 @@ def _onnx(module, meta) -> bytes:
 
 
 def export_model(checkpoint, fmt: str, out, *, input_length: int | None = None, input_leads=None,
-                 crop: str = "first", return_metadata: bool = False):
+                 crop: str = "first", return_metadata: bool = False, encoder: str | None = None):
     """Export the model of ``checkpoint`` (encoder or classifier) to ``out`` in ``fmt``.
 
-    Returns ``out`` (and the metadata stored in the file, with ``return_metadata``).
+    Returns ``out`` (and the metadata stored in the file, with ``return_metadata``). ``encoder``
+    (a backbone name) asserts the checkpoint's backbone.
     """
     import warnings
 
@@ -139,7 +142,7 @@ def export_model(checkpoint, fmt: str, out, *, input_length: int | None = None, 
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    model = load_model(checkpoint, "cpu")
+    model = load_model(checkpoint, "cpu", encoder)
     module = ExportModule(model, input_leads, input_length, crop).eval()
     meta = export_metadata(model, module, fmt)
     with warnings.catch_warnings():
@@ -181,13 +184,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="lead order of the exported model's input (default: the trained order)")
     p.add_argument("--crop", choices=("first", "center"), default="first",
                    help="window kept of a longer input (default first, as training)")
+    from ecgfast.train.config import add_encoder_flag
+
+    add_encoder_flag(p, None, "the backbone the checkpoint must hold (default: whichever it holds); another one "
+                              "is refused, naming both")
     args = p.parse_args(argv)
 
     def body() -> int:
         out, meta = export_model(args.checkpoint, args.format, args.out, input_length=args.input_length,
-                                 input_leads=args.input_leads, crop=args.crop, return_metadata=True)
+                                 input_leads=args.input_leads, crop=args.crop, return_metadata=True,
+                                 encoder=args.encoder)
         i = meta["input"]
-        print(f"wrote {out} ({args.format}): input float32 {tuple(i['shape'])} in mV at {i['sampling_rate']} Hz, "
+        print(f"wrote {out} ({args.format}, {meta['encoder']}): input float32 {tuple(i['shape'])} in mV at "
+              f"{i['sampling_rate']} Hz, "
               f"leads {' '.join(i['leads'])}; output {meta['output']}")
         return 0
 

@@ -50,7 +50,7 @@ def predict(model, cache, indices, normalizer, signal_length: int, precision: st
 
 def embed(encoder, cache, indices, normalizer, signal_length: int, precision: str = "fp32", batch_size: int = 256,
           device: torch.device | str | None = None) -> torch.Tensor:
-    """Encoder representations (n, 256) of ``indices`` (on the CPU)."""
+    """Encoder representations (n, D) of ``indices`` (on the CPU); D = ``encoder.out_channels``."""
     device = next(encoder.parameters()).device if device is None else torch.device(device)
     encoder.eval()
     return forward_cache(encoder, cache, indices, normalizer, signal_length, device, precision, batch_size)

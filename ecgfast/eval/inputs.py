@@ -328,7 +328,8 @@ def _window_batches(model, source: InputSource, batch_size: int, pad: bool, ids:
 
 def embed_records(model, source: InputSource, *, device="cpu", batch_size: int = 256, pad: bool = False,
                   progress: bool = False, precision: str = "fp32", desc: str = "embedding") -> tuple[list[str], torch.Tensor]:
-    """``(ids, embeddings (N, 256) float32)``: one row per record, the mean over the record's windows."""
+    """``(ids, embeddings (N, D) float32)``: one row per record, the mean over the record's windows (D: the
+    backbone's width, 256 for ecg1dcnn)."""
     from ecgfast.eval._loop import inference_loop
 
     if batch_size < 1:

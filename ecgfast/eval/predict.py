@@ -8,7 +8,8 @@ the probability reaches the class's threshold stored in the checkpoint, chosen
 on fold 9; 0.5 where the checkpoint has none). A record longer than the model's
 window is cut into windows whose representations are averaged before the head
 (the same as averaging the logits). An encoder checkpoint has no head and is
-refused.
+refused. ``--encoder NAME`` asserts the checkpoint's backbone (another one is
+refused, naming both).
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def predictions_csv(ids, classes, probs, labels) -> str:
 
 
 def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampling_rate=None, leads=None,
-                units="mV", pad=False, progress=True) -> tuple[Path, int]:
+                units="mV", pad=False, progress=True, encoder=None) -> tuple[Path, int]:
     from ecgfast._fs import atomic_write
     from ecgfast.eval._loop import resolve_device
     from ecgfast.eval.inputs import open_input
@@ -57,7 +58,7 @@ def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampl
     if out.suffix.lower() != ".csv":
         raise ConfigError(f"--out {out}: expected a .csv file")
     dev = resolve_device(device)
-    model = load_classifier(checkpoint, dev)
+    model = load_classifier(checkpoint, dev, encoder)
     with open_input(inputs, sampling_rate=sampling_rate, leads=leads, units=units,
                     model_rate=model.spec["sampling_rate"]) as source:
         ids, probs, labels = predict_records(model, source, device=dev, batch_size=batch_size, pad=pad,

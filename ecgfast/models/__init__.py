@@ -1,5 +1,7 @@
-"""Models of DESIGN.md: the reference encoder and its SimCLR, BYOL and classifier wrappers."""
+"""Models of DESIGN.md: the encoders (backbones) and their SimCLR, BYOL and classifier wrappers."""
+from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, ENCODERS, build_encoder
 from ecgfast.models.encoder import ConvBlock, ECGEncoder1DCNN
 from ecgfast.models.heads import BYOLModel, ECGClassifier, SimCLRModel
 
-__all__ = ["BYOLModel", "ConvBlock", "ECGClassifier", "ECGEncoder1DCNN", "SimCLRModel"]
+__all__ = ["BYOLModel", "ConvBlock", "DEFAULT_ENCODER", "ECGClassifier", "ECGEncoder1DCNN", "ENCODERS",
+           "ENCODER_NAMES", "SimCLRModel", "build_encoder"]

@@ -1,4 +1,9 @@
-"""SimCLR, BYOL and classifier models around the encoder (DESIGN.md)."""
+"""SimCLR, BYOL and classifier models around an encoder (DESIGN.md).
+
+Any registered backbone (``ecgfast.models.backbones``) can be the encoder: the heads
+read its representation width from ``encoder.out_channels`` (256 for the seed's
+``ECGEncoder1DCNN``, the default).
+"""
 from __future__ import annotations
 
 import copy
@@ -19,13 +24,13 @@ def mlp(in_dim: int, hidden: int, out_dim: int, batch_norm: bool) -> nn.Sequenti
 
 
 class SimCLRModel(nn.Module):
-    """Encoder + projection head Linear(256, 2048) -> ReLU -> Linear(2048, projection_dim).
+    """Encoder + projection head Linear(D, 2048) -> ReLU -> Linear(2048, projection_dim), D = encoder.out_channels.
 
     ``forward`` returns the projections z (B, projection_dim); the caller applies
     ``NTXentLoss`` to the two views' projections.
     """
 
-    def __init__(self, encoder: ECGEncoder1DCNN | None = None, projection_dim: int = 128, hidden: int = 2048):
+    def __init__(self, encoder: nn.Module | None = None, projection_dim: int = 128, hidden: int = 2048):
         super().__init__()
         self.encoder = encoder or ECGEncoder1DCNN()
         self.projector = mlp(self.encoder.out_channels, hidden, projection_dim, batch_norm=False)
@@ -37,12 +42,12 @@ class SimCLRModel(nn.Module):
 class BYOLModel(nn.Module):
     """Online encoder/projector/predictor and an EMA target encoder/projector.
 
-    Projector and predictor: Linear -> BatchNorm1d -> ReLU -> Linear (256 -> 2048 -> 256).
+    Projector and predictor: Linear -> BatchNorm1d -> ReLU -> Linear (D -> 2048 -> 256 and 256 -> 2048 -> 256).
     The target starts as a copy of the online encoder and projector and follows
     them by ``update_target()``: theta_t <- tau theta_t + (1 - tau) theta_o.
     """
 
-    def __init__(self, encoder: ECGEncoder1DCNN | None = None, tau: float = 0.999, hidden: int = 2048,
+    def __init__(self, encoder: nn.Module | None = None, tau: float = 0.999, hidden: int = 2048,
                  out_dim: int = 256):
         super().__init__()
         if not 0 < tau < 1:
@@ -83,9 +88,9 @@ class BYOLModel(nn.Module):
 
 
 class ECGClassifier(nn.Module):
-    """Encoder -> global average pool -> Linear(256, num_classes) (multi-label logits)."""
+    """Encoder (its pooled representation, D = encoder.out_channels) -> Linear(D, num_classes) (multi-label logits)."""
 
-    def __init__(self, encoder: ECGEncoder1DCNN | None = None, num_classes: int = 5):
+    def __init__(self, encoder: nn.Module | None = None, num_classes: int = 5):
         super().__init__()
         self.encoder = encoder or ECGEncoder1DCNN()
         self.head = nn.Linear(self.encoder.out_channels, num_classes)

@@ -1,7 +1,7 @@
 """Trained encoders and classifiers, ready to use anywhere (docs/using-encoders.md).
 
 ``load_encoder(path)`` and ``load_classifier(path)`` read an ecgfast checkpoint
-(format 2, or format 1 with the spec derived from its config) safely
+(formats 2 and 3, or format 1 with the spec derived from its config) safely
 (``weights_only=True``) and return an ``nn.Module`` in eval mode that carries
 the preprocessing it was trained with:
 
@@ -14,8 +14,10 @@ the preprocessing it was trained with:
   normalised with the training statistics;
 - ``model.preprocess_windows(...)`` cuts a long record into every window of
   the trained length instead (the last one aligned to the record's end);
-- ``model.embed(x_pre)`` -> (B, 256); a classifier's ``predict_proba(x_pre)``
-  and ``predict(x_pre)`` (labels at the checkpoint's per-class thresholds).
+- ``model.embed(x_pre)`` -> (B, D), D = ``model.out_dim`` of the backbone named
+  by ``spec["encoder"]`` (256 for the seed's ``ecg1dcnn``); a classifier's
+  ``predict_proba(x_pre)`` and ``predict(x_pre)`` (labels at the checkpoint's
+  per-class thresholds).
 
 Whatever cannot be fixed (a missing lead, a record shorter than the window
 when padding is refused, NaN samples, an unknown unit) raises ``DataError`` or
@@ -34,7 +36,7 @@ import torch
 from torch import nn
 
 from ecgfast.errors import CheckpointError, ConfigError, DataError
-from ecgfast.models.encoder import ECGEncoder1DCNN
+from ecgfast.models.backbones import build_encoder
 
 __all__ = ["PretrainedClassifier", "PretrainedEncoder", "checkpoint_spec", "load_classifier", "load_encoder",
            "read_checkpoint", "UNITS"]
@@ -74,7 +76,8 @@ def _check_normalizer(norm: Any, path) -> dict:
 
 
 def checkpoint_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dict:
-    """The preprocessing spec of a checkpoint: its ``spec`` (format 2) or one derived from format 1.
+    """The preprocessing spec of a checkpoint: its ``spec`` (formats 2 and 3) or one derived from format 1,
+    with the encoder's name under ``encoder`` (``ecg1dcnn`` for formats 1 and 2, which name none).
 
     Format 1 stored ``sampling_rate``/``signal_length`` in ``config`` and the
     normaliser beside it (or in ``config``); leads were always PTB-XL's order in mV.
@@ -97,6 +100,9 @@ def checkpoint_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dic
         length = config.get("signal_length", 10 * int(rate))
         out = {"sampling_rate": rate, "signal_length": length, "leads": list(LEADS), "units": "mV",
                "normalizer": norm}
+    from ecgfast.train.checkpoint import encoder_of
+
+    out["encoder"] = encoder_of(ckpt, path)  # formats 1 and 2: the seed's ecg1dcnn
     out["sampling_rate"] = int(out["sampling_rate"])
     out["signal_length"] = int(out["signal_length"])
     out["leads"] = [str(lead) for lead in (out.get("leads") or LEADS)]
@@ -117,16 +123,16 @@ def checkpoint_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dic
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, str]:
     """Load a checkpoint safely and return ``(ckpt, kind)`` (``kind``: encoder, classifier or resume)."""
-    from ecgfast.train.checkpoint import infer_kind, load_checkpoint
+    from ecgfast.train.checkpoint import FORMAT_VERSION, infer_kind, load_checkpoint
 
     ckpt = load_checkpoint(path)
     fmt = ckpt.get("format")
     if fmt is not None and fmt != "ecgfast-checkpoint":
         raise CheckpointError(f"checkpoint {path}: format {fmt!r} is not an ecgfast checkpoint")
     version = ckpt.get("format_version", 1)
-    if not isinstance(version, int) or version > 2:
-        raise CheckpointError(f"checkpoint {path}: format version {version!r}; this ecgfast reads 1 and 2 "
-                              "(upgrade ecgfast)")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path}: format version {version!r}; this ecgfast reads 1 to "
+                              f"{FORMAT_VERSION} (upgrade ecgfast)")
     kind = infer_kind(ckpt)
     if kind is None:
         raise CheckpointError(f"checkpoint {path} is not an ecgfast checkpoint (no 'encoder' or 'classifier' "
@@ -134,25 +140,29 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, str]:
     return ckpt, kind
 
 
-def _load_state(module: nn.Module, state: Any, path, what: str) -> None:
+def _load_state(module: nn.Module, state: Any, path, what: str, encoder: str) -> None:
+    from ecgfast.models.backbones import state_mismatch
+
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"checkpoint {path}: '{what}' is not a state dict of tensors")
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:4]}{' ...' if len(missing) > 4 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:4]}{' ...' if len(unexpected) > 4 else ''}")
-        if shapes:
-            parts.append("shape mismatch " + ", ".join(
-                f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes[:3]))
-        raise CheckpointError(f"checkpoint {path}: its {what} weights do not fit ECGEncoder1DCNN: "
-                              + "; ".join(parts))
+    problem = state_mismatch(module.state_dict(), state, encoder, prefix="encoder." if what == "classifier" else "")
+    if problem:
+        raise CheckpointError(f"checkpoint {path}: its {what} weights do not fit the {encoder} encoder its spec "
+                              f"names: {problem}")
     module.load_state_dict(state)
+
+
+def _check_expected(path, spec: dict, encoder: str | None) -> None:
+    """``encoder`` (a name the caller expects, e.g. ``--encoder``) against the checkpoint's; None: any."""
+    if encoder is None:
+        return
+    from ecgfast.models.backbones import check_encoder_name
+
+    check_encoder_name(encoder)
+    if encoder != spec["encoder"]:
+        raise CheckpointError(f"checkpoint {path} holds a {spec['encoder']} encoder, not the {encoder} asked for "
+                              f"(--encoder {encoder}); use --encoder {spec['encoder']}, or leave --encoder out to "
+                              "take the checkpoint's")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,18 +343,19 @@ class _Pretrained(nn.Module):
 
     def extra_repr(self) -> str:
         s = self.spec
-        return (f"kind={self.kind}, sampling_rate={s['sampling_rate']}, signal_length={s['signal_length']}, "
-                f"leads={len(s['leads'])}, classes={self.classes}")
+        return (f"kind={self.kind}, encoder={s.get('encoder')}, sampling_rate={s['sampling_rate']}, "
+                f"signal_length={s['signal_length']}, leads={len(s['leads'])}, classes={self.classes}")
 
 
 class PretrainedEncoder(_Pretrained):
-    """A trained ``ECGEncoder1DCNN`` with its preprocessing: ``forward``/``embed`` map (B, 12, L) to (B, 256)."""
+    """A trained encoder (the backbone ``spec["encoder"]``) with its preprocessing: ``forward``/``embed``
+    map (B, 12, L) to (B, ``out_dim``), 256 for the seed's ``ecg1dcnn``."""
 
     kind = "encoder"
 
     def __init__(self, spec: dict, classes=None, meta: dict | None = None):
         super().__init__()
-        self.encoder = ECGEncoder1DCNN(in_ch=len(spec["leads"]))
+        self.encoder = build_encoder(spec.get("encoder", "ecg1dcnn"), in_ch=len(spec["leads"]))
         self._attach(spec, classes, meta or {})
 
     @property
@@ -356,12 +367,12 @@ class PretrainedEncoder(_Pretrained):
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Representations (B, 256) of preprocessed input (no gradient)."""
+        """Representations (B, out_dim) of preprocessed input (no gradient)."""
         return self.encoder(x)
 
 
 class PretrainedClassifier(_Pretrained):
-    """A trained classifier (encoder + Linear(256, C)) with preprocessing, classes and decision thresholds.
+    """A trained classifier (encoder + Linear(out_dim, C)) with preprocessing, classes and decision thresholds.
 
     ``forward`` gives logits; ``predict_proba`` sigmoid probabilities; ``predict``
     the 0/1 labels at ``thresholds`` (per class, chosen on fold 9; 0.5 where the
@@ -372,7 +383,7 @@ class PretrainedClassifier(_Pretrained):
 
     def __init__(self, spec: dict, classes: Sequence[str], thresholds=None, meta: dict | None = None):
         super().__init__()
-        self.encoder = ECGEncoder1DCNN(in_ch=len(spec["leads"]))
+        self.encoder = build_encoder(spec.get("encoder", "ecg1dcnn"), in_ch=len(spec["leads"]))
         self.head = nn.Linear(self.encoder.out_channels, len(classes))
         self._attach(spec, classes, meta or {})
         t = [0.5] * len(classes) if thresholds is None else [float(v) for v in thresholds]
@@ -425,7 +436,7 @@ def _device(device) -> torch.device:
     return resolve_device(device)
 
 
-def _classifier_from(ckpt: dict, path) -> PretrainedClassifier:
+def _classifier_from(ckpt: dict, path, encoder: str | None = None) -> PretrainedClassifier:
     state = ckpt.get("classifier")
     if not isinstance(state, dict) or "head.weight" not in state:
         raise CheckpointError(f"checkpoint {path}: no classifier weights (head.weight)")
@@ -445,37 +456,43 @@ def _classifier_from(ckpt: dict, path) -> PretrainedClassifier:
             raise CheckpointError(f"checkpoint {path}: thresholds {thresholds} do not give one value in [0, 1] "
                                   f"per class ({n_classes})")
     spec = checkpoint_spec(ckpt, path)
+    _check_expected(path, spec, encoder)
     model = PretrainedClassifier(spec, classes, thresholds, _meta(ckpt, path, "classifier"))
-    _load_state(model, state, path, "classifier")
+    _load_state(model, state, path, "classifier", spec["encoder"])
     return model
 
 
-def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> PretrainedEncoder:
+def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu",
+                 encoder: str | None = None) -> PretrainedEncoder:
     """A trained encoder, in eval mode on ``device``, with its preprocessing (``model.preprocess``).
 
     Takes an encoder checkpoint (pretraining output) or a classifier checkpoint,
     whose (fine-tuned) encoder it returns; a resume checkpoint or anything else
-    raises ``CheckpointError`` naming the file.
+    raises ``CheckpointError`` naming the file. The backbone is the one the
+    checkpoint names (``spec["encoder"]``); ``encoder`` (a name) asserts it: a
+    checkpoint of another backbone raises ``CheckpointError`` naming both.
     """
     dev = _device(device)
     ckpt, kind = read_checkpoint(path)
     if kind == "classifier":
-        return _classifier_from(ckpt, path).as_encoder().to(dev).eval()
+        return _classifier_from(ckpt, path, encoder).as_encoder().to(dev).eval()
     if kind != "encoder":
         raise CheckpointError(f"checkpoint {path} is a {kind} checkpoint; load_encoder needs a pretraining run's "
                               "output (--out of pretrain-simclr/byol) or a classifier checkpoint")
     spec = checkpoint_spec(ckpt, path)
+    _check_expected(path, spec, encoder)
     classes = ckpt.get("classes") or (ckpt.get("config") or {}).get("classes")
     model = PretrainedEncoder(spec, classes, _meta(ckpt, path, "encoder"))
-    _load_state(model.encoder, ckpt["encoder"], path, "encoder")
+    _load_state(model.encoder, ckpt["encoder"], path, "encoder", spec["encoder"])
     return model.to(dev).eval()
 
 
-def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> PretrainedClassifier:
+def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu",
+                    encoder: str | None = None) -> PretrainedClassifier:
     """A trained classifier, in eval mode on ``device``, with preprocessing, ``classes`` and ``thresholds``.
 
     An encoder checkpoint (no head) raises ``CheckpointError``: fine-tune it first
-    (``ecgfast finetune``).
+    (``ecgfast finetune``). ``encoder``: as for ``load_encoder``.
     """
     dev = _device(device)
     ckpt, kind = read_checkpoint(path)
@@ -484,10 +501,11 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
                 "load_encoder / `ecgfast embed`)" if kind == "encoder" else "")
         raise CheckpointError(f"checkpoint {path} is a{'n' if kind[0] in 'aeiou' else ''} {kind} checkpoint, "
                               f"not a classifier{hint}")
-    return _classifier_from(ckpt, path).to(dev).eval()
+    return _classifier_from(ckpt, path, encoder).to(dev).eval()
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", encoder: str | None = None):
     """Whatever the checkpoint holds: a ``PretrainedClassifier`` or a ``PretrainedEncoder``."""
     _, kind = read_checkpoint(path)
-    return load_classifier(path, device) if kind == "classifier" else load_encoder(path, device)
+    load = load_classifier if kind == "classifier" else load_encoder
+    return load(path, device, encoder)

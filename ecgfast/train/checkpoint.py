@@ -1,20 +1,22 @@
 """Checkpoints: safe to load from any source, crash-safe to write, self-describing.
 
-Format (``format_version`` 2; docs/checkpoints.md). A checkpoint is a dict that
+Format (``format_version`` 3; docs/checkpoints.md). A checkpoint is a dict that
 holds only tensors, numbers, strings, booleans, None, lists, tuples and dicts,
 so it loads with ``torch.load(weights_only=True)``: a crafted pickle is refused
 without running any of its code. Keys:
 
-- ``format`` = ``"ecgfast-checkpoint"``, ``format_version`` = 2, ``kind`` =
+- ``format`` = ``"ecgfast-checkpoint"``, ``format_version`` = 3, ``kind`` =
   ``"encoder"`` | ``"classifier"`` | ``"resume"``;
-- ``encoder`` (kind encoder: the ``ECGEncoder1DCNN`` state dict, as DESIGN's
+- ``encoder`` (kind encoder: the encoder's state dict, as DESIGN's
   ``{"encoder": state_dict}``) or ``classifier`` (``ECGClassifier`` state dict);
-- ``spec``: the preprocessing the model was trained with (see :func:`preprocessing_spec`);
+- ``spec``: the preprocessing the model was trained with and, from format 3, the
+  encoder's name (``spec["encoder"]``, see :func:`preprocessing_spec`);
 - ``classes``, ``normalizer`` (also inside ``spec``), ``config`` (the run's
   settings), ``data`` (corpora and record counts), ``versions``, and for
   classifiers ``thresholds`` (per class, chosen on fold 9) and ``val_macro_auroc``.
 
-Checkpoints of format 1 (no ``kind``) still load; their kind is inferred.
+Checkpoints of format 1 (no ``kind``) still load; their kind is inferred. Formats 1
+and 2 name no encoder: they hold the seed's ``ecg1dcnn`` (:func:`encoder_of`).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from ecgfast._fs import atomic_write
 from ecgfast.errors import CheckpointError
 
 FORMAT = "ecgfast-checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: spec["encoder"] names the backbone (formats 1 and 2: the seed's ecg1dcnn)
 KINDS = ("encoder", "classifier", "resume")
 _SAFE_SCALARS = (bool, int, float, str, bytes, type(None))
 
@@ -122,16 +124,37 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
 
 
 def preprocessing_spec(sampling_rate: int, signal_length: int, normalizer: dict, leads=None,
-                       units: str = "mV") -> dict:
-    """What a model expects of its input: rate (Hz), length (samples), lead order, units, normaliser.
+                       units: str = "mV", encoder: str | None = None) -> dict:
+    """What a model expects of its input: rate (Hz), length (samples), lead order, units, normaliser,
+    and which encoder reads it (``encoder``, a registered name; default the seed's ``ecg1dcnn``).
 
     ``normalizer`` is ``Normalizer.state_dict()``: the model sees
     ``(x_mV - mean) / std`` (global, or per lead in ``leads`` order).
     """
     from ecgfast import LEADS
+    from ecgfast.models.backbones import DEFAULT_ENCODER, check_encoder_name
 
     return {"sampling_rate": int(sampling_rate), "signal_length": int(signal_length),
-            "leads": list(leads or LEADS), "units": units, "normalizer": dict(normalizer)}
+            "leads": list(leads or LEADS), "units": units, "normalizer": dict(normalizer),
+            "encoder": check_encoder_name(encoder or DEFAULT_ENCODER)}
+
+
+def encoder_of(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> str:
+    """The name of the encoder a checkpoint holds: ``spec["encoder"]``, or ``ecg1dcnn`` for a checkpoint
+    that names none (formats 1 and 2, written before backbones were selectable).
+
+    A name this ecgfast does not know (a newer release's backbone) is a ``CheckpointError`` listing the
+    ones it knows.
+    """
+    from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES
+
+    spec = ckpt.get("spec")
+    name = spec.get("encoder") if isinstance(spec, dict) else None
+    name = DEFAULT_ENCODER if name is None else name
+    if name not in ENCODER_NAMES:
+        raise CheckpointError(f"checkpoint {path}: its encoder {name!r} is not one this ecgfast knows "
+                              f"({', '.join(ENCODER_NAMES)}); upgrade ecgfast")
+    return name
 
 
 def checkpoint_header(kind: str) -> dict:
@@ -141,15 +164,16 @@ def checkpoint_header(kind: str) -> dict:
 
 
 def spec_of(ckpt: dict) -> dict:
-    """The preprocessing spec of a checkpoint; derived from the config for format-1 files."""
+    """The preprocessing spec of a checkpoint; derived from the config for format-1 files. ``encoder``
+    is always present (``ecg1dcnn`` where the checkpoint names none)."""
     if isinstance(ckpt.get("spec"), dict):
-        return ckpt["spec"]
+        return {**ckpt["spec"], "encoder": encoder_of(ckpt)}
     from ecgfast import LEADS
 
     config = ckpt.get("config", {}) or {}
     return {"sampling_rate": int(config.get("sampling_rate", 100)),
             "signal_length": int(config.get("signal_length", 1000)),
-            "leads": list(LEADS), "units": "mV", "normalizer": ckpt.get("normalizer")}
+            "leads": list(LEADS), "units": "mV", "normalizer": ckpt.get("normalizer"), "encoder": encoder_of(ckpt)}
 
 
 def check_matches_cache(ckpt: dict, path: str | os.PathLike, cache) -> dict:

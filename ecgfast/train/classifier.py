@@ -22,36 +22,42 @@ from tqdm import tqdm
 
 from ecgfast.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.eval.inference import embed, predict
-from ecgfast.train.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, load_checkpoint,
-                                      preprocessing_spec)
+from ecgfast.train.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, encoder_of,
+                                      load_checkpoint, preprocessing_spec)
 from ecgfast.train.common import (JsonlLogger, adam, autocast, deterministic_kernels, resolve_compile,
                                   resolve_device, resolve_precision, run_command, set_seed, versions)
 from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig, add_classifier_flags, classifier_from_args
 
-__all__ = ["LOSSES", "SAMPLINGS", "ClassifierConfig", "train", "train_classifier", "load_encoder_weights"]
+__all__ = ["LOSSES", "SAMPLINGS", "ClassifierConfig", "encoder_name", "train", "train_classifier",
+           "load_encoder_weights"]
 
 
 def load_encoder_weights(model, path: Path) -> dict:
-    """Load an SSL checkpoint's encoder into ``model.encoder``; a clear error on a wrong shape."""
+    """Load an SSL checkpoint's encoder into ``model.encoder``; a clear error on a wrong backbone or shape."""
+    from ecgfast.models.backbones import state_mismatch
+
     ckpt = load_checkpoint(path, ("encoder",), kind="encoder")
-    own = model.encoder.state_dict()
-    theirs = ckpt["encoder"]
-    missing = sorted(set(own) - set(theirs))
-    unexpected = sorted(set(theirs) - set(own))
-    wrong = sorted(k for k in set(own) & set(theirs) if tuple(own[k].shape) != tuple(theirs[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        if wrong:
-            parts.append("shape mismatch: " + ", ".join(
-                f"{k} {tuple(theirs[k].shape)} vs {tuple(own[k].shape)}" for k in wrong[:4]))
-        if missing:
-            parts.append(f"missing keys: {', '.join(missing[:4])}")
-        if unexpected:
-            parts.append(f"unexpected keys: {', '.join(unexpected[:4])}")
-        raise CheckpointError(f"encoder checkpoint {path} does not fit ECGEncoder1DCNN(in_ch=12, width=64): "
-                              + "; ".join(parts))
-    model.encoder.load_state_dict(theirs, strict=True)
+    name = encoder_of(ckpt, path)
+    problem = state_mismatch(model.encoder.state_dict(), ckpt["encoder"], name)
+    if problem:
+        raise CheckpointError(f"encoder checkpoint {path} does not fit the {name} encoder its spec names: {problem}")
+    model.encoder.load_state_dict(ckpt["encoder"], strict=True)
     return ckpt
+
+
+def encoder_name(cfg: ClassifierConfig) -> str:
+    """The run's backbone: the ``--ssl-checkpoint``'s (``--encoder``, when given, must be the same: another
+    one is refused naming both), else ``--encoder``, else the seed's ``ecg1dcnn``."""
+    from ecgfast.models.backbones import DEFAULT_ENCODER
+
+    if cfg.ssl_checkpoint is None:
+        return cfg.encoder or DEFAULT_ENCODER
+    theirs = encoder_of(load_checkpoint(cfg.ssl_checkpoint, ("encoder",), kind="encoder"), cfg.ssl_checkpoint)
+    if cfg.encoder is not None and cfg.encoder != theirs:
+        raise CheckpointError(f"--ssl-checkpoint {cfg.ssl_checkpoint} holds a {theirs} encoder, but --encoder "
+                              f"{cfg.encoder} was asked for: use --encoder {theirs}, or leave --encoder out to take "
+                              "the checkpoint's")
+    return theirs
 
 
 def make_loss(kind: str, train_labels: np.ndarray, device: torch.device | str = "cpu"):
@@ -198,7 +204,7 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
 def train(cfg: ClassifierConfig) -> Path:
     """Fine-tune / probe / supervised run; writes the classifier checkpoint (and its model card)."""
     from ecgfast.data import Normalizer, label_fraction_indices
-    from ecgfast.models import ECGClassifier
+    from ecgfast.models import ECGClassifier, build_encoder
     from ecgfast.train.pretrain import _cpu, _write_card, dataset_digest
 
     cfg.validate()
@@ -207,7 +213,8 @@ def train(cfg: ClassifierConfig) -> Path:
     t_start = time.perf_counter()
     deterministic_kernels(device)
     set_seed(cfg.run.seed)
-    model = ECGClassifier(num_classes=5)
+    encoder = encoder_name(cfg)
+    model = ECGClassifier(build_encoder(encoder), num_classes=5)
     normalizer, ssl = None, None
     if cfg.ssl_checkpoint is not None:  # checked before the cache is built: a wrong file fails fast
         ssl = load_encoder_weights(model, cfg.ssl_checkpoint)
@@ -234,14 +241,16 @@ def train(cfg: ClassifierConfig) -> Path:
     best, best_auroc, history, p_val = train_classifier(model, cache, train_idx, val_idx, normalizer, cfg,
                                                         cfg.freeze_encoder, log, device, precision)
     config = {**cfg.flat(), "device": str(device), "precision": precision,
-              "ssl_checkpoint": str(cfg.ssl_checkpoint) if cfg.ssl_checkpoint else None, "n_train": int(len(train_idx))}
+              "ssl_checkpoint": str(cfg.ssl_checkpoint) if cfg.ssl_checkpoint else None, "n_train": int(len(train_idx)),
+              "encoder": encoder}
     corpora = [{"name": "ptbxl", "path": str(cache.path), "split": f"{cfg.label_fraction:g} of the labelled folds 1-8",
                 "fingerprint": dataset_digest(cache), "records": int(len(train_idx))}]
     if ssl is not None:
         corpora = list((ssl.get("data") or {}).get("corpora", [])) + corpora
     ckpt = {**checkpoint_header("classifier"), "classifier": _cpu(best), "classes": list(cache.classes),
             "normalizer": normalizer.state_dict(), "thresholds": f1_thresholds(cache.labels[val_idx], p_val),
-            "spec": preprocessing_spec(cache.sampling_rate, cfg.signal_length, normalizer.state_dict(), cache.leads),
+            "spec": preprocessing_spec(cache.sampling_rate, cfg.signal_length, normalizer.state_dict(), cache.leads,
+                                       encoder=encoder),
             "config": config, "data": {"corpora": corpora}, "val_macro_auroc": best_auroc, "history": history,
             "versions": versions(), "device": str(device), "wall_time_s": float(time.perf_counter() - t_start)}
     atomic_save(ckpt, cfg.out)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecgfast.errors import ConfigError
+from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encoder_name
 from ecgfast.train.common import (COMPILE_MODES, PRECISIONS, non_negative_int, open_unit, positive_float,
                                   positive_int, unit_fraction)
 
@@ -75,6 +76,13 @@ def data_from_args(a: argparse.Namespace) -> DataConfig:
     return DataConfig(a.data_root, a.cache, a.sampling_rate, a.skip_missing, a.workers, a.skip_bad)
 
 
+def add_encoder_flag(p: argparse.ArgumentParser, default: str | None = DEFAULT_ENCODER, help: str = "") -> None:
+    """``--encoder NAME``: the backbone (``ecgfast.models.backbones``); an unknown name is a usage error
+    listing the valid ones."""
+    p.add_argument("--encoder", choices=ENCODER_NAMES, default=default, metavar="NAME",
+                   help=help or f"the encoder (backbone): {', '.join(ENCODER_NAMES)} (default {default})")
+
+
 def add_run_flags(p: argparse.ArgumentParser, precision_help: str = "") -> None:
     """Flags of every training run: device, precision, compile, seed, progress."""
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
@@ -127,10 +135,12 @@ class PretrainConfig:
     corpus: tuple = ()  # "MANIFEST[:WEIGHT]" entries: pretrain on these corpora instead of PTB-XL folds 1-8
     epoch_samples: int | None = None  # with corpora: samples per epoch (default: all their windows)
     memory_budget_mb: float = 256.0  # with corpora: the streaming loader's buffers
+    encoder: str = DEFAULT_ENCODER  # the backbone (ecgfast.models.backbones)
 
     def validate(self) -> None:
         from ecgfast.augment import CONFIGS
 
+        check_encoder_name(self.encoder)
         for entry in self.corpus:
             parse_corpus(entry)
         _check(self.epoch_samples is None or self.epoch_samples >= 1, "--epoch-samples", self.epoch_samples, ">= 1")
@@ -172,8 +182,11 @@ class ClassifierConfig:
     signal_length: int = 1000
     loss: str = "bce"
     sampling: str = "standard"
+    encoder: str | None = None  # the backbone; None: the --ssl-checkpoint's, else the seed's ecg1dcnn
 
     def validate(self) -> None:
+        if self.encoder is not None:
+            check_encoder_name(self.encoder)
         self.data.validate()
         self.run.validate()
         _check(self.mode in ("finetune", "supervised"), "mode", self.mode, "finetune or supervised")
@@ -235,6 +248,7 @@ def add_pretrain_flags(p: argparse.ArgumentParser, method: str) -> None:
                    help="with --corpus: samples per epoch (default: every window once)")
     p.add_argument("--memory-budget-mb", type=positive_float, default=256.0,
                    help="with --corpus: memory of the streaming loader's buffers")
+    add_encoder_flag(p)
 
 
 def pretrain_from_args(a: argparse.Namespace, method: str) -> PretrainConfig:
@@ -243,7 +257,8 @@ def pretrain_from_args(a: argparse.Namespace, method: str) -> PretrainConfig:
                           temperature=getattr(a, "temperature", 0.07), projection_dim=getattr(a, "projection_dim", 128),
                           tau=getattr(a, "tau", 0.999), augment=a.config, resume=a.resume,
                           checkpoint_every=a.checkpoint_every, log_every=a.log_every, log=a.log,
-                          corpus=tuple(a.corpus), epoch_samples=a.epoch_samples, memory_budget_mb=a.memory_budget_mb)
+                          corpus=tuple(a.corpus), epoch_samples=a.epoch_samples, memory_budget_mb=a.memory_budget_mb,
+                          encoder=a.encoder)
 
 
 def parse_corpus(entry: str) -> tuple[Path, float]:
@@ -271,6 +286,11 @@ def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--loss", choices=LOSSES, default="bce")
     p.add_argument("--sampling", choices=SAMPLINGS, default="standard")
     p.add_argument("--out", type=Path, default=Path(f"checkpoints/{mode}.pt"))
+    if mode == "finetune":
+        add_encoder_flag(p, None, f"the encoder (backbone): {', '.join(ENCODER_NAMES)}; default the "
+                                  "--ssl-checkpoint's (another one is refused), or ecg1dcnn with --ssl-checkpoint none")
+    else:
+        add_encoder_flag(p)
     add_run_flags(p)
 
 
@@ -280,7 +300,7 @@ def classifier_from_args(a: argparse.Namespace, mode: str) -> ClassifierConfig:
                             freeze_encoder=getattr(a, "freeze_encoder", False), data=data_from_args(a),
                             run=run_from_args(a), out=a.out, label_fraction=a.label_fraction, epochs=a.epochs,
                             batch_size=a.batch_size, lr=a.lr, signal_length=a.signal_length, loss=a.loss,
-                            sampling=a.sampling)
+                            sampling=a.sampling, encoder=getattr(a, "encoder", None))
 
 
 def _at_least_two(text: str) -> int:

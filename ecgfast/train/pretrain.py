@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from ecgfast.augment import AugmentPipeline
 from ecgfast.errors import CheckpointError, ConfigError, TrainingError
+from ecgfast.models.backbones import DEFAULT_ENCODER
 from ecgfast.train.checkpoint import atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec
 from ecgfast.train.common import (JsonlLogger, adam, autocast, deterministic_kernels, resolve_compile,
                                   resolve_device, resolve_precision, run_command, set_seed, versions)
@@ -39,7 +40,7 @@ from ecgfast.train.config import PretrainConfig, add_pretrain_flags, pretrain_fr
 METHODS = ("simclr", "byol")
 # Settings that must match between a run and the checkpoint it resumes. lr may be
 # lowered and precision changed on resume (the advice after a divergence).
-RESUME_KEYS = ("method", "batch_size", "temperature", "projection_dim", "tau", "signal_length",
+RESUME_KEYS = ("encoder", "method", "batch_size", "temperature", "projection_dim", "tau", "signal_length",
                "sampling_rate", "seed", "augment", "epochs")
 MAX_WEIGHT_GROWTH = 1e3  # weight norm growing this much since the start (or resume) counts as divergence
 
@@ -116,7 +117,7 @@ class Pretrainer:
 
     def __init__(self, cfg: PretrainConfig):
         from ecgfast.data import ECGBatchLoader, Normalizer, ensure_cache
-        from ecgfast.models import BYOLModel, SimCLRModel
+        from ecgfast.models import BYOLModel, SimCLRModel, build_encoder
 
         cfg.validate()
         self.cfg, self.method = cfg, cfg.method
@@ -132,7 +133,9 @@ class Pretrainer:
         else:
             self._init_ptbxl(cfg)
         self.augment = AugmentPipeline(self.sampling_rate, seed=cfg.run.seed, enabled=cfg.augment)
-        model = SimCLRModel(projection_dim=cfg.projection_dim) if self.method == "simclr" else BYOLModel(tau=cfg.tau)
+        encoder = build_encoder(cfg.encoder, in_ch=len(self.leads))
+        model = (SimCLRModel(encoder, projection_dim=cfg.projection_dim) if self.method == "simclr"
+                 else BYOLModel(encoder, tau=cfg.tau))
         if self.world > 1 and self.device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # BN statistics over the global batch
         self.model = model.to(self.device)
@@ -342,7 +345,7 @@ class Pretrainer:
                                   "--checkpoint-every steps); start without --resume")
         ckpt = load_checkpoint(path, ("model", "optimizer", "augment", "epoch", "step_in_epoch", "config"),
                                kind="resume")
-        mine, theirs = self.config(), ckpt["config"]
+        mine, theirs = self.config(), {"encoder": DEFAULT_ENCODER, **ckpt["config"]}  # older runs: the seed's
         changed = [k for k in RESUME_KEYS if k in mine and mine.get(k) != theirs.get(k)]
         if mine["lr"] > theirs.get("lr", mine["lr"]):
             changed.append("lr")
@@ -376,7 +379,7 @@ class Pretrainer:
             **checkpoint_header("encoder"),
             "encoder": _cpu(self.model.encoder.state_dict()),
             "spec": preprocessing_spec(self.sampling_rate, self.cfg.signal_length,
-                                       self.normalizer.state_dict(), self.leads),
+                                       self.normalizer.state_dict(), self.leads, encoder=self.cfg.encoder),
             "classes": list(self.classes), "normalizer": self.normalizer.state_dict(),
             "config": self.config(),
             "data": {"corpora": self.corpora_info, "records_seen": int(records_seen)},

@@ -20,14 +20,21 @@ def _randomise_bn(module: torch.nn.Module, gen: torch.Generator) -> None:
 
 
 def make_checkpoint(path: Path, kind: str = "encoder", *, seed: int = 0, per_lead: bool = False,
-                    format_version: int = 2, thresholds=None, sampling_rate: int = RATE,
-                    signal_length: int = LENGTH, leads=LEADS, v1_in_config: bool = False) -> Path:
-    """Write an ecgfast checkpoint of ``kind`` (encoder | classifier) from random-init models."""
-    from ecgfast.models import ECGClassifier, ECGEncoder1DCNN
+                    format_version: int = 3, thresholds=None, sampling_rate: int = RATE,
+                    signal_length: int = LENGTH, leads=LEADS, v1_in_config: bool = False,
+                    encoder: str = "ecg1dcnn") -> Path:
+    """Write an ecgfast checkpoint of ``kind`` (encoder | classifier) from a random-init ``encoder``.
 
+    Format 3 names the encoder in its spec; formats 1 and 2 name none (they hold the seed's ecg1dcnn).
+    """
+    from ecgfast.models import ECGClassifier, build_encoder
+
+    if format_version < 3 and encoder != "ecg1dcnn":
+        raise ValueError("formats 1 and 2 hold the seed's ecg1dcnn only")
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = ECGClassifier(num_classes=len(CLASSES)) if kind == "classifier" else ECGEncoder1DCNN()
+    backbone = build_encoder(encoder, in_ch=len(leads))
+    model = ECGClassifier(backbone, num_classes=len(CLASSES)) if kind == "classifier" else backbone
     _randomise_bn(model, gen)
     n = len(leads) if per_lead else 1
     normalizer = {"mean": (torch.randn(n, generator=gen) * 0.05).tolist(),
@@ -45,9 +52,12 @@ def make_checkpoint(path: Path, kind: str = "encoder", *, seed: int = 0, per_lea
     else:
         from ecgfast.train.checkpoint import checkpoint_header, preprocessing_spec
 
-        ckpt = {**checkpoint_header(kind),
+        spec = preprocessing_spec(sampling_rate, signal_length, normalizer, leads=list(leads), encoder=encoder)
+        if format_version == 2:
+            del spec["encoder"]
+        ckpt = {**checkpoint_header(kind), "format_version": format_version,
                 kind: model.state_dict(),
-                "spec": preprocessing_spec(sampling_rate, signal_length, normalizer, leads=list(leads)),
+                "spec": spec,
                 "classes": list(CLASSES), "normalizer": normalizer, "config": config,
                 "data": {"corpora": [{"name": "ptbxl", "path": "/data/PTB-XL", "fingerprint": "abc123",
                                       "records": 400}], "records_seen": 320},

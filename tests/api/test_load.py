@@ -1,4 +1,4 @@
-"""Loading checkpoints: kinds, formats 1 and 2, and every way a file can be wrong."""
+"""Loading checkpoints: kinds, formats 1 to 3, and every way a file can be wrong."""
 from __future__ import annotations
 
 import pickle
@@ -75,8 +75,12 @@ def test_load_encoder_accepts_a_classifier(classifier_ckpt, ecg_batch):
 def test_format_1_checkpoints_load(tmp_path, kind, in_config, ecg_batch):
     v1 = make_checkpoint(tmp_path / "v1.pt", kind, seed=4, format_version=1, v1_in_config=in_config)
     v2 = make_checkpoint(tmp_path / "v2.pt", kind, seed=4, format_version=2)
+    v3 = make_checkpoint(tmp_path / "v3.pt", kind, seed=4, format_version=3)
     load = load_classifier if kind == "classifier" else load_encoder
-    a, b = load(v1), load(v2)
+    a, b, c = load(v1), load(v2), load(v3)
+    # formats 1 and 2 name no encoder: they load as the seed's, the same as format 3 naming it
+    assert a.spec["encoder"] == b.spec["encoder"] == c.spec["encoder"] == "ecg1dcnn"
+    assert torch.equal(c.embed(c.preprocess(ecg_batch, 100)), b.embed(b.preprocess(ecg_batch, 100)))
     assert a.spec["sampling_rate"] == 100 and a.spec["signal_length"] == 1000 and a.spec["leads"] == list(LEADS)
     assert a.spec["normalizer"] == b.spec["normalizer"]
     xa, xb = a.preprocess(ecg_batch, 100), b.preprocess(ecg_batch, 100)
@@ -140,9 +144,9 @@ def test_wrong_shape_weights(tmp_path):
 def test_newer_format_refused(tmp_path):
     path = make_checkpoint(tmp_path / "e.pt")
     ckpt = torch.load(path, weights_only=True)
-    ckpt["format_version"] = 3
+    ckpt["format_version"] = 4
     torch.save(ckpt, path)
-    with pytest.raises(CheckpointError, match="format version 3"):
+    with pytest.raises(CheckpointError, match="format version 4"):
         load_encoder(path)
 
 

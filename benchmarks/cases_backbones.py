@@ -1,0 +1,39 @@
+"""Backbones stage: one SimCLR training step per encoder (``--encoder``), at the entry points' default
+precision, all on the same batch -- augment, normalise, forward, fused NT-Xent, backward, Adam.
+
+The seed's ``ecg1dcnn`` is the baseline: ``vs plain`` reads as each backbone's speed relative to it
+(below 1: slower). ``params`` is the encoder's parameter count (12 leads, no head).
+"""
+from __future__ import annotations
+
+import torch
+
+from benchmarks.cases_train import StepTimeShare, ecgfast_step
+from benchmarks.harness import Case
+
+
+def cases(quick: bool, device: str = "cpu") -> list[Case]:
+    from ecgfast.models.backbones import ENCODER_NAMES, ENCODERS
+    from ecgfast.train.common import resolve_precision
+
+    B = 16 if quick else 128  # the deepest backbones take seconds a step on a 2-core CPU
+    x = (torch.randn(B, 12, 1000, generator=torch.Generator().manual_seed(0)) * 0.3).to(device)
+    precision = resolve_precision("auto", torch.device(device))  # what a run uses here by default
+    compiled = torch.device(device).type == "cuda"  # --compile auto
+    out, baseline = [], None
+    for name in ENCODER_NAMES:
+        step = ecgfast_step("simclr", precision, compiled, device=device, encoder=name)
+        label = f"simclr {precision} {name} (B={B})"
+        baseline = baseline or label
+        case = Case("backbones", label, (lambda s=step: s(x)), B, "samples", device=device,
+                    baseline=None if label == baseline else baseline, repeat=2 if quick else 3, warmup=1)
+        case.extra = _Figures(step.timings, ENCODERS[name].parameters)
+        out.append(case)
+    return out
+
+
+class _Figures(StepTimeShare):
+    """The share of step time in data + augmentation (read at report time), and the parameter count."""
+
+    def __init__(self, timings, parameters: int):
+        super().__init__(timings, {"params": f"{parameters / 1e6:.2f}M"})
