@@ -69,3 +69,19 @@ def test_ema_update_makes_no_cpu_tensor():
     with no_cpu_tensors() as checker:
         ema_update_(target, online, 0.99)
     assert checker.uploads == []
+
+
+def test_a_batch_on_another_device_than_the_trained_model_is_a_clear_error(tmp_path):
+    """The message names both devices (the model on the CPU, the batch on meta), not a kernel's mismatch."""
+    import pytest
+
+    from ecgfast.models.pretrained import PretrainedClassifier, PretrainedEncoder
+
+    spec = {"sampling_rate": 100, "signal_length": 256, "leads": ["I", "II", "III", "AVR", "AVL", "AVF", "V1",
+                                                                  "V2", "V3", "V4", "V5", "V6"],
+            "units": "mV", "normalizer": {"mean": [0.0], "std": [1.0], "per_lead": False}}
+    x = torch.zeros(2, 12, 256, device="meta")
+    for model in (PretrainedEncoder(spec), PretrainedClassifier(spec, ["A", "B"])):
+        for call in (model, model.embed):
+            with pytest.raises(ValueError, match=r"input on meta but the (encoder|classifier) is on cpu"):
+                call(x)

@@ -323,6 +323,14 @@ class _Pretrained(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def _on_device(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` if it is on this model's device; else a clear error naming both (not a kernel's)."""
+        if isinstance(x, torch.Tensor) and x.device != self.device:
+            raise ValueError(f"input on {x.device} but the {self.kind} is on {self.device}: move one, e.g. "
+                             f"x.to({str(self.device)!r}) or model.to({str(x.device)!r}) "
+                             "(model.preprocess(...) puts its output on the model's device)")
+        return x
+
     def preprocess(self, x, sampling_rate, leads: Sequence[str] | None = None, units: str = "mV", *,
                    crop: str = "first", pad: bool = False) -> torch.Tensor:
         """Any (12, T) or (B, 12, T) ECG -> the (B, 12, L) float32 input the model was trained on, on its device.
@@ -363,12 +371,12 @@ class PretrainedEncoder(_Pretrained):
         return self.encoder.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        return self.encoder(self._on_device(x))
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Representations (B, out_dim) of preprocessed input (no gradient)."""
-        return self.encoder(x)
+        return self.encoder(self._on_device(x))
 
 
 class PretrainedClassifier(_Pretrained):
@@ -398,11 +406,11 @@ class PretrainedClassifier(_Pretrained):
         return self.encoder.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x))
+        return self.head(self.encoder(self._on_device(x)))
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        return self.encoder(self._on_device(x))
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
