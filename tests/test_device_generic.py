@@ -73,8 +73,6 @@ def test_ema_update_makes_no_cpu_tensor():
 
 def test_a_batch_on_another_device_than_the_trained_model_is_a_clear_error(tmp_path):
     """The message names both devices (the model on the CPU, the batch on meta), not a kernel's mismatch."""
-    import pytest
-
     from ecgfast.models.pretrained import PretrainedClassifier, PretrainedEncoder
 
     spec = {"sampling_rate": 100, "signal_length": 256, "leads": ["I", "II", "III", "AVR", "AVL", "AVF", "V1",
