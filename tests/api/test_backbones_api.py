@@ -96,13 +96,18 @@ def test_a_checkpoint_of_one_backbone_loaded_as_another_names_both(backbone_ckpt
     assert cli(runs[1][:-2] + ["--no-progress"]) == 0
 
 
+def _spec_names(path, encoder: str):
+    """The checkpoint at ``path`` with its spec rewritten to name ``encoder`` (weights unchanged)."""
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["spec"]["encoder"] = encoder
+    torch.save(ckpt, path)
+    return path
+
+
 def test_weights_of_another_backbone_than_the_spec_names(tmp_path):
     """A file whose spec says one backbone and whose weights are another's (hand-edited, or a format-2
     file given a new backbone's weights): refused, naming both."""
-    path = make_checkpoint(tmp_path / "e.pt", "encoder", encoder="xresnet1d50")
-    ckpt = torch.load(path, weights_only=True)
-    ckpt["spec"]["encoder"] = "xresnet1d101"
-    torch.save(ckpt, path)
+    path = _spec_names(make_checkpoint(tmp_path / "e.pt", "encoder", encoder="xresnet1d50"), "xresnet1d101")
     with pytest.raises(CheckpointError, match=r"do not fit the xresnet1d101 encoder its spec names: they are the "
                                               r"weights of a xresnet1d50 encoder, not of xresnet1d101; missing keys"):
         load_encoder(path)
@@ -116,10 +121,7 @@ def test_weights_of_another_backbone_than_the_spec_names(tmp_path):
 
 
 def test_a_backbone_this_ecgfast_does_not_know(tmp_path):
-    path = make_checkpoint(tmp_path / "e.pt", "encoder")
-    ckpt = torch.load(path, weights_only=True)
-    ckpt["spec"]["encoder"] = "vit1d_huge"
-    torch.save(ckpt, path)
+    path = _spec_names(make_checkpoint(tmp_path / "e.pt", "encoder"), "vit1d_huge")
     with pytest.raises(CheckpointError, match=r"its encoder 'vit1d_huge' is not one this ecgfast knows \(ecg1dcnn, "
                                               r"resnet1d_wang, xresnet1d50, xresnet1d101, inception1d\); upgrade"):
         load_encoder(path)

@@ -11,24 +11,18 @@
 #include <vector>
 
 #include "augment/cuda/augment_views_tile.h"
+#include "check_macro.h"
 
 namespace aug = ecgfast::augment;
 namespace tile = ecgfast::augment::tile;
 
-#define TILE_CHECK(cond)                                                          \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::exit(1);                                                               \
-    }                                                                             \
-  } while (0)
 
 // All lanes of a phase, one after another; a barrier is the end of the phase.
 struct HostWarp {
   int first() const { return 0; }
   int step() const { return 1; }
   void sync() const {}
-  void check_partners(bool mix_ok, bool cut_ok) const { TILE_CHECK(mix_ok && cut_ok); }
+  void check_partners(bool mix_ok, bool cut_ok) const { ECG_CHECK(mix_ok && cut_ok); }
 };
 
 // Butterworth biquad as ecgfast/augment/params.py's butterworth2.
@@ -97,13 +91,13 @@ static void check_case(int64_t B, int64_t C, int64_t T, double fs, int64_t slots
     const tile::Scratch s{ws_ext.data() + k * tile::Scratch::ext_size(T), ws_y.data() + k * tile::Scratch::y_size(T)};
     for (int64_t t = k; t < tiles; t += slots) tile::process_tile(HostWarp{}, pb, t, s, sh);
   }
-  TILE_CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+  ECG_CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
   bool changed = false;  // the case did augment something
   for (int64_t item = 0; item < items && !changed; ++item) {
     const int64_t vb = item / C, b = vb % B, c = item % C;
     changed = std::memcmp(want.data() + item * T, x.data() + (b * C + c) * T, T * sizeof(float)) != 0;
   }
-  TILE_CHECK(changed || rate == 0);
+  ECG_CHECK(changed || rate == 0);
 }
 
 int main() {

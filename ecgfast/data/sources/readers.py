@@ -183,6 +183,19 @@ class Source:
         return []
 
 
+class _RowBlockSource(Source):
+    """A layout whose items are blocks of rows (array files, CODE-15 parts): ``read_records`` yields
+    each row's record or its own error; ``read`` is all of them, or the first error."""
+
+    def read(self, item) -> list[SourceRecord]:
+        out = []
+        for r in self.read_records(item):
+            if isinstance(r, Exception):
+                raise r
+            out.append(r)
+        return out
+
+
 # --- WFDB ---------------------------------------------------------------------------------
 
 @dataclass
@@ -490,7 +503,7 @@ def _truthy(v) -> bool:
     return str(v).strip().lower() in ("true", "1", "1.0", "yes")
 
 
-class Code15Source(Source):
+class Code15Source(_RowBlockSource):
     """CODE-15%: ``exams.csv`` and ``exams_partK.hdf5`` (``tracings`` (N, 4096, 12) mV at 400 Hz, ``exam_id``).
 
     Zero padding around a 7-10 s exam is cut off (leading and trailing samples
@@ -567,14 +580,6 @@ class Code15Source(Source):
 
     def item_size(self, item):
         return item[2] - item[1]
-
-    def read(self, item):
-        out = []
-        for r in self.read_records(item):
-            if isinstance(r, Exception):
-                raise r
-            out.append(r)
-        return out
 
     def read_records(self, item):
         import h5py
@@ -663,7 +668,7 @@ def _scalar(value, what: str, where) -> float:
     return v
 
 
-class NumpySource(Source):
+class NumpySource(_RowBlockSource):
     """Arrays: ``.npy`` / ``.npz`` (key ``signals``) of shape (N, 12, T), leads in standard order.
 
     Float arrays are millivolts; integer arrays are ADC counts and need ``adc_gain``
@@ -784,14 +789,6 @@ class NumpySource(Source):
 
     def item_size(self, item):
         return item[1] - item[0]
-
-    def read(self, item):
-        out = []
-        for r in self.read_records(item):
-            if isinstance(r, Exception):
-                raise r
-            out.append(r)
-        return out
 
     def read_records(self, item):
         start, stop = item
