@@ -21,6 +21,7 @@ from ecgfast.train.common import resolve_device, run_command  # noqa: F401 (re-e
 __all__ = ["batches_of", "command_parser", "inference_loop", "resolve_device", "run_command"]
 _FLUSH_BYTES = 64 << 20  # device outputs held before one copy back
 
+
 def batches_of(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
     """Consecutive slices of ``x`` along dim 0 (views, no copy)."""
     if batch_size < 1:
@@ -77,10 +78,13 @@ def inference_loop(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable
                     y = fn(x.to(dev, non_blocking=non_blocking)).float()
                 # On a GPU the outputs stay there and come back in large pieces: a copy to the host
                 # per batch would make the host wait for every batch (one sync each).
-                pending.append(y)
-                pending_bytes += y.numel() * y.element_size()
-                if y.device.type == "cpu" or pending_bytes >= _FLUSH_BYTES:
-                    flush()
+                if y.device.type == "cpu":
+                    outs.append(y)
+                else:
+                    pending.append(y)
+                    pending_bytes += y.numel() * y.element_size()
+                    if pending_bytes >= _FLUSH_BYTES:
+                        flush()
                 bar.update(count(x) if count else 1)
             flush()
     finally:
