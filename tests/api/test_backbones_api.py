@@ -1,6 +1,7 @@
 """Every backbone through the loaders, the commands and export; a checkpoint of one backbone loaded as another."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -150,3 +151,33 @@ def test_card_names_the_backbone_and_its_size(backbone_ckpts, tmp_path):
     old = torch.load(make_checkpoint(tmp_path / "v1.pt", "encoder", format_version=1), weights_only=True)
     _, js = write_model_card(tmp_path / "v1.pt", old, wall_time_s=1.0, device="cpu")
     assert json.loads(js.read_text())["encoder"] == "ecg1dcnn"
+
+
+HAVE_ONNX = importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("onnxscript") is not None
+HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None
+
+
+@pytest.mark.skipif(not HAVE_ONNX, reason="onnx/onnxscript not installed (pip install 'ecgfast[onnx]')")
+@pytest.mark.parametrize("name", ["resnet1d_wang", "inception1d"])  # ~5 s each: two backbone families
+def test_onnx_export_of_a_backbone(name, backbone_ckpts, tmp_path):
+    import onnx
+
+    ckpt = backbone_ckpts[name, "classifier"]
+    out = export_model(ckpt, "onnx", tmp_path / "m.onnx")
+    proto = onnx.load(str(out))
+    onnx.checker.check_model(proto)
+    assert json.loads({p.key: p.value for p in proto.metadata_props}["ecgfast"])["encoder"] == name
+    x = _x(1000, 2)
+    if HAVE_ORT:
+        import onnxruntime as ort
+
+        got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    elif name == "inception1d":
+        pytest.skip("onnx.reference cannot run a 1-D MaxPool with pads (its own bug: IndexError on a bare "
+                    "MaxPool1d(3, 1, 1)); the file passed onnx.checker; install onnxruntime to compare numbers")
+    else:
+        from onnx.reference import ReferenceEvaluator
+
+        got = ReferenceEvaluator(proto).run(None, {"x": x})[0]
+    model = load_model(ckpt)
+    np.testing.assert_allclose(got, model.predict_proba(model.preprocess(x, 100)).numpy(), rtol=1e-5, atol=1e-5)

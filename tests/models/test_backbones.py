@@ -91,7 +91,7 @@ def test_parameter_counts_equal_the_reference_layer_definitions(name):
     # with the reference's own head at 71 outputs (PTB-XL "all"), the whole reference model
     assert n + ref_head(FEATURES[name], 71) == REFERENCE_PARAMETERS[name]
     assert reference_head_parameters(enc.feature_channels, 71) == ref_head(FEATURES[name], 71)
-    # the published orders of magnitude: ~0.5 M (resnet1d_wang, inception1d), ~1.9 M (xresnet1d101)
+    # the figures the README states (the paper gives none; these are its code's)
     assert REFERENCE_PARAMETERS[name] == {"resnet1d_wang": 481_863, "xresnet1d50": 962_503,
                                           "xresnet1d101": 1_880_775, "inception1d": 516_167}[name]
 
