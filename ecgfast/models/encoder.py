@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgfast.models.layout import CONTIGUOUS, BatchNorm1d, Conv1d, from_layout, to_layout
+
 # (in_channels as a multiple of width or the input, out as a multiple of width, kernel, stride)
 _BLOCKS = ((None, 1, 11, 2), (1, 1, 7, 1), (1, 2, 7, 2), (2, 2, 5, 1), (2, 4, 5, 2), (4, 4, 3, 1))
 
@@ -14,8 +16,8 @@ class ConvBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int):
         super().__init__()
         self.block = nn.Sequential(
-            nn.Conv1d(in_ch, out_ch, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
-            nn.BatchNorm1d(out_ch),
+            Conv1d(in_ch, out_ch, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
+            BatchNorm1d(out_ch),
             nn.ReLU(inplace=True),
         )
 
@@ -28,6 +30,7 @@ class ECGEncoder1DCNN(nn.Module):
 
     ``forward`` returns the representation: the global average over time of the
     last feature map, (B, 256); ``forward_features`` returns the map (B, 256, T/8).
+    ``memory_format``: the layout the convolutions run in (``ecgfast.models.layout``).
     """
 
     def __init__(self, in_ch: int = 12, width: int = 64):
@@ -37,9 +40,10 @@ class ECGEncoder1DCNN(nn.Module):
             blocks.append(ConvBlock(in_ch if cin is None else cin * width, cout * width, k, s))
         self.features = nn.Sequential(*blocks)
         self.out_channels = 4 * width
+        self.memory_format = CONTIGUOUS
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        return from_layout(self.features(to_layout(x, self.memory_format)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).mean(dim=-1)
+        return self.forward_features(x).mean(dim=-1)

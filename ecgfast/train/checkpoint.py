@@ -124,9 +124,11 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
 
 
 def preprocessing_spec(sampling_rate: int, signal_length: int, normalizer: dict, leads=None,
-                       units: str = "mV", encoder: str | None = None) -> dict:
+                       units: str = "mV", encoder: str | None = None, memory_format: str | None = None) -> dict:
     """What a model expects of its input: rate (Hz), length (samples), lead order, units, normaliser,
     and which encoder reads it (``encoder``, a registered name; default the seed's ``ecg1dcnn``).
+    ``memory_format``: the layout it was trained in (optional key, informative: the weights are the same
+    in both layouts and load under either; absent from older checkpoints).
 
     ``normalizer`` is ``Normalizer.state_dict()``: the model sees
     ``(x_mV - mean) / std`` (global, or per lead in ``leads`` order).
@@ -134,9 +136,12 @@ def preprocessing_spec(sampling_rate: int, signal_length: int, normalizer: dict,
     from ecgfast import LEADS
     from ecgfast.models.backbones import DEFAULT_ENCODER, check_encoder_name
 
-    return {"sampling_rate": int(sampling_rate), "signal_length": int(signal_length),
+    spec = {"sampling_rate": int(sampling_rate), "signal_length": int(signal_length),
             "leads": list(leads or LEADS), "units": units, "normalizer": dict(normalizer),
             "encoder": check_encoder_name(encoder or DEFAULT_ENCODER)}
+    if memory_format is not None:
+        spec["memory_format"] = memory_format
+    return spec
 
 
 def encoder_of(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> str:

@@ -205,6 +205,7 @@ def train(cfg: ClassifierConfig) -> Path:
     """Fine-tune / probe / supervised run; writes the classifier checkpoint (and its model card)."""
     from ecgfast.data import Normalizer, label_fraction_indices
     from ecgfast.models import ECGClassifier, build_encoder
+    from ecgfast.models.layout import resolve_memory_format, set_memory_format
     from ecgfast.train.pretrain import _cpu, _write_card, dataset_digest
 
     cfg.validate()
@@ -235,6 +236,8 @@ def train(cfg: ClassifierConfig) -> Path:
     if len(val_idx) == 0:
         raise ConfigError(f"cache {cache.path}: no labelled records in fold 9 to select the model on")
     model = model.to(device)
+    memory_format = resolve_memory_format(cfg.run.memory_format, device, precision)
+    set_memory_format(model, memory_format)
     if resolve_compile(cfg.run.compile, device) and not cfg.freeze_encoder:
         model.encoder.compile()
     log = JsonlLogger(cfg.out.with_suffix(".jsonl"))
@@ -242,7 +245,7 @@ def train(cfg: ClassifierConfig) -> Path:
                                                         cfg.freeze_encoder, log, device, precision)
     config = {**cfg.flat(), "device": str(device), "precision": precision,
               "ssl_checkpoint": str(cfg.ssl_checkpoint) if cfg.ssl_checkpoint else None, "n_train": int(len(train_idx)),
-              "encoder": encoder}
+              "encoder": encoder, "memory_format": memory_format}
     corpora = [{"name": "ptbxl", "path": str(cache.path), "split": f"{cfg.label_fraction:g} of the labelled folds 1-8",
                 "fingerprint": dataset_digest(cache), "records": int(len(train_idx))}]
     if ssl is not None:
@@ -250,7 +253,7 @@ def train(cfg: ClassifierConfig) -> Path:
     ckpt = {**checkpoint_header("classifier"), "classifier": _cpu(best), "classes": list(cache.classes),
             "normalizer": normalizer.state_dict(), "thresholds": f1_thresholds(cache.labels[val_idx], p_val),
             "spec": preprocessing_spec(cache.sampling_rate, cfg.signal_length, normalizer.state_dict(), cache.leads,
-                                       encoder=encoder),
+                                       encoder=encoder, memory_format=memory_format),
             "config": config, "data": {"corpora": corpora}, "val_macro_auroc": best_auroc, "history": history,
             "versions": versions(), "device": str(device), "wall_time_s": float(time.perf_counter() - t_start)}
     atomic_save(ckpt, cfg.out)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ecgfast.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encoder_name
+from ecgfast.models.layout import MEMORY_FORMATS, check_memory_format
 from ecgfast.train.common import (COMPILE_MODES, PRECISIONS, non_negative_int, open_unit, positive_float,
                                   positive_int, unit_fraction)
 
@@ -91,6 +92,9 @@ def add_run_flags(p: argparse.ArgumentParser, precision_help: str = "") -> None:
                         "with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs" + precision_help)
     p.add_argument("--compile", choices=COMPILE_MODES, default="auto", nargs="?", const="on",
                    help="torch.compile the encoder: auto = on CUDA only (no gain measured on the CPU)")
+    p.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
+                   help="layout of the encoder's convolutions: channels-last or contiguous (NCW); auto = the one "
+                        "measured faster for the device and precision (BENCHMARKS.md); a resumed run keeps its own")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -102,14 +106,16 @@ class RunConfig:
     compile: str = "auto"
     seed: int = 42
     progress: bool = True
+    memory_format: str = "auto"  # "auto" | "channels-last" | "contiguous" (ecgfast.models.layout)
 
     def validate(self) -> None:
+        check_memory_format(self.memory_format)
         _check(self.precision in PRECISIONS, "--precision", self.precision, "one of " + ", ".join(PRECISIONS))
         _check(self.compile in COMPILE_MODES, "--compile", self.compile, "one of " + ", ".join(COMPILE_MODES))
 
 
 def run_from_args(a: argparse.Namespace) -> RunConfig:
-    return RunConfig(a.device, a.precision, a.compile, a.seed, not a.no_progress)
+    return RunConfig(a.device, a.precision, a.compile, a.seed, not a.no_progress, a.memory_format)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from ecgfast.augment import AugmentPipeline
 from ecgfast.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.models.backbones import DEFAULT_ENCODER
+from ecgfast.models.layout import CONTIGUOUS, resolve_memory_format, set_memory_format
 from ecgfast.train.checkpoint import atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec
 from ecgfast.train.common import (JsonlLogger, adam, autocast, deterministic_kernels, resolve_compile,
                                   resolve_device, resolve_precision, run_command, set_seed, versions)
@@ -136,6 +137,8 @@ class Pretrainer:
         encoder = build_encoder(cfg.encoder, in_ch=len(self.leads))
         model = (SimCLRModel(encoder, projection_dim=cfg.projection_dim) if self.method == "simclr"
                  else BYOLModel(encoder, tau=cfg.tau))
+        self.memory_format = resolve_memory_format(cfg.run.memory_format, self.device, self.precision)
+        set_memory_format(model, self.memory_format)
         if self.world > 1 and self.device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # BN statistics over the global batch
         self.model = model.to(self.device)
@@ -323,7 +326,7 @@ class Pretrainer:
     # -- checkpoints ----------------------------------------------------------------
     def config(self) -> dict:
         return {**self.cfg.flat(), "device": str(self.device), "precision": self.precision,
-                "compile": self.compiled, "world_size": self.world}
+                "compile": self.compiled, "world_size": self.world, "memory_format": self.memory_format}
 
     def save_resume(self) -> None:
         self.check_health()  # never write weights from a diverged run
@@ -359,6 +362,7 @@ class Pretrainer:
             raise CheckpointError(f"--resume: {path} was trained on other data than {where} (the "
                                   "dataset fingerprint differs): resume with the data it was trained on, or "
                                   "start over without --resume")
+        self._keep_memory_format(theirs.get("memory_format", CONTIGUOUS), path)
         try:
             self.model.load_state_dict(ckpt["model"])
         except RuntimeError as exc:
@@ -373,13 +377,25 @@ class Pretrainer:
         torch.set_rng_state(ckpt["torch_rng"])
         self._reset_health()
 
+    def _keep_memory_format(self, theirs: str, path: Path) -> None:
+        """A resumed run computes in the layout it was started in (runs before format 4: contiguous), so it
+        continues bitwise; an explicit other --memory-format is refused."""
+        if theirs == self.memory_format:
+            return
+        if self.cfg.run.memory_format != "auto":
+            raise CheckpointError(f"--resume: {path} was trained with --memory-format {theirs}, not "
+                                  f"{self.cfg.run.memory_format}; resume with --memory-format {theirs} (or auto)")
+        self.memory_format = theirs
+        set_memory_format(self.model, theirs)
+
     def output_checkpoint(self) -> dict:
         records_seen = self.global_step * self.cfg.batch_size
         return {
             **checkpoint_header("encoder"),
             "encoder": _cpu(self.model.encoder.state_dict()),
             "spec": preprocessing_spec(self.sampling_rate, self.cfg.signal_length,
-                                       self.normalizer.state_dict(), self.leads, encoder=self.cfg.encoder),
+                                       self.normalizer.state_dict(), self.leads, encoder=self.cfg.encoder,
+                                       memory_format=self.memory_format),
             "classes": list(self.classes), "normalizer": self.normalizer.state_dict(),
             "config": self.config(),
             "data": {"corpora": self.corpora_info, "records_seen": int(records_seen)},

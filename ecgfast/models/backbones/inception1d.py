@@ -23,10 +23,11 @@ import torch
 from torch import nn
 
 from ecgfast.models.backbones.pooling import concat_pool
+from ecgfast.models.layout import CONTIGUOUS, BatchNorm1d, Conv1d, MaxPool1d, from_layout, to_layout
 
 
-def _conv(cin: int, cout: int, kernel_size: int) -> nn.Conv1d:
-    return nn.Conv1d(cin, cout, kernel_size, padding=(kernel_size - 1) // 2, bias=False)
+def _conv(cin: int, cout: int, kernel_size: int) -> Conv1d:
+    return Conv1d(cin, cout, kernel_size, padding=(kernel_size - 1) // 2, bias=False)
 
 
 def branch_kernels(kernel_size: int = 40) -> tuple[int, ...]:
@@ -39,8 +40,8 @@ class InceptionBlock1d(nn.Module):
         super().__init__()
         self.bottleneck = _conv(cin, bottleneck, 1)
         self.convs = nn.ModuleList([_conv(bottleneck, filters, k) for k in kernels])
-        self.pool_branch = nn.Sequential(nn.MaxPool1d(3, stride=1, padding=1), _conv(cin, filters, 1))
-        self.bn = nn.BatchNorm1d((len(kernels) + 1) * filters)
+        self.pool_branch = nn.Sequential(MaxPool1d(3, stride=1, padding=1), _conv(cin, filters, 1))
+        self.bn = BatchNorm1d((len(kernels) + 1) * filters)
         self.relu = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +61,7 @@ class InceptionStage(nn.Module):
         cout = (len(kernels) + 1) * filters
         self.blocks = nn.Sequential(*[InceptionBlock1d(cin if i == 0 else cout, filters, kernels, bottleneck)
                                       for i in range(blocks)])
-        self.shortcut = nn.Sequential(_conv(cin, cout, 1), nn.BatchNorm1d(cout))
+        self.shortcut = nn.Sequential(_conv(cin, cout, 1), BatchNorm1d(cout))
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,9 +82,10 @@ class Inception1d(nn.Module):
                                       for i in range(depth // 3)])
         self.feature_channels = cout
         self.out_channels = 2 * cout  # concat pooling
+        self.memory_format = CONTIGUOUS  # ecgfast.models.layout
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(x)
+        return from_layout(self.stages(to_layout(x, self.memory_format)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return concat_pool(self.forward_features(x))

@@ -18,10 +18,11 @@ import torch
 from torch import nn
 
 from ecgfast.models.backbones.pooling import concat_pool
+from ecgfast.models.layout import CONTIGUOUS, BatchNorm1d, Conv1d, from_layout, to_layout
 
 
-def _conv(cin: int, cout: int, kernel_size: int, stride: int = 1) -> nn.Conv1d:
-    return nn.Conv1d(cin, cout, kernel_size, stride=stride, padding=(kernel_size - 1) // 2, bias=False)
+def _conv(cin: int, cout: int, kernel_size: int, stride: int = 1) -> Conv1d:
+    return Conv1d(cin, cout, kernel_size, stride=stride, padding=(kernel_size - 1) // 2, bias=False)
 
 
 class BasicBlock1d(nn.Module):
@@ -30,12 +31,12 @@ class BasicBlock1d(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int = 1, kernel_sizes: tuple[int, int] = (5, 3)):
         super().__init__()
         self.conv1 = _conv(cin, cout, kernel_sizes[0], stride)
-        self.bn1 = nn.BatchNorm1d(cout)
+        self.bn1 = BatchNorm1d(cout)
         self.conv2 = _conv(cout, cout, kernel_sizes[1])
-        self.bn2 = nn.BatchNorm1d(cout)
+        self.bn2 = BatchNorm1d(cout)
         self.relu = nn.ReLU(inplace=True)
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv1d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm1d(cout))
+            self.shortcut = nn.Sequential(Conv1d(cin, cout, 1, stride=stride, bias=False), BatchNorm1d(cout))
         else:
             self.shortcut = nn.Sequential()  # the identity (an empty Sequential scripts and exports)
 
@@ -51,14 +52,15 @@ class ResNet1dWang(nn.Module):
     def __init__(self, in_ch: int = 12, width: int = 128, stem_kernel: int = 7, kernel_size: int = 5,
                  strides: tuple[int, ...] = (1, 2, 2)):
         super().__init__()
-        self.stem = nn.Sequential(_conv(in_ch, width, stem_kernel), nn.BatchNorm1d(width), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(_conv(in_ch, width, stem_kernel), BatchNorm1d(width), nn.ReLU(inplace=True))
         kernels = (kernel_size, kernel_size // 2 + 1)
         self.blocks = nn.Sequential(*[BasicBlock1d(width, width, s, kernels) for s in strides])
         self.feature_channels = width
         self.out_channels = 2 * width  # concat pooling
+        self.memory_format = CONTIGUOUS  # ecgfast.models.layout
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.stem(x))
+        return from_layout(self.blocks(self.stem(to_layout(x, self.memory_format))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return concat_pool(self.forward_features(x))

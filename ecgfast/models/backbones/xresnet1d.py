@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ecgfast.models.backbones.pooling import concat_pool
+from ecgfast.models.layout import CONTIGUOUS, AvgPool1d, BatchNorm1d, Conv1d, MaxPool1d, from_layout, to_layout
 
 DEPTHS = {"xresnet1d50": (3, 4, 6, 3), "xresnet1d101": (3, 4, 23, 3)}
 
@@ -30,9 +31,9 @@ DEPTHS = {"xresnet1d50": (3, 4, 6, 3), "xresnet1d101": (3, 4, 23, 3)}
 def conv_bn(cin: int, cout: int, kernel_size: int, stride: int = 1, relu: bool = True,
             zero_scale: bool = False) -> nn.Sequential:
     """Conv1d (no bias, padding (k - 1) // 2) -> BatchNorm1d [-> ReLU]."""
-    bn = nn.BatchNorm1d(cout)
+    bn = BatchNorm1d(cout)
     nn.init.constant_(bn.weight, 0.0 if zero_scale else 1.0)
-    layers = [nn.Conv1d(cin, cout, kernel_size, stride=stride, padding=(kernel_size - 1) // 2, bias=False), bn]
+    layers = [Conv1d(cin, cout, kernel_size, stride=stride, padding=(kernel_size - 1) // 2, bias=False), bn]
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
@@ -50,7 +51,7 @@ class Bottleneck1d(nn.Module):
                                    conv_bn(hidden, cout, 1, relu=False, zero_scale=True))
         shortcut = []
         if stride != 1:  # pool first, then project: the shortcut keeps every input sample's share
-            shortcut.append(nn.AvgPool1d(2, ceil_mode=True))
+            shortcut.append(AvgPool1d(2, ceil_mode=True))
         if cin != cout:
             shortcut.append(conv_bn(cin, cout, 1, relu=False))
         self.shortcut = nn.Sequential(*shortcut)
@@ -69,7 +70,7 @@ class XResNet1d(nn.Module):
         widths = (in_ch, *stem)
         self.stem = nn.Sequential(*[conv_bn(widths[i], widths[i + 1], stem_kernel, stride=2 if i == 0 else 1)
                                     for i in range(len(stem))],
-                                  nn.MaxPool1d(kernel_size=3, stride=2, padding=1))
+                                  MaxPool1d(kernel_size=3, stride=2, padding=1))
         stages, cin = [], stem[-1]
         for i, n in enumerate(depths):
             blocks = []
@@ -80,6 +81,7 @@ class XResNet1d(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.feature_channels = cin
         self.out_channels = 2 * cin  # concat pooling
+        self.memory_format = CONTIGUOUS  # ecgfast.models.layout
         for m in self.modules():
             if isinstance(m, nn.Conv1d):
                 nn.init.kaiming_normal_(m.weight)
@@ -87,7 +89,7 @@ class XResNet1d(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x))
+        return from_layout(self.stages(self.stem(to_layout(x, self.memory_format))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return concat_pool(self.forward_features(x))
