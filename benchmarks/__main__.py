@@ -21,6 +21,7 @@ import traceback
 
 from benchmarks import machine
 from benchmarks.harness import gpu_peaks, measure
+from benchmarks.roofline import PEAK_KEYS
 
 STAGES = ("data", "corpus", "augment", "losses", "train", "backbones", "epoch", "eval")
 
@@ -42,7 +43,10 @@ def format_table(results, mach) -> str:
         elif c.bytes_moved:
             peak = f"{c.bytes_moved / r.median / 1e9 / mach['copy_bandwidth_GBps']:7.0%}"
         elif c.flops:
-            peak = f"{c.flops / r.median / 1e9 / mach['matmul_GFLOPs']:7.0%}"
+            achieved = c.flops / r.median / 1e9
+            figures["GFLOP/s"] = float(achieved)
+            ceiling = mach.get(PEAK_KEYS.get(c.precision, "matmul_GFLOPs"))
+            peak = f"{achieved / ceiling:7.0%}" if ceiling else ""
         extra = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
         span = f"{_t(min(r.times))}-{_t(max(r.times))}"
         rate = f"{r.throughput:,.0f} {c.unit}/s"
@@ -56,6 +60,8 @@ def _gpu_peak(case, result, mach) -> tuple[str, dict]:
     achieved figure with the peak beside it."""
     if case.bytes_moved:
         achieved, peak, unit = case.bytes_moved / result.median / 1e9, mach.get("gpu_peak_GBps"), "GB/s"
+    elif case.flops and case.precision in ("bf16", "fp16"):  # against the matmul peak measured in this run
+        achieved, peak, unit = case.flops / result.median / 1e12, mach.get("gpu_matmul_bf16_TFLOPs"), "TFLOP/s"
     elif case.flops:
         achieved, peak, unit = case.flops / result.median / 1e12, mach.get("gpu_peak_fp32_TFLOPs"), "TFLOP/s"
     else:
@@ -138,6 +144,9 @@ def _describe_gpu() -> dict:
 
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
     out = {"gpu": props.name, "gpu_memory_GiB": props.total_memory / 2**30, "gpu_sms": props.multi_processor_count}
+    from benchmarks.roofline import matmul_peak
+
+    out["gpu_matmul_bf16_TFLOPs"] = matmul_peak(torch.bfloat16, n=8192, device="cuda", repeat=5) / 1e12
     peaks = gpu_peaks(props.name)
     if peaks is None:
         print(f"  (no datasheet peaks for {props.name!r} in benchmarks/harness.py GPU_PEAKS: no 'of peak' column)")

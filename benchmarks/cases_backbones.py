@@ -1,5 +1,6 @@
 """Backbones stage: one SimCLR training step per encoder (``--encoder``), at the entry points' default
-precision, all on the same batch -- augment, normalise, forward, fused NT-Xent, backward, Adam.
+precision and memory format, all on the same batch -- augment, normalise, forward, fused NT-Xent, backward,
+Adam -- with its FLOP (``torch.utils.flop_counter``), achieved GFLOP/s and share of the matmul peak.
 
 The seed's ``ecg1dcnn`` is the baseline: ``vs plain`` reads as each backbone's speed relative to it
 (below 1: slower). ``params`` is the encoder's parameter count (12 leads, no head).
@@ -13,6 +14,7 @@ from benchmarks.harness import Case
 
 
 def cases(quick: bool, device: str = "cpu") -> list[Case]:
+    from benchmarks.roofline import count_flops
     from ecgfast.models.backbones import ENCODER_NAMES, ENCODERS
     from ecgfast.train.common import resolve_precision
 
@@ -22,11 +24,15 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
     compiled = torch.device(device).type == "cuda"  # --compile auto
     out, baseline = [], None
     for name in ENCODER_NAMES:
-        step = ecgfast_step("simclr", precision, compiled, device=device, encoder=name)
-        label = f"simclr {precision} {name} (B={B})"
+        step = ecgfast_step("simclr", precision, False, device=device, encoder=name)  # --memory-format auto
+        flops = count_flops(lambda s=step: s(x))  # counted eager (the compiled step is the same work)
+        if compiled:
+            step = ecgfast_step("simclr", precision, compiled, device=device, encoder=name)
+        label = f"simclr {precision} {name} {step.memory_format} (B={B})"
         baseline = baseline or label
         case = Case("backbones", label, (lambda s=step: s(x)), B, "samples", device=device,
-                    baseline=None if label == baseline else baseline, repeat=2 if quick else 3, warmup=1)
+                    baseline=None if label == baseline else baseline, repeat=2 if quick else 3, warmup=1,
+                    flops=flops, precision=precision)
         case.extra = _Figures(step.timings, ENCODERS[name].parameters)
         out.append(case)
     return out

@@ -10,21 +10,25 @@ from benchmarks.plain_step import PlainSimCLRStep
 
 
 def ecgfast_step(method: str, precision: str, compiled: bool = False, sampling_rate: float = 100,
-                 device: str = "cpu", encoder: str = "ecg1dcnn"):
+                 device: str = "cpu", encoder: str = "ecg1dcnn", memory_format: str = "auto"):
     """A step of ecgfast's engine (fused augmentation, fused loss) on ``device``, from public modules,
-    with the backbone ``encoder`` (``ecgfast.models.backbones``; the seed's by default).
+    with the backbone ``encoder`` (``ecgfast.models.backbones``; the seed's by default) in ``memory_format``
+    (``auto``: what the entry points pick for that device and precision; the resolved one is ``step.memory_format``).
 
     It ends with ``loss.item()``, so on a GPU each timed step includes its own completion.
     """
     from ecgfast.augment import AugmentPipeline
     from ecgfast.losses import nt_xent
     from ecgfast.models import BYOLModel, SimCLRModel, build_encoder
+    from ecgfast.models.layout import resolve_memory_format, set_memory_format
     from ecgfast.train.common import autocast
     from ecgfast.train.pretrain import byol_loss_of
 
     torch.manual_seed(0)
     backbone = build_encoder(encoder)
     model = (SimCLRModel(backbone) if method == "simclr" else BYOLModel(backbone)).to(device)
+    memory_format = resolve_memory_format(memory_format, device, precision)
+    set_memory_format(model, memory_format)
     if compiled:
         model.encoder.compile()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
@@ -53,7 +57,7 @@ def ecgfast_step(method: str, precision: str, compiled: bool = False, sampling_r
         timings["total_s"] += time.perf_counter() - t0
         return loss.item()
 
-    step.timings = timings
+    step.timings, step.memory_format = timings, memory_format
     return step
 
 
@@ -84,26 +88,40 @@ def bf16_agreement(x: torch.Tensor, sampling_rate: float = 100) -> dict:
 
 
 def cases(quick: bool, device: str = "cpu") -> list[Case]:
+    """The plain step, then ecgfast's at fp32 and at the default precision, each in both memory formats
+    (contiguous = the layout before channels-last), BYOL and (full runs) the compiled step in the default
+    format. Every step's FLOP (``torch.utils.flop_counter``) gives achieved GFLOP/s and the share of the
+    measured matmul peak of its precision."""
+    from benchmarks.roofline import count_flops
+    from ecgfast.train.common import resolve_precision
+
     B = 64 if quick else 256
     x = (torch.randn(B, 12, 1000) * 0.3).to(device)
     plain_step = PlainSimCLRStep(device=device)
     plain = f"plain SimCLR step fp32 (B={B})"
-    out = [Case("train", plain, lambda: plain_step(x), B, "samples", repeat=3)]
-    from ecgfast.train.common import resolve_precision
-
+    flops = count_flops(lambda: plain_step(x))  # the same convolutions and matmuls as ecgfast's step
+    out = [Case("train", plain, lambda: plain_step(x), B, "samples", repeat=3, flops=flops, device=device)]
     auto = resolve_precision("auto", torch.device(device))  # the entry points' default here
-    variants = [("simclr", "fp32", False), ("simclr", auto, False), ("byol", auto, False)]
+    formats = ("contiguous", "channels-last")
+    variants = [("simclr", "fp32", False, f) for f in formats] + [("simclr", auto, False, f) for f in formats]
     if not quick and auto != "bf16":  # bf16 measured even where it is emulated: it shows why auto avoids it
-        variants.append(("simclr", "bf16", False))
+        variants += [("simclr", "bf16", False, f) for f in formats]
+    variants.append(("byol", auto, False, "auto"))
     if not quick or device != "cpu":  # compiled: the default on CUDA, measured on the CPU in full runs
-        variants.insert(2, ("simclr", auto, True))
+        variants.append(("simclr", auto, True, "auto"))
     variants = list(dict.fromkeys(variants))
-    for method, precision, compiled in variants:
-        step = ecgfast_step(method, precision, compiled, device=device)
-        name = f"ecgfast {method} {precision} {'compiled' if compiled else 'eager'}"
-        case = Case("train", name, (lambda s=step: s(x)), B, "samples", baseline=plain, repeat=3, warmup=2)
+    counted = {}  # (method, precision) -> FLOP per step, counted on an eager step (a compiled one is the same work)
+    for method, precision, compiled, memory_format in variants:
+        step = ecgfast_step(method, precision, compiled, device=device, memory_format=memory_format)
+        if (method, precision) not in counted:
+            counted[method, precision] = count_flops(lambda s=step: s(x))
+        fmt = step.memory_format + (" (auto)" if memory_format == "auto" else "")
+        name = f"ecgfast {method} {precision} {'compiled' if compiled else 'eager'} {fmt}"
+        case = Case("train", name, (lambda s=step: s(x)), B, "samples", baseline=plain, repeat=3, warmup=2,
+                    flops=counted[method, precision], precision=precision, device=device)
         out.append(case)
-        accuracy = bf16_agreement(x) if (precision, compiled) == ("bf16", False) and method == "simclr" else {}
+        accuracy = (bf16_agreement(x) if (precision, compiled, memory_format) == ("bf16", False, "contiguous")
+                    and method == "simclr" else {})
         case.extra = StepTimeShare(step.timings, accuracy)
     return out
 

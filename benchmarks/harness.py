@@ -30,6 +30,7 @@ class Case:
     baseline: str | None = None     # name of the plain case of the same stage
     bytes_moved: int | None = None  # bytes read+written per call: fraction of copy bandwidth
     flops: int | None = None        # floating-point operations per call: fraction of matmul FLOP/s
+    precision: str = "fp32"         # whose matmul peak ``flops`` is held against (benchmarks.roofline)
     repeat: int = 5                 # timed calls (the median is reported)
     warmup: int = 1                 # untimed calls first (JIT, caches)
     extra: dict = field(default_factory=dict)  # other figures to report, e.g. {"peak_MB": 123}

@@ -51,6 +51,7 @@ def describe() -> dict:
         gcc = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     except (OSError, IndexError):
         gcc = "unknown"
+    from benchmarks.roofline import matmul_peaks
     from ecgfast._extension import EXTENSION_AVAILABLE
 
     return {
@@ -65,4 +66,5 @@ def describe() -> dict:
         "extension": EXTENSION_AVAILABLE,
         "copy_bandwidth_GBps": copy_bandwidth() / 1e9,
         "matmul_GFLOPs": matmul_flops() / 1e9,
+        **matmul_peaks("cpu"),  # the bf16 peak where bf16 is native: the roofline of the bf16 steps
     }

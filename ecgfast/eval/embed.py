@@ -49,6 +49,11 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pad", action="store_true",
                    help="zero-pad records shorter than the model's window (default: refuse them)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from ecgfast.models.layout import MEMORY_FORMATS
+
+    p.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
+                   help="layout of the encoder's convolutions (channels-last or contiguous; auto = the faster one "
+                        "measured for the device); the results are the same up to rounding")
     from ecgfast.train.config import add_encoder_flag
 
     add_encoder_flag(p, None, "the backbone the checkpoint must hold (default: whichever it holds); another one "
@@ -58,7 +63,15 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
 def input_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of ``run_embed`` / ``run_predict`` given by ``add_input_arguments``'s flags."""
     return dict(device=args.device, batch_size=args.batch_size, sampling_rate=args.sampling_rate, leads=args.leads,
-                units=args.units, pad=args.pad, progress=not args.no_progress, encoder=args.encoder)
+                units=args.units, pad=args.pad, progress=not args.no_progress, encoder=args.encoder,
+                memory_format=args.memory_format)
+
+
+def in_memory_format(model, memory_format: str, device):
+    """``model`` (a loaded encoder or classifier, run in fp32) in ``memory_format`` resolved for ``device``."""
+    from ecgfast.models.layout import resolve_memory_format, set_memory_format
+
+    return set_memory_format(model, resolve_memory_format(memory_format, device, "fp32"))
 
 
 def output_kind(out: Path) -> str:
@@ -113,18 +126,18 @@ def write_embeddings(out: str | Path, ids, embeddings, attrs: dict | None = None
 
 
 def run_embed(checkpoint, inputs, out, *, device="auto", batch_size=256, sampling_rate=None, leads=None,
-              units="mV", pad=False, progress=True, encoder=None) -> tuple[list[Path], int]:
+              units="mV", pad=False, progress=True, encoder=None, memory_format="auto") -> tuple[list[Path], int]:
     """Embed every record of ``inputs`` with the encoder of ``checkpoint`` and write ``out``; returns (files, N).
 
     ``encoder`` (a backbone name) asserts the checkpoint's backbone; None takes whichever it holds."""
     files, n, _ = _run_embed(checkpoint, inputs, out, device=device, batch_size=batch_size,
                              sampling_rate=sampling_rate, leads=leads, units=units, pad=pad, progress=progress,
-                             encoder=encoder)
+                             encoder=encoder, memory_format=memory_format)
     return files, n
 
 
 def _run_embed(checkpoint, inputs, out, *, device, batch_size, sampling_rate, leads, units, pad, progress,
-               encoder) -> tuple[list[Path], int, int]:
+               encoder, memory_format="auto") -> tuple[list[Path], int, int]:
     """``run_embed``, also returning the representation's width."""
     from ecgfast import __version__
     from ecgfast.eval._loop import resolve_device
@@ -134,7 +147,7 @@ def _run_embed(checkpoint, inputs, out, *, device, batch_size, sampling_rate, le
     out = Path(out)
     output_kind(out)  # refuse a bad --out before any work
     dev = resolve_device(device)
-    model = load_encoder(checkpoint, dev, encoder)
+    model = in_memory_format(load_encoder(checkpoint, dev, encoder), memory_format, dev)
     with open_input(inputs, sampling_rate=sampling_rate, leads=leads, units=units,
                     model_rate=model.spec["sampling_rate"]) as source:
         ids, emb = embed_records(model, source, device=dev, batch_size=batch_size, pad=pad, progress=progress)

@@ -48,9 +48,10 @@ def predictions_csv(ids, classes, probs, labels) -> str:
 
 
 def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampling_rate=None, leads=None,
-                units="mV", pad=False, progress=True, encoder=None) -> tuple[Path, int]:
+                units="mV", pad=False, progress=True, encoder=None, memory_format="auto") -> tuple[Path, int]:
     from ecgfast._fs import atomic_write
     from ecgfast.eval._loop import resolve_device
+    from ecgfast.eval.embed import in_memory_format
     from ecgfast.eval.inputs import open_input
     from ecgfast.models.pretrained import load_classifier
 
@@ -58,7 +59,7 @@ def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampl
     if out.suffix.lower() != ".csv":
         raise ConfigError(f"--out {out}: expected a .csv file")
     dev = resolve_device(device)
-    model = load_classifier(checkpoint, dev, encoder)
+    model = in_memory_format(load_classifier(checkpoint, dev, encoder), memory_format, dev)
     with open_input(inputs, sampling_rate=sampling_rate, leads=leads, units=units,
                     model_rate=model.spec["sampling_rate"]) as source:
         ids, probs, labels = predict_records(model, source, device=dev, batch_size=batch_size, pad=pad,
