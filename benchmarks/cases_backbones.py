@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.cases_train import StepTimeShare, ecgfast_step
+from benchmarks.cases_train import SHORT_FORMATS, StepTimeShare, ecgfast_step
 from benchmarks.harness import Case
 
 
@@ -28,7 +28,7 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
         flops = count_flops(lambda s=step: s(x))  # counted eager (the compiled step is the same work)
         if compiled:
             step = ecgfast_step("simclr", precision, compiled, device=device, encoder=name)
-        label = f"simclr {precision} {name} {step.memory_format} (B={B})"
+        label = f"simclr {precision} {name} {SHORT_FORMATS[step.memory_format]} (B={B})"
         baseline = baseline or label
         case = Case("backbones", label, (lambda s=step: s(x)), B, "samples", device=device,
                     baseline=None if label == baseline else baseline, repeat=2 if quick else 3, warmup=1,

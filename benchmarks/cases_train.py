@@ -87,6 +87,9 @@ def bf16_agreement(x: torch.Tensor, sampling_rate: float = 100) -> dict:
             "grad_cos": torch.nn.functional.cosine_similarity(grad["bf16"], grad["fp32"], dim=0).item()}
 
 
+SHORT_FORMATS = {"channels-last": "CL", "contiguous": "NCW"}  # case names fit the report's column
+
+
 def cases(quick: bool, device: str = "cpu") -> list[Case]:
     """The plain step, then ecgfast's at fp32 and at the default precision, each in both memory formats
     (contiguous = the layout before channels-last), BYOL and (full runs) the compiled step in the default
@@ -115,7 +118,7 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
         step = ecgfast_step(method, precision, compiled, device=device, memory_format=memory_format)
         if (method, precision) not in counted:
             counted[method, precision] = count_flops(lambda s=step: s(x))
-        fmt = step.memory_format + (" (auto)" if memory_format == "auto" else "")
+        fmt = SHORT_FORMATS[step.memory_format] + (" (auto)" if memory_format == "auto" else "")
         name = f"ecgfast {method} {precision} {'compiled' if compiled else 'eager'} {fmt}"
         case = Case("train", name, (lambda s=step: s(x)), B, "samples", baseline=plain, repeat=3, warmup=2,
                     flops=counted[method, precision], precision=precision, device=device)
