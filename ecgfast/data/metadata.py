@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgfast import CLASSES
+from ecgfast import CLASSES, TASKS
 from ecgfast.data.errors import PTBXLError, UnsafePathError
 from ecgfast.errors import ConfigError
 
@@ -44,7 +44,6 @@ STATEMENT_COLUMNS = ("diagnostic", "diagnostic_class")
 # The statement columns the tasks read; 0/1 flags and class names.
 STATEMENT_FLAGS = ("diagnostic", "form", "rhythm")
 STATEMENT_NAMES = ("diagnostic_class", "diagnostic_subclass")
-TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 DEFAULT_TASK = "superdiagnostic"
 # task -> (the statement flag a code needs, the statement column naming its class; None: the code itself)
 _TASK_RULES = {"all": (None, None), "diagnostic": ("diagnostic", None),

@@ -56,9 +56,13 @@ class ExperimentConfig:
     signal_length: int = 1000
     bootstrap: int = 1000
     encoder: str = DEFAULT_ENCODER  # the backbone of every arm (one --out per backbone)
+    task: str = "superdiagnostic"  # the PTB-XL task every classifier learns (ecgfast.TASKS)
 
     def validate(self) -> None:
+        from ecgfast.data.metadata import check_task
+
         check_encoder_name(self.encoder)
+        check_task(self.task)
         self.data.validate()
         self.run.validate()
         bad = [a for a in self.arms if a not in ARMS]
@@ -84,7 +88,7 @@ def _pretrain_method(arm: str):
 def build_parser() -> argparse.ArgumentParser:
     from ecgfast.models.backbones import ENCODER_NAMES
     from ecgfast.train.common import non_negative_int, positive_int, unit_fraction
-    from ecgfast.train.config import add_data_flags, add_encoder_flag
+    from ecgfast.train.config import add_data_flags, add_encoder_flag, add_task_flag
 
     p = argparse.ArgumentParser(prog="ecgfast experiment", description=__doc__.split("\n\n")[0])
     add_data_flags(p)
@@ -98,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-batch-size", type=positive_int, default=64)
     p.add_argument("--probe-epochs", type=positive_int, default=100, help="epochs of the linear head on frozen features")
     p.add_argument("--signal-length", type=positive_int, default=1000)
+    add_task_flag(p)
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
@@ -117,7 +122,7 @@ def from_args(a: argparse.Namespace) -> ExperimentConfig:
                             reference=not a.no_reference, pretrain_epochs=a.pretrain_epochs,
                             pretrain_batch_size=a.pretrain_batch_size, finetune_epochs=a.finetune_epochs,
                             finetune_batch_size=a.finetune_batch_size, probe_epochs=a.probe_epochs,
-                            signal_length=a.signal_length, bootstrap=a.bootstrap, encoder=a.encoder)
+                            signal_length=a.signal_length, bootstrap=a.bootstrap, encoder=a.encoder, task=a.task)
 
 
 def plan(cfg: ExperimentConfig) -> list[tuple[str, int, float]]:
@@ -141,6 +146,9 @@ def settings_key(flat: dict) -> dict:
     backbone = key.pop("encoder", None) or DEFAULT_ENCODER
     if backbone != DEFAULT_ENCODER:
         key["backbone"] = backbone
+    task = key.pop("task", None) or "superdiagnostic"  # likewise: runs from before --task keep their key
+    if task != "superdiagnostic":
+        key["task"] = task
     return key
 
 
@@ -194,7 +202,7 @@ def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: flo
                             run=dataclasses.replace(cfg.run, seed=seed), out=d / "classifier.pt",
                             label_fraction=fraction, epochs=cfg.probe_epochs if probe else cfg.finetune_epochs,
                             batch_size=cfg.finetune_batch_size, signal_length=cfg.signal_length,
-                            encoder=cfg.encoder)
+                            encoder=cfg.encoder, task=cfg.task)
     settings = {**settings_key(ccfg.flat()), "encoder": encoder[1] if encoder else None, "bootstrap": cfg.bootstrap,
                 "arm": arm}
     settings.pop("ssl_checkpoint", None)

@@ -139,6 +139,16 @@ def preprocessing_spec(sampling_rate: int, signal_length: int, normalizer: dict,
             "encoder": check_encoder_name(encoder or DEFAULT_ENCODER)}
 
 
+def task_of(ckpt: dict) -> tuple[str, list[str]]:
+    """(task, classes) a classifier checkpoint was trained on: ``spec["task"]`` and ``spec["classes"]``;
+    a checkpoint that names none (written before ``--task``) is superdiagnostic with its ``classes``."""
+    from ecgfast import CLASSES
+
+    spec = ckpt.get("spec") if isinstance(ckpt.get("spec"), dict) else {}
+    classes = spec.get("classes") or ckpt.get("classes") or list(CLASSES)
+    return str(spec.get("task") or "superdiagnostic"), [str(c) for c in classes]
+
+
 def encoder_of(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> str:
     """The name of the encoder a checkpoint holds: ``spec["encoder"]``, or ``ecg1dcnn`` for a checkpoint
     that names none (formats 1 and 2, written before backbones were selectable).
