@@ -690,7 +690,8 @@ def ensure_cache(data_root: str | Path | None, cache: str | Path | None = None, 
     With a ``data_root`` folder, the cache is checked against it on every call
     (``stale_reason``) and rebuilt, with a message saying why, when it differs;
     a rebuild that cannot succeed raises its own error. Without one, an existing
-    cache is used as it is (its metadata still checked by ``open_cache``).
+    cache is used as it is (its metadata and record hashes still checked), and a
+    line on stderr says so, once per cache and process.
     """
     if cache is None:
         if data_root is None:

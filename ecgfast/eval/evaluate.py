@@ -115,7 +115,8 @@ def evaluate(checkpoint: Path, data: DataConfig | None = None, *, cache_path: Pa
 
 def format_report(r: dict) -> str:
     ci = r["ci95"]
-    lines = [f"fold 10: {r['n_records']} labelled records   ({r['checkpoint']})", "",
+    task = f", task {r['task']}" if r.get("task") else ""
+    lines = [f"fold 10: {r['n_records']} labelled records{task}   ({r['checkpoint']})", "",
              f"{'metric':<20}{'value':>8}   95% bootstrap CI"]
     for k in ("macro_auroc", "macro_f1", "micro_sensitivity", "micro_specificity"):
         lines.append(f"{k:<20}{r[k]:>8.4f}   [{ci[k][0]:.4f}, {ci[k][1]:.4f}]")
