@@ -113,16 +113,16 @@ def explain_os_error(exc: OSError, path: str | os.PathLike, action: str = "write
     return OutputError(os_error_message(shown, path, action), code, str(path))
 
 
-def _make_folder(folder: Path, target: Path) -> None:
+def _make_folder(folder: Path, shown: Path, action: str = "create the folder of") -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if not folder.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
     except FileExistsError:  # a file where a folder of the path should be
-        raise explain_os_error(NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), target,
-                               "create the folder of") from None
+        raise explain_os_error(NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), shown,
+                               action) from None
     except OSError as exc:
-        raise explain_os_error(exc, target, "create the folder of") from None
+        raise explain_os_error(exc, shown, action) from None
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -130,6 +130,22 @@ def _unlink_quietly(path: Path) -> None:
         path.unlink()
     except OSError:  # already gone, or a folder that no longer lets us
         pass
+
+
+def _probe(folder: Path, shown: Path, action: str) -> None:
+    """Write, fsync and remove a one-page temp file in ``folder``; a failure names ``shown``."""
+    probe = temp_path(folder / ".ecgfast-write-check")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"\0" * 4096)  # a whole page: a full tmpfs refuses it
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        _unlink_quietly(probe)
+        raise explain_os_error(exc, shown, action) from None
+    _unlink_quietly(probe)
 
 
 def check_writable(path: str | os.PathLike, need_bytes: int = 0) -> Path:
@@ -144,18 +160,7 @@ def check_writable(path: str | os.PathLike, need_bytes: int = 0) -> Path:
     if path.is_dir():
         raise explain_os_error(IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)), path)
     _make_folder(path.parent, path)
-    probe = temp_path(path)
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, b"\0" * 4096)  # a full page: a full tmpfs refuses it
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        _unlink_quietly(probe)
-        raise explain_os_error(exc, path) from None
-    _unlink_quietly(probe)
+    _probe(path.parent, path, "write")
     if need_bytes:
         try:
             free = shutil.disk_usage(path.parent).free
@@ -172,10 +177,8 @@ def prepare_output_folder(folder: str | os.PathLike) -> Path:
     """Create ``folder`` for many outputs (a corpus, an experiment), check it is writable, and remove
     the temp files its killed writers left; raises :class:`OutputError` naming the folder."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise explain_os_error(NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), folder,
-                               "create the folder")
-    check_writable(folder / ".ecgfast-write-check")
+    _make_folder(folder, folder, "create the folder")
+    _probe(folder, folder, "write into")
     remove_stale_temps(folder)
     return folder
 
