@@ -54,3 +54,13 @@ def test_finite_weights_and_integer_buffers_load(tmp_path):
     path = make_checkpoint(tmp_path / "ok.pt", "encoder", seed=4)
     ckpt = load_checkpoint(path)
     assert any(not v.is_floating_point() for v in ckpt["encoder"].values())  # num_batches_tracked: not checked
+
+
+def test_non_finite_count_is_exact_for_every_float_dtype():
+    from ecgfast.train.checkpoint import _non_finite
+
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        t = torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), 0.0], dtype=dtype)
+        assert _non_finite(t) == 3 and _non_finite(t[[0, 4]]) == 0
+    assert _non_finite(torch.tensor([1e300], dtype=torch.float64)) == 0  # finite in float64 (inf in float32)
+    assert _non_finite(torch.arange(4)) == 0
