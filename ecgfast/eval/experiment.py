@@ -165,7 +165,8 @@ def dataset_fingerprint(cfg: ExperimentConfig) -> str:
     (built first when absent or stale, as the runs would)."""
     from ecgfast.train.pretrain import dataset_digest
 
-    return dataset_digest(cfg.data.open(progress=cfg.run.progress))[:16]
+    with cfg.data.open(progress=cfg.run.progress) as cache:
+        return dataset_digest(cache)[:16]
 
 
 def _changed(old: dict, new: dict) -> str:
