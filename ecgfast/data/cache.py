@@ -63,7 +63,7 @@ import torch
 from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS, __version__
-from ecgfast._fs import os_error_message, remove_stale_temps, temp_path
+from ecgfast._fs import explain_os_error, os_error_message, remove_stale_temps, temp_path
 from ecgfast.data._ops import gather_dequantize
 from ecgfast.data.errors import CacheError, DataError, PTBXLError
 from ecgfast.data.metadata import (DATABASE_CSV, DEFAULT_TASK, STATEMENTS_CSV, check_sampling_rate, check_task,
@@ -144,13 +144,7 @@ def _source_records(root: Path, meta, sampling_rate: int) -> tuple[list[str], np
 
 def _fs_error(exc: OSError, path: Path, action: str = "write") -> DataError:
     """A DataError for a file-system failure; h5py's errno-less errors on a full disk say so."""
-    if exc.errno is None:
-        try:
-            if shutil.disk_usage(path.parent).free < (1 << 20):
-                exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        except OSError:
-            pass
-    return DataError(os_error_message(exc, path, action))
+    return DataError(str(explain_os_error(exc, path, action)))
 
 
 def _remove_stale_temps(path: Path) -> None:

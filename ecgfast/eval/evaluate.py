@@ -150,8 +150,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def go():
+        from ecgfast._fs import check_writable
         from ecgfast.train.checkpoint import atomic_write_text, load_checkpoint, spec_of
 
+        if args.json:
+            check_writable(args.json)  # before the whole evaluation, not after it
         rate = args.sampling_rate or spec_of(load_checkpoint(args.checkpoint, kind="classifier"))["sampling_rate"]
         data = DataConfig(args.data_root, args.cache, rate, args.skip_missing, skip_bad=args.skip_bad)
         r = evaluate(args.checkpoint, data, n_boot=args.bootstrap, seed=args.seed, robustness=args.robustness,

@@ -29,8 +29,9 @@ from ecgfast.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.eval.inference import embed, predict
 from ecgfast.train.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, encoder_of,
                                       load_checkpoint, preprocessing_spec)
-from ecgfast.train.common import (JsonlLogger, adam, autocast, deterministic_kernels, resolve_compile,
-                                  resolve_device, resolve_precision, run_command, set_seed, versions)
+from ecgfast.train.common import (JsonlLogger, adam, autocast, check_training_outputs, deterministic_kernels,
+                                  resolve_compile, resolve_device, resolve_precision, run_command, set_seed,
+                                  versions)
 from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig, add_classifier_flags, classifier_from_args
 
 __all__ = ["LOSSES", "SAMPLINGS", "ClassifierConfig", "encoder_name", "train", "train_classifier",
@@ -213,6 +214,7 @@ def train(cfg: ClassifierConfig) -> Path:
     from ecgfast.train.pretrain import _cpu, _write_card, dataset_digest
 
     cfg.validate()
+    check_training_outputs(cfg.out, cfg.out.with_suffix(".jsonl"))
     device = resolve_device(cfg.run.device)
     precision = resolve_precision(cfg.run.precision, device)
     t_start = time.perf_counter()

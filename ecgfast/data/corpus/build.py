@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS, __version__
-from ecgfast._fs import atomic_write, remove_stale_temps
+from ecgfast._fs import atomic_write, prepare_output_folder
 from ecgfast.errors import ConfigError, DataError
 from ecgfast.data.errors import UnsafePathError
 from ecgfast.data.corpus.harmonise import GAIN, harmonise
@@ -284,8 +284,7 @@ def build_corpus(layout: str, source, out, *, sampling_rate: float = 100, second
         more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
         raise DataError(f"{absent[0]}{more} (pass --skip-missing to skip and count missing records)")
     items = src.items()
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)
+    prepare_output_folder(out)  # creates it, refuses a read-only or full one, removes killed writers' temps
 
     ref_path, ref_info = None, None
     if exclude_ptbxl is not None:
@@ -382,8 +381,7 @@ def build_corpus_from_arrays(out, chunks, *, sampling_rate: float, signal_length
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out {out} is an existing file; name a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)
+    prepare_output_folder(out)
     settings = {"format": FORMAT, "format_version": FORMAT_VERSION, "layout": name, "source": None,
                 "source_options": {}, "sampling_rate": float(sampling_rate), "signal_length": T, "gain": float(gain),
                 "min_fraction": 1.0, "leads": list(LEADS), "classes": list(CLASSES), "index_files": {},
