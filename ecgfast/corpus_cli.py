@@ -95,9 +95,9 @@ def _upgrade(args) -> int:
     from ecgfast.data.corpus.build import FORMAT_VERSION, upgrade_corpus
     from ecgfast.data.corpus.store import open_corpus
 
-    m = upgrade_corpus(args.manifest)
+    _, upgraded = upgrade_corpus(args.manifest)
     c = open_corpus(args.manifest)  # what training will do: every file checked against the new manifest
-    how = "upgraded" if m.get("upgraded_from") == 1 else "already"
+    how = "upgraded to" if upgraded else "already"
     print(f"{c.path}: {how} format version {FORMAT_VERSION} ({len(c.shard_names)} shards, {len(c)} windows, "
           f"fingerprint {c.fingerprint_digest[:12]}… unchanged)")
     return 0

@@ -447,8 +447,8 @@ def build_corpus_from_arrays(out, chunks, *, sampling_rate: float, signal_length
     return manifest
 
 
-def upgrade_corpus(manifest_path) -> dict:
-    """Upgrade a version-1 manifest in place to this version (``ecgfast corpus upgrade``); returns it.
+def upgrade_corpus(manifest_path) -> tuple[dict, bool]:
+    """Upgrade a version-1 manifest in place to this version (``ecgfast corpus upgrade``): (manifest, upgraded).
 
     Version 1 hashed only the signal files. Each one is hashed and checked against the
     manifest first (a mismatch is refused: rebuild); then the label and metadata files'
@@ -466,7 +466,7 @@ def upgrade_corpus(manifest_path) -> dict:
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise DataError(f"{p}: not an ecgfast corpus manifest")
     if m.get("format_version") == FORMAT_VERSION:
-        return m
+        return m, False
     if m.get("format_version") != 1:
         raise DataError(f"{p}: format version {m.get('format_version')!r} cannot be upgraded; rebuild the corpus "
                         "with `ecgfast corpus build`")
@@ -493,4 +493,4 @@ def upgrade_corpus(manifest_path) -> dict:
     upgraded = {**m, "format_version": FORMAT_VERSION, "upgraded_from": 1, "shards": shards}
     parse_shards(upgraded, p)  # names, counts, entries: what the reader will check
     atomic_write(p, lambda fh: fh.write(json.dumps(upgraded, indent=1)), mode="w")
-    return upgraded
+    return upgraded, True

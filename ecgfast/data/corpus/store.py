@@ -30,8 +30,11 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _VERIFIED_FORMAT = "ecgfast-corpus-verified"
 
 
+MAX_COUNT = 2**48  # windows or bytes: beyond any disk, within int64 arithmetic
+
+
 def _is_count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_COUNT
 
 
 def parse_shards(m: dict, where) -> list[dict]:
@@ -58,7 +61,7 @@ def parse_shards(m: dict, where) -> list[dict]:
         windows = sh.get("windows")
         if not _is_count(windows):
             raise DataError(f"corpus manifest {where}: shard {name} has window count {windows!r}, not an "
-                            f"integer >= 0; {REBUILD}")
+                            f"integer in [0, 2**48); {REBUILD}")
         files = sh.get("files")
         if not isinstance(files, dict) or set(files) != set(SUFFIXES):
             raise DataError(f"corpus manifest {where}: shard {name} does not list the sizes and hashes of its "
