@@ -347,7 +347,7 @@ def _replace(obj, path, value):
     return obj
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pick=st.integers(0, 10**6), value=_VALUES, drop=st.booleans())
 def test_fuzzed_manifests_open_consistently_or_are_refused_by_name(built, tmp_path, pick, value, drop):
     folder = tmp_path / "fz"
@@ -379,7 +379,7 @@ def test_fuzzed_manifests_open_consistently_or_are_refused_by_name(built, tmp_pa
         np.testing.assert_array_equal(c.shard_labels(k), ref.shard_labels(k))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.sampled_from([f"shard-0000{k}{s}" for k in range(2) for s in SUFFIXES]),
        at=st.integers(0, 10**6), byte=st.integers(0, 255), cut=st.sampled_from([None, None, 0, 1, 64, 200]))
 def test_fuzzed_shard_files_are_refused_or_read_whole(built, tmp_path, which, at, byte, cut):
@@ -394,7 +394,8 @@ def test_fuzzed_shard_files_are_refused_or_read_whole(built, tmp_path, which, at
         changed = data[at] != byte
         data[at] = byte
     else:
-        data, changed = data[:max(0, len(data) - cut - at % 300)], True
+        keep = max(0, len(data) - cut - at % 300)
+        data, changed = data[:keep], keep < len(data)
     f.write_bytes(bytes(data))
     if changed:  # verified: any change to any file is refused, naming the file
         with pytest.raises(DataError, match=str(folder)):
@@ -416,7 +417,7 @@ _ARG = st.one_of(st.integers(-3, 40), st.integers(2**40, 2**64), st.floats(allow
                  st.booleans(), st.none(), st.sampled_from(["4", "x", 1.5, np.int64(8), np.float32(2.0)]))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(batch_size=_ARG, seed=_ARG, epoch_samples=_ARG, replicas=_ARG, rank=_ARG, budget=_ARG, block=_ARG,
        weight=_ARG, drop_last=st.booleans())
 def test_fuzzed_streaming_loader_arguments_give_batches_or_a_config_error(built, batch_size, seed, epoch_samples,

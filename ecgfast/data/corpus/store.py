@@ -17,6 +17,8 @@ import json
 import os
 import re
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -337,7 +339,7 @@ class Corpus:
         try:
             with np.load(f, allow_pickle=False) as z:
                 meta = {key: z[key] for key in z.files}
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
             raise DataError(f"corpus {self.path}: shard file {f} is not a readable .npz ({exc}); {REBUILD}") \
                 from None
         for key, arr in meta.items():
