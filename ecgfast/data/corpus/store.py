@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgfast.errors import DataError, EcgfastError
+from ecgfast.errors import ConfigError, DataError, EcgfastError
 from ecgfast._fs import atomic_write
 from ecgfast.data.corpus.build import FORMAT, FORMAT_VERSION, MANIFEST, SUFFIXES, _sha256_file
 
@@ -128,7 +128,7 @@ class Corpus:
 
     def __init__(self, manifest_path, verify: bool | str = True):
         if verify not in (True, False, "full"):
-            raise ValueError(f"verify must be True, False or 'full', got {verify!r}")
+            raise ConfigError(f"verify must be True, False or 'full', got {verify!r}")
         p = Path(manifest_path)
         if p.is_dir():
             p = p / MANIFEST
