@@ -193,6 +193,23 @@ def test_pretraining_and_embedding_refuse_an_edited_shard_before_any_batch(corpu
     assert not out.exists() and reads == []
 
 
+def test_the_refusal_s_advice_works_rebuilding_replaces_only_the_edited_shard(layouts, tmp_path):
+    from ecgfast.data.corpus import build_corpus
+
+    kw = dict(shard_records=4, progress=False)
+    first = build_corpus("code15", layouts / "code15", tmp_path / "c", **kw)
+    assert len(first["shards"]) == 3
+    _flip(tmp_path / "c" / "shard-00001.meta.npz", at=200)
+    with pytest.raises(DataError, match=r"shard-00001\.meta\.npz does not match its manifest hash .*corpus build"):
+        open_corpus(tmp_path / "c")
+    with pytest.raises(DataError, match=r"shard-00001: stale \(shard-00001\.meta\.npz does not match its recorded"):
+        build_corpus("code15", layouts / "code15", tmp_path / "c", on_stale="refuse", **kw)
+    again = build_corpus("code15", layouts / "code15", tmp_path / "c", **kw)
+    assert again["rebuilt_stale"] == ["shard-00001"] and again["built_now"] == 1
+    assert again["fingerprint_digest"] == first["fingerprint_digest"]
+    assert len(open_corpus(tmp_path / "c")) == first["totals"]["windows"]
+
+
 # --- remembered verification ---------------------------------------------------------------------
 
 def test_an_unchanged_corpus_is_not_rehashed_and_any_change_is(corpus, monkeypatch):

@@ -13,7 +13,8 @@ about ``shard_records`` records, in the source's sorted order. Each shard is
 built by one worker process and each file is written through
 ``ecgfast._fs.atomic_write``, so a killed build leaves whole shards; a rerun
 keeps every shard whose ``.json`` matches the build's settings and the sizes
-and mtimes of the shard's source files, and rebuilds the others (or refuses
+and mtimes of the shard's source files and whose files still hash as recorded
+(an edited shard is rebuilt, never kept), and rebuilds the others (or refuses
 with ``on_stale="refuse"``). The manifest holds the settings, the source's index
 files' sha256, each shard's sha256 (of its signal file) and source digest,
 the counts (records, windows, skipped with reasons, clipped samples, short
@@ -225,6 +226,9 @@ def _shard_ok(out: Path, name: str, settings_digest: str, source_digest: str):
             return None, f"{name}{suffix} is missing"
         if (out / f"{name}{suffix}").stat().st_size != files[suffix].get("bytes"):
             return None, f"{name}{suffix} has the wrong size"
+    for suffix in SUFFIXES:  # an edited shard must not be kept: the reader would refuse it again
+        if _sha256_file(out / f"{name}{suffix}") != files[suffix].get("sha256"):
+            return None, f"{name}{suffix} does not match its recorded hash (edited since it was built)"
     return info, "ok"
 
 

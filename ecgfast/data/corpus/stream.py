@@ -37,6 +37,10 @@ its own.
 
 ``Batch.index`` is the window's index in its corpus plus the total length of
 the corpora before it in the list.
+
+Trust: every corpus is verified against its manifest before the first batch (each
+shard file's sha256; ``Corpus.verify``, remembered for unchanged files), and a shard
+file that changed since is refused when first mapped (``Corpus.shard``).
 """
 from __future__ import annotations
 
