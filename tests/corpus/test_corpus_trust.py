@@ -43,8 +43,9 @@ def built(tmp_path_factory):
 
 @pytest.fixture
 def corpus(built, tmp_path):
-    """A fresh copy of the built corpus (tests edit it)."""
+    """A fresh copy of the built corpus as built (tests edit it): without the sidecar other tests' opens wrote."""
     shutil.copytree(built, tmp_path / "c")
+    (tmp_path / "c" / ".manifest.json.verified").unlink(missing_ok=True)
     return tmp_path / "c"
 
 

@@ -17,8 +17,6 @@ import json
 import os
 import re
 import time
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +89,9 @@ def _npy_header(f: Path, manifest) -> tuple[tuple, np.dtype, bool, int]:
             else:
                 raise ValueError(f"unknown .npy version {major}")
             return shape, dtype, fortran, fh.tell()
-    except (OSError, ValueError, SyntaxError, TypeError) as exc:
-        raise DataError(f"corpus {manifest}: shard file {f} is not a readable .npy file ({exc}); {REBUILD}") \
-            from None
+    except Exception as exc:  # numpy's header parser on hostile bytes: ValueError, SyntaxError, TokenError, ...
+        raise DataError(f"corpus {manifest}: shard file {f} is not a readable .npy file "
+                        f"({type(exc).__name__}: {exc}); {REBUILD}") from None
 
 
 def _file_key(st: os.stat_result) -> list[int]:
@@ -297,7 +295,7 @@ class Corpus:
             try:
                 arr = np.load(self._file(name, ".npy"), mmap_mode="r")
                 lab = np.load(self._file(name, ".labels.npy"), mmap_mode="r")
-            except (OSError, ValueError) as exc:  # e.g. truncated after the corpus was opened
+            except Exception as exc:  # truncated or rewritten after the corpus was opened (any parser error)
                 raise DataError(f"corpus {self.path}: shard {name} cannot be mapped ({exc}): it changed "
                                 f"since the corpus was opened (truncated?); {REBUILD}") from None
             if arr.shape != (self.shard_sizes[k], 12, self.signal_length) or arr.dtype != np.int16 \
@@ -339,7 +337,7 @@ class Corpus:
         try:
             with np.load(f, allow_pickle=False) as z:
                 meta = {key: z[key] for key in z.files}
-        except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
+        except Exception as exc:  # zipfile/zlib/numpy on hostile bytes: BadZipFile, zlib.error, TokenError, ...
             raise DataError(f"corpus {self.path}: shard file {f} is not a readable .npz ({exc}); {REBUILD}") \
                 from None
         for key, arr in meta.items():
