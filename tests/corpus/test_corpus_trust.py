@@ -462,3 +462,41 @@ def test_fuzzed_streaming_loader_arguments_give_batches_or_a_config_error(built,
             break
     else:
         assert n == (len(loader) * B if drop_last else per_rank)
+
+
+_CELLS = ["", "0", "1", "-1", "2", "nan", "inf", "1e999", "x", "../x", "/etc/passwd", "1.5", "999999999999999999999",
+          "NORM", "r0", "\"", ",", "M", "F"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(layout=st.sampled_from(["numpy", "mimic-iv-ecg", "code15"]), row=st.integers(0, 10**6),
+       col=st.integers(0, 10**6), cell=st.sampled_from(_CELLS), rate=st.sampled_from([None, "100", "0", "nan", "x",
+                                                                                    "1e9", "-5", ""]))
+def test_fuzzed_source_index_files_give_records_or_a_named_error(layouts, tmp_path, layout, row, col, cell, rate):
+    """The corpus readers' index files (numpy records.csv + sampling_rate.txt, MIMIC record_list.csv, CODE-15
+    exams.csv) with one cell replaced: every record read is finite 12-lead mV with 0/1 labels, or the reader
+    raises a DataError naming the file."""
+    import pandas as pd
+
+    from ecgfast.data.sources.readers import open_source
+
+    folder = tmp_path / "fz"
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(layouts / layout, folder)
+    index = {"numpy": "records.csv", "mimic-iv-ecg": "record_list.csv", "code15": "exams.csv"}[layout]
+    df = pd.read_csv(folder / index, dtype=str, keep_default_na=False)
+    df.iloc[row % len(df), col % df.shape[1]] = cell
+    df.to_csv(folder / index, index=False)
+    if layout == "numpy" and rate is not None:
+        (folder / "sampling_rate.txt").write_text(rate)
+    try:
+        src = open_source(layout, folder)
+        recs = [r for item in src.items() for r in src.read(item)]
+    except DataError as exc:
+        assert str(folder) in str(exc) or index in str(exc) or "sampling_rate" in str(exc)
+        return
+    for r in recs:
+        assert r.signal.ndim == 2 and r.signal.shape[0] == 12 and np.isfinite(r.signal).all()
+        assert np.isfinite(r.sampling_rate) and 10 <= r.sampling_rate <= 20000
+        assert set(np.unique(r.labels)) <= {0, 1} and isinstance(r.patient_id, (int, np.integer))
