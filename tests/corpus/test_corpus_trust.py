@@ -500,3 +500,18 @@ def test_fuzzed_source_index_files_give_records_or_a_named_error(layouts, tmp_pa
         assert r.signal.ndim == 2 and r.signal.shape[0] == 12 and np.isfinite(r.signal).all()
         assert np.isfinite(r.sampling_rate) and 10 <= r.sampling_rate <= 20000
         assert set(np.unique(r.labels)) <= {0, 1} and isinstance(r.patient_id, (int, np.integer))
+
+
+def test_corpus_info_verify_rehashes_everything_and_names_an_edited_file(corpus, capsys, monkeypatch):
+    from ecgfast.corpus_cli import main
+
+    open_corpus(corpus)  # remembered: info --verify must still read every file
+    hashed = _Counter(monkeypatch)
+    assert main(["info", str(corpus / "manifest.json"), "--verify"]) == 0
+    assert "verified: 6 shard files hashed" in capsys.readouterr().out and len(hashed.files) == 6
+    hashed.files.clear()
+    assert main(["info", str(corpus / "manifest.json")]) == 0 and hashed.files == []  # cheap checks only
+    _flip(corpus / "shard-00000.labels.npy")
+    assert main(["info", str(corpus / "manifest.json"), "--verify"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ecgfast corpus: error: ") and "shard-00000.labels.npy does not match" in err
