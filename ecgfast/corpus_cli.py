@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--epoch", type=non_negative_int, default=0)
     args = p.parse_args(argv)
     # EcgfastError and file-system errors: one line "ecgfast corpus: error: ...", exit 1
-    return run_command("corpus", {"build": _build, "info": _info, "stream": _stream, "upgrade": _upgrade}[args.cmd], args)
+    commands = {"build": _build, "info": _info, "stream": _stream, "upgrade": _upgrade}
+    return run_command("corpus", commands[args.cmd], args)
 
 
 if __name__ == "__main__":

@@ -450,11 +450,14 @@ class CinC2021Source(Source):
 def _id_column(values, csv, name: str, missing: int | None = None) -> np.ndarray:
     """int64 ids of an index column: ``DataError`` naming ``csv`` and ``name`` for a value that is not a finite
     integer within int64 (an empty cell is ``missing`` where given) -- never a silent wrap or truncation."""
-    v = pd.to_numeric(pd.Series(values), errors="coerce").astype(np.float64)
+    n = pd.to_numeric(pd.Series(values), errors="coerce")
+    if pd.api.types.is_integer_dtype(n.dtype):  # every cell an integer that fits: exact, as it was
+        return n.to_numpy(np.int64)
+    v = n.astype(np.float64)  # floats: exact integers only up to 2**53
     empty = pd.Series(values).isna() | (pd.Series(values).astype(str).str.strip() == "")
     if missing is not None:
         v[empty] = missing
-    bad = ~np.isfinite(v) | (v != np.round(v)) | (np.abs(v) >= 2.0**63)
+    bad = ~np.isfinite(v) | (v != np.round(v)) | (np.abs(v) >= 2.0**53)
     if bad.any():
         k = int(np.flatnonzero(bad.to_numpy())[0])
         raw = pd.Series(values).iloc[k]
