@@ -188,7 +188,12 @@ class Pretrainer:
         from ecgfast.data.corpus import StreamingLoader, open_corpus
         from ecgfast.train.config import parse_corpus
 
+        # open_corpus verifies every shard file against its manifest before a window is read
         corpora = [(open_corpus(path), weight) for path, weight in map(parse_corpus, cfg.corpus)]
+        for c, _ in corpora:
+            if len(c) == 0:
+                raise ConfigError(f"corpus {c.path} is empty: it holds no windows (`ecgfast corpus info {c.path}` "
+                                  "shows what its build skipped)")
         first = corpora[0][0]
         self.cache = None
         self._check_length(first.signal_length, first.path)
