@@ -46,8 +46,6 @@ class ExportModule(nn.Module):
     """(B, C, T_in) mV at the trained rate -> lead order, crop/pad, normalise -> encoder [-> head -> sigmoid].
     For a model trained on crops the encoder's output is its mean over the window's crops."""
 
-    window_starts: list[int]
-
     def __init__(self, model, input_leads=None, input_length: int | None = None, crop: str = "first"):
         super().__init__()
         pre = model._pre
@@ -71,7 +69,7 @@ class ExportModule(nn.Module):
         # fixed by the window's fixed length: a plain list, so TorchScript and torch.export see static slices.
         crop = pre.crop_length
         self.crop_length = crop if crop is not None and crop < L else 0
-        self.window_starts = window_starts(L, crop) if self.crop_length else []
+        self.window_starts = window_starts(L, crop) if self.crop_length else [0]  # non-empty: TorchScript infers List[int]
         self.is_classifier = hasattr(model, "head")
         self.head = model.head if self.is_classifier else nn.Identity()
 
