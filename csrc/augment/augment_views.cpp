@@ -1,5 +1,6 @@
 // ecgfast::augment_views -- both views of a batch through the seven ECG
-// augmentations, fused into one pass per (view, sample, lead).
+// augmentations, fused into one pass per (view, sample, lead), after an
+// optional step 0 that crops each view (short crop, random-resized-crop).
 #include <torch/library.h>
 
 TORCH_LIBRARY_FRAGMENT(ecgfast, m) {

@@ -1,6 +1,7 @@
 """Numba CPU implementation of ``ecgfast::augment_views`` (when the extension is absent).
 
-The same per-lead algorithm as csrc/augment/augment_lead.h, parallel over
+The same per-lead algorithm as csrc/augment/augment_lead.h (and its step 0, the
+views' crops: ``crop_views_numba``), parallel over
 (view, sample, lead) with ``prange``; results agree with the C++ kernel to
 float32 rounding. CPU only by design: it takes and returns NumPy arrays
 (``ecgfast.augment._ops.augment_views`` refuses tensors of other devices; the

@@ -1,4 +1,4 @@
-"""The seven augmentations as small pure torch functions (the reference implementation).
+"""The seven augmentations, and the views' crops (step 0), as small pure torch functions (the reference).
 
 Each takes a batch ``x`` of shape (n, C, T) and per-sample parameters (tensors
 of shape (n,)), and returns a new tensor; ``TorchReferencePipeline`` chains them

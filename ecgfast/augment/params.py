@@ -10,6 +10,13 @@ per-element noise, from ``noise_key`` (see ``ecgfast::augment_views``).
 Drawn on the host with NumPy (CPU only by design, a few KB per call); the
 pipeline copies the tensor to the input's device.
 
+Views beyond the seven (step 0, before them; off unless asked for): ``crop_start``
+cuts each view of ``length`` samples from the record of ``record_length``; with
+``AugmentParams.resized_crop_min`` the random-resized-crop (``rrc_on``) reads
+``rrc_start + t * rrc_frac`` of the record instead (a drawn fraction of the crop,
+stretched back to its length). Their hash slots come after the seed's, so the
+seed's draws, and views, are unchanged.
+
 The band-pass is a zero-phase cascade of a 2nd-order Butterworth high-pass
 (f_low) and low-pass (f_high), i.e. ``scipy.signal.butter(2, f, btype, fs=fs,
 output="sos")``, whose bilinear-transform coefficients have a closed form

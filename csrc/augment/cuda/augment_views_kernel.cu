@@ -1,7 +1,9 @@
 // CUDA kernel of ecgfast::augment_views: one warp per tile of 32 (view, sample,
 // lead) rows, each lane running the CPU kernel's per-lead code on its row
 // (augment/augment_lead.h) over a coalesced, interleaved tile in scratch memory
-// (augment_views_tile.h, which says how and why).
+// (augment_views_tile.h, which says how and why). With a view length, an
+// elementwise kernel first writes each view's crops (step 0), which the tiles
+// then read as their input (tile::Problem::view_stride).
 //
 // Launch shape, for H100/H200 (132 SMs): the work is 2 * B * 12 rows, each a
 // serial chain (the band-pass recursion runs over time) -- 6,144 rows, 192
