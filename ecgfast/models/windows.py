@@ -51,12 +51,19 @@ def window_average(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     return out.reshape(B, W, *out.shape[1:]).mean(dim=1)
 
 
-def random_crops(x: torch.Tensor, crop: int, rng: np.random.Generator) -> torch.Tensor:
-    """One crop of ``crop`` samples per record of ``x`` (B, C, T), at a start drawn uniformly in [0, T - crop]."""
-    from ecgfast.augment.functional import crop as crop_at
+def random_crops(x: torch.Tensor, crop: int, rng: np.random.Generator,
+                 resized_min: float | None = None) -> torch.Tensor:
+    """One crop of ``crop`` samples per record of ``x`` (B, C, T), at a start drawn uniformly in [0, T - crop];
+    with ``resized_min``, a random-resized-crop as the augmentations' (a fraction f ~ U[resized_min, 1] of
+    the crop's span at a uniform offset inside it, stretched back to ``crop`` samples)."""
+    from ecgfast.augment.functional import crop as crop_at, resized_crop
 
-    T = x.shape[-1]
+    T, n = x.shape[-1], x.shape[0]
     if crop > T:
         raise ValueError(f"a crop of {crop} samples is longer than the record window ({T} samples)")
-    start = torch.from_numpy(rng.integers(0, T - crop + 1, size=x.shape[0])).to(x.device)
-    return crop_at(x, start, crop)
+    start = rng.integers(0, T - crop + 1, size=n)
+    if resized_min is None:
+        return crop_at(x, torch.from_numpy(start).to(x.device), crop)
+    frac = resized_min + (1.0 - resized_min) * rng.random(n)
+    first = start + rng.random(n) * (1.0 - frac) * (crop - 1)
+    return resized_crop(x, torch.from_numpy(first).to(x.device), torch.from_numpy(frac).to(x.device), crop)

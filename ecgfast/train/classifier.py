@@ -128,6 +128,8 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
     # Crops (--crop-seconds): fine-tuning trains on one random crop per record and step; every score
     # (fold 9, the probe's features) is the mean over the window's crops (ecgfast.models.windows).
     crop = crop_length(cfg, cache.sampling_rate)
+    # --resized-crop without crops resizes crops of the whole window (as in pretraining).
+    train_crop = crop if crop is not None or cfg.resized_crop_min is None else length
     crop_rng = np.random.default_rng([cfg.run.seed, 1])  # its own stream: the seed's draws stay as they were
     if freeze_encoder:
         for p in model.encoder.parameters():
@@ -180,8 +182,8 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
             loader.set_epoch(epoch)
             for batch in loader:
                 x = batch.signals[..., :length]
-                if crop is not None:
-                    x = random_crops(x, crop, crop_rng)
+                if train_crop is not None:
+                    x = random_crops(x, train_crop, crop_rng, cfg.resized_crop_min)
                 with autocast(precision, device):
                     logits = model(normalizer(x))
                 loss = loss_fn(logits.float(), batch.labels)

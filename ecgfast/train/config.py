@@ -201,7 +201,7 @@ class ClassifierConfig:
     # Train on random crops of S seconds, score a record by the mean over its crops (window averaging);
     # None: the --ssl-checkpoint's (spec["crop_seconds"]), else the whole window.
     crop_seconds: float | None = None
-    resized_crop_min: float | None = None  # the pretraining's; not used by the classifier's training
+    resized_crop_min: float | None = None  # fine-tune on random-resized-crops (--resized-crop MIN); None: off
 
     def validate(self) -> None:
         if self.encoder is not None:
@@ -256,9 +256,8 @@ def add_pretrain_flags(p: argparse.ArgumentParser, method: str) -> None:
 
     p.add_argument("--config", choices=CONFIGS, default="full", help="augmentations: full or an ablation")
     add_crop_flag(p, "views of S seconds cut at random from the --signal-length window (default: the whole window)")
-    p.add_argument("--resized-crop", type=positive_float, default=None, metavar="MIN", dest="resized_crop_min",
-                   help="random-resized-crop: each view keeps a fraction drawn in [MIN, 1] of its crop, resampled "
-                        "back to the view's length (MIN in (0, 1]; default off)")
+    add_resized_crop_flag(p, "random-resized-crop: each view keeps a fraction drawn in [MIN, 1] of its crop, "
+                             "resampled back to the view's length (MIN in (0, 1]; default off)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the periodic checkpoint (a lower --lr or another --precision may be given)")
     p.add_argument("--checkpoint-every", type=positive_int, default=50, help="steps between periodic checkpoints")
@@ -287,6 +286,11 @@ def pretrain_from_args(a: argparse.Namespace, method: str) -> PretrainConfig:
 
 def add_crop_flag(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--crop-seconds", type=positive_float, default=None, metavar="S", help=help)
+
+
+def add_resized_crop_flag(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--resized-crop", type=positive_float, default=None, metavar="MIN", dest="resized_crop_min",
+                   help=help)
 
 
 def parse_corpus(entry: str) -> tuple[Path, float]:
@@ -321,6 +325,8 @@ def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:
         add_encoder_flag(p)
     add_crop_flag(p, "train on random crops of S seconds of the --signal-length window and score each record by "
                      "the mean over its crops (default: the --ssl-checkpoint's, else the whole window)")
+    add_resized_crop_flag(p, "train on random-resized-crops keeping a fraction drawn in [MIN, 1] of each crop (the "
+                             "whole window without crops), resampled back to its length (MIN in (0, 1]; default off)")
     add_run_flags(p)
 
 
@@ -330,7 +336,8 @@ def classifier_from_args(a: argparse.Namespace, mode: str) -> ClassifierConfig:
                             freeze_encoder=getattr(a, "freeze_encoder", False), data=data_from_args(a),
                             run=run_from_args(a), out=a.out, label_fraction=a.label_fraction, epochs=a.epochs,
                             batch_size=a.batch_size, lr=a.lr, signal_length=a.signal_length, loss=a.loss,
-                            sampling=a.sampling, encoder=getattr(a, "encoder", None), crop_seconds=a.crop_seconds)
+                            sampling=a.sampling, encoder=getattr(a, "encoder", None), crop_seconds=a.crop_seconds,
+                            resized_crop_min=a.resized_crop_min)
 
 
 def _at_least_two(text: str) -> int:

@@ -52,6 +52,13 @@ def test_random_crops_are_windows_at_uniform_starts():
     assert abs(start.mean().item() - 375) < 4.5 * 216.8 / np.sqrt(4000)  # uniform on {0..750}
     with pytest.raises(ValueError, match="longer than the record window"):
         random_crops(x, 1001, np.random.default_rng(0))
+    # Resized: on a ramp each crop is its source positions, start + t f with f in [0.5, 1], inside [0, 999].
+    r = random_crops(x[:500], 250, np.random.default_rng(1), resized_min=0.5)[:, 0].double()
+    f = (r[:, -1] - r[:, 0]) / 249  # over the whole span: float32 ramp values are exact to ~6e-5
+    assert f.min() >= 0.5 - 1e-4 and f.max() <= 1 + 1e-4 and f.std() > 0.1
+    torch.testing.assert_close(r, r[:, :1] + f[:, None] * torch.arange(250.0, dtype=torch.float64), rtol=0,
+                               atol=2e-3)
+    assert r.min() >= 0 and r.max() <= 999
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +71,7 @@ def crop_runs(synthetic_cache_path, tmp_path_factory):
                         "--resized-crop", "0.5"]) == 0
     assert finetune_main(["--ssl-checkpoint", str(enc), "--cache", str(synthetic_cache_path), "--epochs", "1",
                           "--signal-length", "256", "--label-fraction", "0.5", "--out", str(clf),
-                          "--no-progress"]) == 0
+                          "--resized-crop", "0.8", "--no-progress"]) == 0
     return enc, clf
 
 
@@ -73,6 +80,7 @@ def test_crop_settings_are_recorded_and_inherited(crop_runs):
     assert enc["spec"]["crop_seconds"] == 1.28 and crop_samples(enc["spec"]) == 128
     assert enc["config"]["crop_seconds"] == 1.28 and enc["config"]["resized_crop_min"] == 0.5
     assert clf["spec"]["crop_seconds"] == 1.28 and clf["config"]["crop_seconds"] == 1.28
+    assert clf["config"]["resized_crop_min"] == 0.8
     assert 0 <= clf["val_macro_auroc"] <= 1
 
 
