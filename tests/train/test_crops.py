@@ -149,3 +149,31 @@ def test_bad_crop_flags_are_refused_clearly(flags, match, synthetic_cache_path, 
 
     assert re.search(match, err), err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_embed_and_predict_commands_average_over_crops(tmp_path):
+    """``ecgfast embed``/``predict`` of a crop-trained model (2.5 s crops of a 10 s window): each record's row
+    is the mean over its half-overlapping crops, the same as the loaded model's ``embed`` of the window."""
+    import csv
+
+    from ecgfast.eval.embed import run_embed
+    from ecgfast.eval.predict import run_predict
+
+    path = make_checkpoint(tmp_path / "c.pt", "classifier")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["spec"]["crop_seconds"] = 2.5
+    torch.save(ckpt, path)
+    x = np.random.default_rng(2).standard_normal((4, 12, 1000)).astype(np.float32) * 0.3
+    np.save(tmp_path / "x.npy", x)
+    files, n = run_embed(path, tmp_path / "x.npy", tmp_path / "z.npy", device="cpu", sampling_rate=100,
+                         progress=False)
+    model = load_classifier(path)
+    with torch.no_grad():
+        pre = model.preprocess(x, 100)
+        want = torch.stack([model.encoder(pre[..., s:s + 250]) for s in window_starts(1000, 250)]).mean(0)
+    assert n == 4 and len(window_starts(1000, 250)) == 7
+    np.testing.assert_allclose(np.load(tmp_path / "z.npy"), want.numpy(), rtol=0, atol=1e-5)
+    run_predict(path, tmp_path / "x.npy", tmp_path / "p.csv", device="cpu", sampling_rate=100, progress=False)
+    rows = list(csv.reader((tmp_path / "p.csv").open()))
+    probs = np.array([[float(v) for v in r[1:6]] for r in rows[1:]])
+    np.testing.assert_allclose(probs, torch.sigmoid(model.head(want)).detach().numpy(), rtol=0, atol=1e-5)
