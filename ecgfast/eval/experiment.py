@@ -5,9 +5,11 @@ Arms: ``simclr`` / ``byol`` (pretrain, then fine-tune), ``simclr-probe`` /
 init, trained end to end), ``random-init-probe`` (random encoder frozen, linear
 head). An encoder is pretrained once per (method, seed) and reused across
 fractions; the supervised arm at 100 % of the labels is added as the reference.
-Each finished run leaves its evaluation JSON keyed by its full settings, so a
-rerun skips it when nothing changed and runs it again (saying why) when
-something did: the experiment resumes where it stopped. Outputs in ``--out``: results.csv/.json,
+Each finished run leaves its evaluation JSON keyed by its full settings and by
+the fingerprint of the dataset it ran on, so a rerun skips it when neither
+changed and runs it again (saying why) when either did: the experiment resumes
+where it stopped, and another ``--data-root`` into the same ``--out`` reruns
+everything rather than returning the other dataset's numbers. Outputs in ``--out``: results.csv/.json,
 summary.md (mean +- SD and t-based 95 % CI per arm and fraction, paired tests
 against the supervised baseline), roc_curves.png, auroc_vs_fraction.png.
 """
@@ -56,9 +58,13 @@ class ExperimentConfig:
     signal_length: int = 1000
     bootstrap: int = 1000
     encoder: str = DEFAULT_ENCODER  # the backbone of every arm (one --out per backbone)
+    task: str = "superdiagnostic"  # the PTB-XL task every classifier learns (ecgfast.TASKS)
 
     def validate(self) -> None:
+        from ecgfast.data.metadata import check_task
+
         check_encoder_name(self.encoder)
+        check_task(self.task)
         self.data.validate()
         self.run.validate()
         bad = [a for a in self.arms if a not in ARMS]
@@ -84,7 +90,7 @@ def _pretrain_method(arm: str):
 def build_parser() -> argparse.ArgumentParser:
     from ecgfast.models.backbones import ENCODER_NAMES
     from ecgfast.train.common import non_negative_int, positive_int, unit_fraction
-    from ecgfast.train.config import add_data_flags, add_encoder_flag
+    from ecgfast.train.config import add_data_flags, add_encoder_flag, add_task_flag
 
     p = argparse.ArgumentParser(prog="ecgfast experiment", description=__doc__.split("\n\n")[0])
     add_data_flags(p)
@@ -98,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-batch-size", type=positive_int, default=64)
     p.add_argument("--probe-epochs", type=positive_int, default=100, help="epochs of the linear head on frozen features")
     p.add_argument("--signal-length", type=positive_int, default=1000)
+    add_task_flag(p)
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
@@ -117,7 +124,7 @@ def from_args(a: argparse.Namespace) -> ExperimentConfig:
                             reference=not a.no_reference, pretrain_epochs=a.pretrain_epochs,
                             pretrain_batch_size=a.pretrain_batch_size, finetune_epochs=a.finetune_epochs,
                             finetune_batch_size=a.finetune_batch_size, probe_epochs=a.probe_epochs,
-                            signal_length=a.signal_length, bootstrap=a.bootstrap, encoder=a.encoder)
+                            signal_length=a.signal_length, bootstrap=a.bootstrap, encoder=a.encoder, task=a.task)
 
 
 def plan(cfg: ExperimentConfig) -> list[tuple[str, int, float]]:
@@ -141,6 +148,9 @@ def settings_key(flat: dict) -> dict:
     backbone = key.pop("encoder", None) or DEFAULT_ENCODER
     if backbone != DEFAULT_ENCODER:
         key["backbone"] = backbone
+    task = key.pop("task", None) or "superdiagnostic"  # likewise: runs from before --task keep their key
+    if task != "superdiagnostic":
+        key["task"] = task
     return key
 
 
@@ -148,13 +158,33 @@ def _digest(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _trained_on(ckpt: dict) -> str | None:
+    """The dataset fingerprint (16 hex digits) a pretraining checkpoint records, or None (unknown)."""
+    if isinstance(ckpt.get("dataset"), str):  # a resume file
+        return ckpt["dataset"][:16]
+    corpora = (ckpt.get("data") or {}).get("corpora") or []
+    if len(corpora) == 1 and isinstance(corpora[0], dict) and isinstance(corpora[0].get("fingerprint"), str):
+        return corpora[0]["fingerprint"][:16]
+    return None
+
+
+def dataset_fingerprint(cfg: ExperimentConfig) -> str:
+    """The first 16 hex digits of the fingerprint of the PTB-XL cache every run trains and evaluates on
+    (built first when absent or stale, as the runs would)."""
+    from ecgfast.train.pretrain import dataset_digest
+
+    with cfg.data.open(progress=cfg.run.progress) as cache:
+        return dataset_digest(cache)[:16]
+
+
 def _changed(old: dict, new: dict) -> str:
     keys = sorted(set(old) | set(new))
     return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 
 
-def pretrain(cfg: ExperimentConfig, method: str, seed: int, timings: dict) -> tuple[Path, str]:
-    """The (method, seed) encoder, pretrained once (again when its settings changed); resumes when interrupted."""
+def pretrain(cfg: ExperimentConfig, method: str, seed: int, timings: dict, dataset: str) -> tuple[Path, str]:
+    """The (method, seed) encoder, pretrained once (again when its settings or the ``dataset`` fingerprint
+    changed); resumes when interrupted."""
     from ecgfast.train.checkpoint import load_checkpoint
     from ecgfast.train.pretrain import pretrain as run_pretrain
     from ecgfast.train.pretrain import resume_path
@@ -166,23 +196,28 @@ def pretrain(cfg: ExperimentConfig, method: str, seed: int, timings: dict) -> tu
     want = settings_key(pcfg.flat())
     for path in (out, resume_path(out)):
         if path.is_file():
-            stored = load_checkpoint(path).get("config", {})
+            ckpt = load_checkpoint(path)
+            stored = ckpt.get("config", {})
             have = settings_key({k: stored.get(k) for k in pcfg.flat()})
             if have != want:
                 print(f"ecgfast experiment: {path} was made with other settings ({_changed(have, want)}); "
                       "pretraining again", file=sys.stderr)
                 path.unlink()
+            elif _trained_on(ckpt) != dataset:
+                print(f"ecgfast experiment: {path} was trained on other data (dataset fingerprint "
+                      f"{_trained_on(ckpt)} -> {dataset}); pretraining again", file=sys.stderr)
+                path.unlink()
     if out.is_file():
-        return out, _digest(want)
+        return out, _digest({**want, "dataset": dataset})
     pcfg.resume = resume_path(out).is_file()
     t0 = time.perf_counter()
     run_pretrain(pcfg)
     timings[f"pretrain {method} seed {seed}"] = time.perf_counter() - t0
-    return out, _digest(want)
+    return out, _digest({**want, "dataset": dataset})
 
 
 def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: float, encoder: tuple | None,
-                       timings: dict) -> dict:
+                       timings: dict, dataset: str) -> dict:
     from ecgfast.eval.evaluate import evaluate
     from ecgfast.train.checkpoint import atomic_write_text
     from ecgfast.train.classifier import train
@@ -194,9 +229,9 @@ def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: flo
                             run=dataclasses.replace(cfg.run, seed=seed), out=d / "classifier.pt",
                             label_fraction=fraction, epochs=cfg.probe_epochs if probe else cfg.finetune_epochs,
                             batch_size=cfg.finetune_batch_size, signal_length=cfg.signal_length,
-                            encoder=cfg.encoder)
+                            encoder=cfg.encoder, task=cfg.task)
     settings = {**settings_key(ccfg.flat()), "encoder": encoder[1] if encoder else None, "bootstrap": cfg.bootstrap,
-                "arm": arm}
+                "arm": arm, "dataset": dataset}  # a finished run is reused on the same data only
     settings.pop("ssl_checkpoint", None)
     done = d / "eval.json"
     if done.is_file():
@@ -269,6 +304,12 @@ def _p(v):
     return "–" if v != v else f"{v:.3g}"
 
 
+def _save_png(fig, path: Path) -> Path:
+    from ecgfast._fs import atomic_write
+
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+
+
 def plot(rows: list[dict], arms: list[str], out: Path) -> list[Path]:
     import matplotlib
 
@@ -291,8 +332,7 @@ def plot(rows: list[dict], arms: list[str], out: Path) -> list[Path]:
            title=f"ROC on fold 10: {chosen['arm']}, seed {chosen['seed']}, {chosen['fraction']:g} of labels")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    paths.append(out / "roc_curves.png")
-    fig.savefig(paths[-1], dpi=120)
+    paths.append(_save_png(fig, out / "roc_curves.png"))
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -309,8 +349,7 @@ def plot(rows: list[dict], arms: list[str], out: Path) -> list[Path]:
            title="Label efficiency")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths.append(out / "auroc_vs_fraction.png")
-    fig.savefig(paths[-1], dpi=120)
+    paths.append(_save_png(fig, out / "auroc_vs_fraction.png"))
     plt.close(fig)
     return paths
 
@@ -342,14 +381,17 @@ def run(cfg: ExperimentConfig, timings: dict | None = None) -> str:
     # Resolved once, so that a finished run's settings say what really ran.
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(
         cfg.run, precision=resolve_precision(cfg.run.precision, resolve_device(cfg.run.device))))
+    from ecgfast._fs import prepare_output_folder
+
     timings = {} if timings is None else timings
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    prepare_output_folder(cfg.out)  # a read-only or full --out fails now, not after the first run
+    dataset = dataset_fingerprint(cfg)
     rows, encoders = [], {}
     for arm, seed, fraction in plan(cfg):
         method = _pretrain_method(arm)
         if method and (method, seed) not in encoders:
-            encoders[(method, seed)] = pretrain(cfg, method, seed, timings)
-        rows.append(train_and_evaluate(cfg, arm, seed, fraction, encoders.get((method, seed)), timings))
+            encoders[(method, seed)] = pretrain(cfg, method, seed, timings, dataset)
+        rows.append(train_and_evaluate(cfg, arm, seed, fraction, encoders.get((method, seed)), timings, dataset))
     return write_outputs(rows, list(cfg.arms), cfg.out, timings, cfg.encoder)
 
 

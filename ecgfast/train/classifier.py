@@ -1,4 +1,9 @@
-"""Training the 5-class classifier: fine-tuning, linear probing and the supervised baseline.
+"""Training the classifier: fine-tuning, linear probing and the supervised baseline.
+
+The labels are those of ``--task`` (``ClassifierConfig.task``: a PTB-XL benchmark
+task, the seed's 5 superdiagnostic classes by default; ``ECGCache.with_task``);
+the head has one output per class of the task, and the checkpoint's spec names
+the task and its classes (``spec["task"]``, ``spec["classes"]``) for evaluation.
 
 One loop for all three: the labelled fraction of folds 1-8 trains, fold 9
 selects the epoch by macro AUROC (the best weights are kept as a deep copy)
@@ -26,8 +31,9 @@ from ecgfast.eval.inference import embed, predict
 from ecgfast.models.windows import random_crops
 from ecgfast.train.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, encoder_of,
                                       load_checkpoint, preprocessing_spec)
-from ecgfast.train.common import (JsonlLogger, adam, autocast, deterministic_kernels, resolve_compile,
-                                  resolve_device, resolve_precision, run_command, set_seed, versions)
+from ecgfast.train.common import (JsonlLogger, adam, autocast, check_training_outputs, deterministic_kernels,
+                                  resolve_compile, resolve_device, resolve_precision, run_command, set_seed,
+                                  versions)
 from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig, add_classifier_flags, classifier_from_args
 
 __all__ = ["LOSSES", "SAMPLINGS", "ClassifierConfig", "encoder_name", "train", "train_classifier",
@@ -231,6 +237,7 @@ def train(cfg: ClassifierConfig) -> Path:
     from ecgfast.train.pretrain import _cpu, _write_card, dataset_digest
 
     cfg.validate()
+    check_training_outputs(cfg.out, cfg.out.with_suffix(".jsonl"))
     device = resolve_device(cfg.run.device)
     precision = resolve_precision(cfg.run.precision, device)
     t_start = time.perf_counter()
@@ -252,6 +259,9 @@ def train(cfg: ClassifierConfig) -> Path:
         if cfg.crop_seconds is None and spec.get("crop_seconds") is not None:  # the encoder's crops
             cfg = dataclasses.replace(cfg, crop_seconds=float(spec["crop_seconds"]))
             cfg.validate()  # the inherited crop must fit this run's --signal-length window
+    cache = cache.with_task(cfg.task)  # labels, classes and has_label of the task from here on
+    if not cache.classes:
+        raise ConfigError(f"--task {cfg.task}: no record of the cache {cache.path} states a {cfg.task} class")
     if len(cache.classes) != 5:
         model = ECGClassifier(model.encoder, num_classes=len(cache.classes))
     if normalizer is None:
@@ -273,8 +283,9 @@ def train(cfg: ClassifierConfig) -> Path:
                 "fingerprint": dataset_digest(cache), "records": int(len(train_idx))}]
     if ssl is not None:
         corpora = list((ssl.get("data") or {}).get("corpora", [])) + corpora
-    spec = preprocessing_spec(cache.sampling_rate, cfg.signal_length, normalizer.state_dict(), cache.leads,
-                              encoder=encoder)
+    spec = {**preprocessing_spec(cache.sampling_rate, cfg.signal_length, normalizer.state_dict(), cache.leads,
+                                 encoder=encoder),
+            "task": cfg.task, "classes": list(cache.classes)}
     if cfg.crop_seconds is not None:  # optional key: scorers average over crops (ecgfast.models.windows)
         spec["crop_seconds"] = float(cfg.crop_seconds)
     ckpt = {**checkpoint_header("classifier"), "classifier": _cpu(best), "classes": list(cache.classes),

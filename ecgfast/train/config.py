@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ecgfast import TASKS
 from ecgfast.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encoder_name
 from ecgfast.train.common import (COMPILE_MODES, PRECISIONS, non_negative_int, open_unit, positive_float,
@@ -198,6 +199,7 @@ class ClassifierConfig:
     loss: str = "bce"
     sampling: str = "standard"
     encoder: str | None = None  # the backbone; None: the --ssl-checkpoint's, else the seed's ecg1dcnn
+    task: str = "superdiagnostic"  # the PTB-XL benchmark task whose labels train the head (TASKS)
     # Train on random crops of S seconds, score a record by the mean over its crops (window averaging);
     # None: the --ssl-checkpoint's (spec["crop_seconds"]), else the whole window.
     crop_seconds: float | None = None
@@ -206,6 +208,7 @@ class ClassifierConfig:
     def validate(self) -> None:
         if self.encoder is not None:
             check_encoder_name(self.encoder)
+        _check(self.task in TASKS, "--task", self.task, "one of " + ", ".join(TASKS))
         self.data.validate()
         self.run.validate()
         _check(self.mode in ("finetune", "supervised"), "mode", self.mode, "finetune or supervised")
@@ -317,6 +320,7 @@ def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--signal-length", type=_signal_length, default=1000)
     p.add_argument("--loss", choices=LOSSES, default="bce")
     p.add_argument("--sampling", choices=SAMPLINGS, default="standard")
+    add_task_flag(p)
     p.add_argument("--out", type=Path, default=Path(f"checkpoints/{mode}.pt"))
     if mode == "finetune":
         add_encoder_flag(p, None, f"the encoder (backbone): {', '.join(ENCODER_NAMES)}; default the "
@@ -330,13 +334,21 @@ def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:
     add_run_flags(p)
 
 
+def add_task_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", choices=TASKS, default="superdiagnostic",
+                   help="the PTB-XL benchmark task whose labels the classifier learns (default superdiagnostic, "
+                        "5 classes; all 71 statements, diagnostic 44, subdiagnostic 23, form 19, rhythm 12 "
+                        "on the full PTB-XL)")
+
+
 def classifier_from_args(a: argparse.Namespace, mode: str) -> ClassifierConfig:
     ssl = getattr(a, "ssl_checkpoint", None)
     return ClassifierConfig(mode=mode, ssl_checkpoint=None if ssl is None or str(ssl).lower() == "none" else Path(ssl),
                             freeze_encoder=getattr(a, "freeze_encoder", False), data=data_from_args(a),
                             run=run_from_args(a), out=a.out, label_fraction=a.label_fraction, epochs=a.epochs,
                             batch_size=a.batch_size, lr=a.lr, signal_length=a.signal_length, loss=a.loss,
-                            sampling=a.sampling, encoder=getattr(a, "encoder", None), crop_seconds=a.crop_seconds,
+                            sampling=a.sampling, encoder=getattr(a, "encoder", None),
+                            task=getattr(a, "task", "superdiagnostic"), crop_seconds=a.crop_seconds,
                             resized_crop_min=a.resized_crop_min)
 
 
