@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from tqdm import tqdm
 
 from ecgfast.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.eval.inference import embed, predict
+from ecgfast.models.windows import random_crops
 from ecgfast.train.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, encoder_of,
                                       load_checkpoint, preprocessing_spec)
 from ecgfast.train.common import (JsonlLogger, adam, autocast, check_training_outputs, deterministic_kernels,
@@ -129,11 +131,19 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
     y_val = cache.labels[val_idx]
     history, best_state, best_auroc, best_p = [], None, -np.inf, None
     length = cfg.signal_length
+    # Crops (--crop-seconds): fine-tuning trains on one random crop per record and step; every score
+    # (fold 9, the probe's features) is the mean over the window's crops (ecgfast.models.windows).
+    crop = crop_length(cfg, cache.sampling_rate)
+    # --resized-crop without crops resizes crops of the whole window (as in pretraining).
+    train_crop = crop if crop is not None or cfg.resized_crop_min is None else length
+    crop_rng = np.random.default_rng([cfg.run.seed, 1])  # its own stream: the seed's draws stay as they were
     if freeze_encoder:
         for p in model.encoder.parameters():
             p.requires_grad_(False)
-        train_feats = embed(model.encoder, cache, train_idx, normalizer, length, precision, device=device).to(device)
-        val_feats = embed(model.encoder, cache, val_idx, normalizer, length, precision, device=device).to(device)
+        train_feats = embed(model.encoder, cache, train_idx, normalizer, length, precision, device=device,
+                            crop_length=crop).to(device)
+        val_feats = embed(model.encoder, cache, val_idx, normalizer, length, precision, device=device,
+                          crop_length=crop).to(device)
         # The head trains on standardised features (an encoder's scale, a random one's
         # especially, is arbitrary); the standardisation is folded into the saved head.
         mu, sigma = train_feats.mean(0), train_feats.std(0).clamp_min(1e-8)
@@ -177,14 +187,18 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
             loader = fixed_loader or train_loader(idx)
             loader.set_epoch(epoch)
             for batch in loader:
+                x = batch.signals[..., :length]
+                if train_crop is not None:
+                    x = random_crops(x, train_crop, crop_rng, cfg.resized_crop_min)
                 with autocast(precision, device):
-                    logits = model(normalizer(batch.signals[..., :length]))
+                    logits = model(normalizer(x))
                 loss = loss_fn(logits.float(), batch.labels)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 total, steps = total + loss.detach(), steps + 1
-            p_val = predict(model, cache, val_idx, normalizer, length, precision, device=device, loader=val_loader)
+            p_val = predict(model, cache, val_idx, normalizer, length, precision, device=device, loader=val_loader,
+                            crop_length=crop)
         train_loss = float(total) / max(steps, 1)  # one host sync an epoch
         if not np.isfinite(train_loss) or not np.isfinite(p_val).all():
             raise TrainingError(f"the training loss became {train_loss} in epoch {epoch + 1}; stopping (nothing "
@@ -205,6 +219,15 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
             log.log(**record)
         bar.set_postfix(loss=f"{train_loss:.3f}", val_auroc=f"{auroc:.3f}", best=f"{best_auroc:.3f}")
     return best_state, float(best_auroc), history, best_p
+
+
+def crop_length(cfg, sampling_rate: int) -> int | None:
+    """Samples of the run's crops (``--crop-seconds`` at the data's rate), or None for the whole window."""
+    if cfg.crop_seconds is None:
+        return None
+    from ecgfast.augment.params import view_samples
+
+    return view_samples(cfg.crop_seconds, sampling_rate, cfg.signal_length, flag="--crop-seconds")
 
 
 def train(cfg: ClassifierConfig) -> Path:
@@ -233,6 +256,9 @@ def train(cfg: ClassifierConfig) -> Path:
         spec = check_matches_cache(ssl, cfg.ssl_checkpoint, cache)
         if spec.get("normalizer"):  # normalise as the encoder was pretrained
             normalizer = Normalizer.from_state_dict(spec["normalizer"])
+        if cfg.crop_seconds is None and spec.get("crop_seconds") is not None:  # the encoder's crops
+            cfg = dataclasses.replace(cfg, crop_seconds=float(spec["crop_seconds"]))
+            cfg.validate()  # the inherited crop must fit this run's --signal-length window
     cache = cache.with_task(cfg.task)  # labels, classes and has_label of the task from here on
     if not cache.classes:
         raise ConfigError(f"--task {cfg.task}: no record of the cache {cache.path} states a {cfg.task} class")
@@ -257,11 +283,14 @@ def train(cfg: ClassifierConfig) -> Path:
                 "fingerprint": dataset_digest(cache), "records": int(len(train_idx))}]
     if ssl is not None:
         corpora = list((ssl.get("data") or {}).get("corpora", [])) + corpora
+    spec = {**preprocessing_spec(cache.sampling_rate, cfg.signal_length, normalizer.state_dict(), cache.leads,
+                                 encoder=encoder),
+            "task": cfg.task, "classes": list(cache.classes)}
+    if cfg.crop_seconds is not None:  # optional key: scorers average over crops (ecgfast.models.windows)
+        spec["crop_seconds"] = float(cfg.crop_seconds)
     ckpt = {**checkpoint_header("classifier"), "classifier": _cpu(best), "classes": list(cache.classes),
             "normalizer": normalizer.state_dict(), "thresholds": f1_thresholds(cache.labels[val_idx], p_val),
-            "spec": {**preprocessing_spec(cache.sampling_rate, cfg.signal_length, normalizer.state_dict(),
-                                          cache.leads, encoder=encoder),
-                     "task": cfg.task, "classes": list(cache.classes)},
+            "spec": spec,
             "config": config, "data": {"corpora": corpora}, "val_macro_auroc": best_auroc, "history": history,
             "versions": versions(), "device": str(device), "wall_time_s": float(time.perf_counter() - t_start)}
     atomic_save(ckpt, cfg.out)

@@ -32,6 +32,18 @@ def _check(ok: bool, flag: str, value, need: str) -> None:
         raise ConfigError(f"{flag} {value}: must be {need}")
 
 
+def _check_views(cfg) -> None:
+    """``--crop-seconds`` within the ``--signal-length`` record window; ``--resized-crop`` in (0, 1]."""
+    from ecgfast.augment.params import check_resized_crop_min, view_samples
+
+    try:
+        if cfg.crop_seconds is not None:
+            view_samples(cfg.crop_seconds, cfg.data.sampling_rate, cfg.signal_length, flag="--crop-seconds")
+        check_resized_crop_min(cfg.resized_crop_min, flag="--resized-crop")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 @dataclass
 class DataConfig:
     """Where the PTB-XL records and their cache are."""
@@ -137,6 +149,8 @@ class PretrainConfig:
     epoch_samples: int | None = None  # with corpora: samples per epoch (default: all their windows)
     memory_budget_mb: float = 256.0  # with corpora: the streaming loader's buffers
     encoder: str = DEFAULT_ENCODER  # the backbone (ecgfast.models.backbones)
+    crop_seconds: float | None = None  # views of S seconds of the record window; None: the whole window
+    resized_crop_min: float | None = None  # random-resized-crop keeping a fraction in [MIN, 1]; None: off
 
     def validate(self) -> None:
         from ecgfast.augment import CONFIGS
@@ -158,6 +172,7 @@ class PretrainConfig:
         _check(self.projection_dim >= 1, "--projection-dim", self.projection_dim, ">= 1")
         _check(0 < self.tau < 1, "--tau", self.tau, "in (0, 1) (--tau must be in (0, 1))")
         _check(self.augment in CONFIGS, "--config", self.augment, "one of " + ", ".join(CONFIGS))
+        _check_views(self)
         _check(self.checkpoint_every >= 1, "--checkpoint-every", self.checkpoint_every, ">= 1")
         _check(self.log_every >= 1, "--log-every", self.log_every, ">= 1")
 
@@ -185,6 +200,10 @@ class ClassifierConfig:
     sampling: str = "standard"
     encoder: str | None = None  # the backbone; None: the --ssl-checkpoint's, else the seed's ecg1dcnn
     task: str = "superdiagnostic"  # the PTB-XL benchmark task whose labels train the head (TASKS)
+    # Train on random crops of S seconds, score a record by the mean over its crops (window averaging);
+    # None: the --ssl-checkpoint's (spec["crop_seconds"]), else the whole window.
+    crop_seconds: float | None = None
+    resized_crop_min: float | None = None  # fine-tune on random-resized-crops (--resized-crop MIN); None: off
 
     def validate(self) -> None:
         if self.encoder is not None:
@@ -201,6 +220,7 @@ class ClassifierConfig:
                f">= {MIN_SIGNAL_LENGTH}")
         _check(self.loss in LOSSES, "--loss", self.loss, "one of " + ", ".join(LOSSES))
         _check(self.sampling in SAMPLINGS, "--sampling", self.sampling, "one of " + ", ".join(SAMPLINGS))
+        _check_views(self)
 
     def flat(self) -> dict:
         return flatten(self)
@@ -238,6 +258,9 @@ def add_pretrain_flags(p: argparse.ArgumentParser, method: str) -> None:
     from ecgfast.augment import CONFIGS
 
     p.add_argument("--config", choices=CONFIGS, default="full", help="augmentations: full or an ablation")
+    add_crop_flag(p, "views of S seconds cut at random from the --signal-length window (default: the whole window)")
+    add_resized_crop_flag(p, "random-resized-crop: each view keeps a fraction drawn in [MIN, 1] of its crop, "
+                             "resampled back to the view's length (MIN in (0, 1]; default off)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the periodic checkpoint (a lower --lr or another --precision may be given)")
     p.add_argument("--checkpoint-every", type=positive_int, default=50, help="steps between periodic checkpoints")
@@ -261,7 +284,16 @@ def pretrain_from_args(a: argparse.Namespace, method: str) -> PretrainConfig:
                           tau=getattr(a, "tau", 0.999), augment=a.config, resume=a.resume,
                           checkpoint_every=a.checkpoint_every, log_every=a.log_every, log=a.log,
                           corpus=tuple(a.corpus), epoch_samples=a.epoch_samples, memory_budget_mb=a.memory_budget_mb,
-                          encoder=a.encoder)
+                          encoder=a.encoder, crop_seconds=a.crop_seconds, resized_crop_min=a.resized_crop_min)
+
+
+def add_crop_flag(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--crop-seconds", type=positive_float, default=None, metavar="S", help=help)
+
+
+def add_resized_crop_flag(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--resized-crop", type=positive_float, default=None, metavar="MIN", dest="resized_crop_min",
+                   help=help)
 
 
 def parse_corpus(entry: str) -> tuple[Path, float]:
@@ -295,6 +327,10 @@ def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:
                                   "--ssl-checkpoint's (another one is refused), or ecg1dcnn with --ssl-checkpoint none")
     else:
         add_encoder_flag(p)
+    add_crop_flag(p, "train on random crops of S seconds of the --signal-length window and score each record by "
+                     "the mean over its crops (default: the --ssl-checkpoint's, else the whole window)")
+    add_resized_crop_flag(p, "train on random-resized-crops keeping a fraction drawn in [MIN, 1] of each crop (the "
+                             "whole window without crops), resampled back to its length (MIN in (0, 1]; default off)")
     add_run_flags(p)
 
 
@@ -312,7 +348,8 @@ def classifier_from_args(a: argparse.Namespace, mode: str) -> ClassifierConfig:
                             run=run_from_args(a), out=a.out, label_fraction=a.label_fraction, epochs=a.epochs,
                             batch_size=a.batch_size, lr=a.lr, signal_length=a.signal_length, loss=a.loss,
                             sampling=a.sampling, encoder=getattr(a, "encoder", None),
-                            task=getattr(a, "task", "superdiagnostic"))
+                            task=getattr(a, "task", "superdiagnostic"), crop_seconds=a.crop_seconds,
+                            resized_crop_min=a.resized_crop_min)
 
 
 def _at_least_two(text: str) -> int:

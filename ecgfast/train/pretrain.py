@@ -43,7 +43,7 @@ METHODS = ("simclr", "byol")
 # Settings that must match between a run and the checkpoint it resumes. lr may be
 # lowered and precision changed on resume (the advice after a divergence).
 RESUME_KEYS = ("encoder", "method", "batch_size", "temperature", "projection_dim", "tau", "signal_length",
-               "sampling_rate", "seed", "augment", "epochs")
+               "sampling_rate", "seed", "augment", "epochs", "crop_seconds", "resized_crop_min")
 MAX_WEIGHT_GROWTH = 1e3  # weight norm growing this much since the start (or resume) counts as divergence
 
 
@@ -136,7 +136,8 @@ class Pretrainer:
             self._init_corpora(cfg)
         else:
             self._init_ptbxl(cfg)
-        self.augment = AugmentPipeline(self.sampling_rate, seed=cfg.run.seed, enabled=cfg.augment)
+        self.augment = AugmentPipeline(self.sampling_rate, seed=cfg.run.seed, enabled=cfg.augment,
+                                       crop_seconds=cfg.crop_seconds, resized_crop_min=cfg.resized_crop_min)
         encoder = build_encoder(cfg.encoder, in_ch=len(self.leads))
         model = (SimCLRModel(encoder, projection_dim=cfg.projection_dim) if self.method == "simclr"
                  else BYOLModel(encoder, tau=cfg.tau))
@@ -382,13 +383,19 @@ class Pretrainer:
         torch.set_rng_state(ckpt["torch_rng"])
         self._reset_health()
 
+    def spec(self) -> dict:
+        spec = preprocessing_spec(self.sampling_rate, self.cfg.signal_length, self.normalizer.state_dict(),
+                                  self.leads, encoder=self.cfg.encoder)
+        if self.cfg.crop_seconds is not None:  # optional key: trained on crops, scored by window averaging
+            spec["crop_seconds"] = float(self.cfg.crop_seconds)
+        return spec
+
     def output_checkpoint(self) -> dict:
         records_seen = self.global_step * self.cfg.batch_size
         return {
             **checkpoint_header("encoder"),
             "encoder": _cpu(self.model.encoder.state_dict()),
-            "spec": preprocessing_spec(self.sampling_rate, self.cfg.signal_length,
-                                       self.normalizer.state_dict(), self.leads, encoder=self.cfg.encoder),
+            "spec": self.spec(),
             "classes": list(self.classes), "normalizer": self.normalizer.state_dict(),
             "config": self.config(),
             "data": {"corpora": self.corpora_info, "records_seen": int(records_seen)},
