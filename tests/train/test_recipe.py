@@ -282,7 +282,7 @@ def test_experiment_table_groups_by_the_axes_and_pairs_recipes_backbone_by_backb
 
 
 def test_experiment_compares_recipes_end_to_end(synthetic_cache_path, synthetic_root, tmp_path):
-    from ecgfast import experiment
+    from ecgfast.eval import experiment
 
     argv = ["--data-root", str(synthetic_root), "--cache", str(synthetic_cache_path), "--arms", "supervised",
             "--seeds", "1", "2", "--label-fractions", "0.5", "--no-reference", "--finetune-epochs", "2",
