@@ -2,7 +2,9 @@
 
 In ``python -m benchmarks`` (stage ``corpus``, via ``cases``): one epoch streamed
 from a corpus on disk by ``StreamingLoader`` against the plain ``DataLoader``
-over the shards' memory maps (2,000 windows with ``--quick``, else 20,000).
+over the shards' memory maps (2,000 windows with ``--quick``, else 20,000), and the
+cost of opening that corpus for training: every shard file hashed against the manifest
+(first open) against the same corpus reopened unchanged (its files remembered as verified).
 
 The scale measurements run alone (the big corpus takes minutes and gigabytes)::
 
@@ -21,6 +23,8 @@ The scale measurements run alone (the big corpus takes minutes and gigabytes)::
    growth over a warmed-up loader);
 5. two ranks (num_replicas=2) side by side against one process: RssAnon each
    and summed, and Pss (page-cache pages shared between them count half).
+6. opening the big corpus for training: the first open (every shard file hashed,
+   from the page cache just after the build) against a second (remembered unchanged).
 
 The corpus folder is deleted at the end unless ``--keep``.
 """
@@ -118,6 +122,20 @@ def make_big_corpus(out: Path, n_records: int, shard: int = 10000, pool_size: in
     return build_corpus_from_arrays(out, chunks(), sampling_rate=100, signal_length=1000, name="synthetic-arrays")
 
 
+def verify_timings(path: Path) -> dict:
+    """Seconds to open ``path`` for training: first (every file hashed) and again (remembered)."""
+    from ecgfast.data.corpus import open_corpus
+
+    (path / ".manifest.json.verified").unlink(missing_ok=True)
+    out = {}
+    for name in ("first", "second"):
+        t0 = time.perf_counter()
+        v = open_corpus(path).verification
+        out[name] = {"seconds": round(time.perf_counter() - t0, 3), "hashed": v["hashed"],
+                     "MiB_hashed": round(v["bytes_hashed"] / 2**20, 1)}
+    return out
+
+
 def layout_build_rates(tmp: Path, counts: dict) -> dict:
     from ecgfast.data.corpus import build_corpus
     from ecgfast.data.sources.synthetic import write_layout
@@ -164,6 +182,8 @@ def main(argv=None) -> int:
         report["arrays_build"] = {"seconds": round(dt, 1), "records_per_s": round(args.records / dt)}
         print(f"arrays build: {report['arrays_build']}", flush=True)
         make_big_corpus(tmp / "small", small_n, seed=1)
+        report["verify_big"] = verify_timings(tmp / "big")
+        print(f"open big corpus: {report['verify_big']}", flush=True)
         for name in ("small", "big"):
             report[f"stream_{name}"] = r = _result(_probe(tmp / name, passes=2))
             print(f"stream {name}: {r['windows']} windows, {[round(x) for x in r['records_per_s']]} records/s, "
@@ -206,6 +226,31 @@ class ShardsDataset:
         return torch.from_numpy(self.shards[k][r] * self.scale), torch.from_numpy(self.labels[k][r].astype(np.float32))
 
 
+def verification_cases(path: Path, windows: int):
+    """Opening the corpus for training: every shard file hashed (first open, nothing remembered)
+    against an unchanged corpus reopened (its files remembered by size, mtime, ctime, inode), and
+    the cheap checks alone (names, counts, headers, sizes; ``verify=False``)."""
+    from benchmarks.harness import Case
+    from ecgfast.data.corpus import open_corpus
+
+    memory = path / ".manifest.json.verified"
+    size = sum(f.stat().st_size for f in path.glob("shard-*") if not f.name.endswith(".json"))
+
+    def first():
+        memory.unlink(missing_ok=True)
+        assert open_corpus(path).verification["hashed"] > 0
+
+    def remembered():
+        assert open_corpus(path).verification["hashed"] == 0
+
+    base = "open + verify, first (every shard file hashed)"
+    return [Case("corpus", base, first, windows, "records", bytes_moved=size, repeat=5),
+            Case("corpus", "open + verify, unchanged (remembered)", remembered, windows, "records", baseline=base,
+                 repeat=5),
+            Case("corpus", "open, cheap checks only (verify=False)", lambda: open_corpus(path, verify=False), windows,
+                 "records", baseline=base, repeat=5)]
+
+
 def cases(quick: bool):
     """For ``python -m benchmarks``: one epoch over a corpus on disk (from the page cache) at B=256,
     ``StreamingLoader`` against the plain ``DataLoader`` over ``ShardsDataset``, on equal resources,
@@ -218,12 +263,15 @@ def cases(quick: bool):
     from benchmarks.workdir import WORKDIR
     from ecgfast.data.corpus import StreamingLoader, open_corpus
 
+    from ecgfast.data.corpus.build import FORMAT_VERSION
+
     n = 2000 if quick else 20000
-    path = WORKDIR / f"corpus-arrays-{n}"
+    path = WORKDIR / f"corpus-arrays-{n}-v{FORMAT_VERSION}"  # a corpus per format: older checkouts keep theirs
     if not (path / "manifest.json").is_file():  # the build writes the manifest last
         make_big_corpus(path, n, pool_size=200)
     corpus = open_corpus(path)
     stream = StreamingLoader([(corpus, 1.0)], 256, seed=0)
+    out = verification_cases(path, len(corpus))
     items = len(stream) * 256
     row = 12 * corpus.signal_length
     cores = max(1, min(os.cpu_count() or 1, torch.get_num_threads()))
@@ -245,7 +293,6 @@ def cases(quick: bool):
                 torch.set_num_threads(before)
         return run
 
-    out = []
     for workers, threads, label in ((0, 1, "1 core"), (cores, cores, f"{cores} cores")):
         if workers == cores and cores == 1:
             continue

@@ -44,7 +44,7 @@ def cases(quick: bool) -> list[Case]:
         return lambda: build_cache(root, tmp / f"w{workers}.h5", 100, workers=workers, progress=False)
 
     T = cache.signal_length
-    return [*storage_cases(cache, tmp), 
+    return [*storage_cases(cache, tmp), *hash_cases(cache),
         Case("data", "wfdb.rdsamp per record", rdsamp_all, n, "records", repeat=1 if not quick else 2),
         Case("data", "cache epoch (ECGBatchLoader, B=256)", epoch, n, "records",
              baseline="wfdb.rdsamp per record", bytes_moved=n * 12 * T * (2 + 4), repeat=10),
@@ -86,6 +86,18 @@ def storage_cases(cache, tmp: Path) -> list[Case]:
         Case("storage", "int16 batch: gather_dequantize (B=256)",
              lambda: gather_dequantize(raw, batch, cache.gain, cache.baseline), 256, "records",
              baseline=plain_batch, repeat=50, warmup=3),
+    ]
+
+
+def hash_cases(cache) -> list[Case]:
+    """What cache format 3's per-row SHA-256 costs on loading the split into memory: HDF5's read
+    (Fletcher-32 checked) alone against the same read with every row re-hashed and compared."""
+    rows = np.arange(len(cache))
+    plain = "split read, Fletcher-32 only"
+    return [
+        Case("hash check", plain, lambda: cache._read_block(rows), len(rows), "records", repeat=5),
+        Case("hash check", "split read + SHA-256 per row", lambda: cache._read_rows(rows), len(rows), "records",
+             baseline=plain, repeat=5),
     ]
 
 

@@ -2,6 +2,8 @@
 __version__ = "0.1.0"
 
 CLASSES = ("CD", "HYP", "MI", "NORM", "STTC")  # PTB-XL superdiagnostic classes, alphabetical
+# The PTB-XL benchmark's label tasks (ecgfast.data.metadata has their rules); the seed's is superdiagnostic.
+TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
 # Imported on first use, so `import ecgfast` stays light (no torch until a model is loaded).

@@ -3,6 +3,7 @@
     ecgfast corpus build --layout cinc2021 --source DIR --out DIR/corpus --sampling-rate 100 \\
         --workers 2 [--seconds 10] [--skip-bad] [--skip-missing] [--exclude-ptbxl PTBXL_CACHE.h5]
     ecgfast corpus info DIR/corpus/manifest.json [--verify]
+    ecgfast corpus upgrade DIR/corpus/manifest.json   (a version-1 manifest -> this version, in place)
     ecgfast corpus stream --corpus a/manifest.json:0.7 --corpus b/manifest.json:0.3 --batch-size 256 \\
         [--epoch-samples N] [--memory-budget-mb 256]   (reads one epoch, prints counts and rate)
 """
@@ -80,9 +81,25 @@ def _build(args) -> int:
 def _info(args) -> int:
     from ecgfast.data.corpus.store import open_corpus
 
-    c = open_corpus(args.manifest, verify=args.verify)
+    c = open_corpus(args.manifest, verify="full" if args.verify else False)
     print(repr(c) + ("  [empty: holds no windows]" if len(c) == 0 else ""))
     print(json.dumps({"layout": c.layout, "fingerprint_digest": c.fingerprint_digest, **c.totals}, indent=1))
+    if args.verify:
+        v = c.verification
+        print(f"verified: {v['files']} shard files hashed ({v['bytes_hashed'] / 2**20:,.1f} MiB in "
+              f"{v['seconds']:.2f} s), all match the manifest")
+    return 0
+
+
+def _upgrade(args) -> int:
+    from ecgfast.data.corpus.build import FORMAT_VERSION, upgrade_corpus
+    from ecgfast.data.corpus.store import open_corpus
+
+    _, upgraded = upgrade_corpus(args.manifest)
+    c = open_corpus(args.manifest)  # what training will do: every file checked against the new manifest
+    how = "upgraded to" if upgraded else "already"
+    print(f"{c.path}: {how} format version {FORMAT_VERSION} ({len(c.shard_names)} shards, {len(c)} windows, "
+          f"fingerprint {c.fingerprint_digest[:12]}… unchanged)")
     return 0
 
 
@@ -94,6 +111,10 @@ def _stream(args) -> int:
     loader = StreamingLoader(pairs, args.batch_size, seed=args.seed, epoch_samples=args.epoch_samples,
                              memory_budget_mb=args.memory_budget_mb)
     loader.set_epoch(args.epoch)
+    for c in loader.corpora:
+        v = c.verification
+        print(f"{c.path}: {v['files']} shard files verified ({v['hashed']} hashed, {v['remembered']} remembered "
+              f"unchanged) in {v['seconds']:.2f} s", file=sys.stderr)
     t0, n = time.perf_counter(), 0
     for batch in loader:
         n += len(batch.index)
@@ -131,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     i = sub.add_parser("info", help="summarise a built corpus")
     i.add_argument("manifest", type=Path)
-    i.add_argument("--verify", action="store_true", help="re-hash every shard against the manifest")
+    i.add_argument("--verify", action="store_true",
+                   help="re-hash every shard file against the manifest (even those remembered as verified)")
+    u = sub.add_parser("upgrade", help="upgrade a version-1 corpus manifest in place (adds label/metadata hashes)")
+    u.add_argument("manifest", type=Path)
     s = sub.add_parser("stream", help="read one epoch through the streaming loader (a smoke test / benchmark)")
     s.add_argument("--corpus", action="append", required=True, type=_corpus_arg,
                    help="MANIFEST[:WEIGHT] (weight > 0), repeatable")
@@ -142,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--epoch", type=non_negative_int, default=0)
     args = p.parse_args(argv)
     # EcgfastError and file-system errors: one line "ecgfast corpus: error: ...", exit 1
-    return run_command("corpus", {"build": _build, "info": _info, "stream": _stream}[args.cmd], args)
+    commands = {"build": _build, "info": _info, "stream": _stream, "upgrade": _upgrade}
+    return run_command("corpus", commands[args.cmd], args)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 Signals are stored as the WFDB ADC integers (int16, exactly as in the .dat
 files) with one gain and baseline per lead; ``signals()`` turns rows into
 float32 mV with the fused ``ecgfast::gather_dequantize`` op. The file layout
-(format version 2) is documented in the README ("Cache file layout").
+(format version 3) is documented in the README ("Cache file layout"). Each row
+keeps its record's ``scp_codes`` and the file the statements table, so every
+PTB-XL benchmark task's labels come from the cache (``ECGCache.task_labels``).
 
-Trust, in four layers:
+Trust, in five layers:
 
 * **Fingerprint.** A cache records what it was built from: the SHA-256 of both
   csvs, the list of cached ``ecg_id``s, the sampling rate, the format version,
@@ -27,6 +29,14 @@ Trust, in four layers:
   ``ecg_id``, and says to rebuild. Missing or inconsistent metadata fails
   ``open_cache`` the same way, as does a cache of another format version
   (``ensure_cache`` rebuilds those when it has a data root).
+* **Content hashes.** Fletcher-32 guards each chunk but not HDF5's chunk index:
+  a damaged B-tree can hand back another row's chunk, or zeros, with no error.
+  So the build stores the SHA-256 of every row's int16 bytes
+  (``signals_sha256``), and one SHA-256 over all the metadata datasets, both
+  sealed in the fingerprint. Opening checks the metadata digest; every read of
+  signals (the whole 100 Hz split the loader holds in memory, a 500 Hz batch,
+  ``--verify``) re-hashes the rows it returns and refuses a mismatch naming the
+  file, the row and ``ecg_id``.
 * **Crash safety.** A build writes ``.<name>.<pid>.<token>.tmp`` beside the
   target and renames it over the target only when complete; temps of killed
   builds (their process gone) are removed on the next build or open, never a
@@ -37,6 +47,7 @@ Trust, in four layers:
 from __future__ import annotations
 
 import argparse
+import copy
 import errno
 import hashlib
 import json
@@ -52,19 +63,23 @@ import torch
 from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS, __version__
-from ecgfast._fs import os_error_message, remove_stale_temps, temp_path
+from ecgfast._fs import explain_os_error, os_error_message, remove_stale_temps, temp_path
 from ecgfast.data._ops import gather_dequantize
 from ecgfast.data.errors import CacheError, DataError, PTBXLError
-from ecgfast.data.metadata import (DATABASE_CSV, STATEMENTS_CSV, check_sampling_rate, file_sha256,
-                                   load_metadata)
+from ecgfast.data.metadata import (DATABASE_CSV, DEFAULT_TASK, STATEMENTS_CSV, check_sampling_rate, check_task,
+                                   file_sha256, load_metadata, task_code_sets, task_labels)
 from ecgfast.data.records import (Confiner, expected_length, read_indexed_record, record_digest,
                                   record_path)
 
 FORMAT = "ecgfast-ptbxl-cache"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SPLITS = {"train": tuple(range(1, 9)), "val": (9,), "test": (10,)}
 _SOURCE = "source"  # group of the per-record source table
 _REBUILD = "rebuild it with `ecgfast cache`"
+# Datasets sealed by the fingerprint's metadata_sha256 (read whole on open).
+_METADATA = ("gain", "baseline", "ecg_id", "patient_id", "strat_fold", "labels", "scp_codes", "statements",
+             "signals_sha256")
+_unchecked_noted: set[str] = set()  # caches already said to be used without a staleness check
 
 __all__ = ["CacheError", "ECGCache", "FORMAT_VERSION", "build_cache", "default_cache_path", "ensure_cache",
            "fingerprint_digest", "open_cache", "stale_reason", "verify_cache"]
@@ -78,6 +93,30 @@ def canonical_json(obj) -> str:
 def fingerprint_digest(fingerprint: dict) -> str:
     """SHA-256 hex of the canonical JSON of a cache fingerprint."""
     return hashlib.sha256(canonical_json(fingerprint).encode()).hexdigest()
+
+
+def row_digests(block: np.ndarray) -> np.ndarray:
+    """uint8 (n, 32): the SHA-256 of each row's int16 bytes (little-endian, C order) of ``block``."""
+    block = np.ascontiguousarray(block, dtype="<i2")
+    out = np.empty((len(block), 32), dtype=np.uint8)
+    for i, row in enumerate(block):
+        out[i] = np.frombuffer(hashlib.sha256(row.data).digest(), dtype=np.uint8)
+    return out
+
+
+def _metadata_sha256(arrays: dict) -> str:
+    """One SHA-256 over name, dtype, shape and bytes of each metadata dataset, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _json_bytes(obj) -> np.ndarray:
+    """uint8 of the canonical JSON of ``obj`` (a chunked dataset, so Fletcher-32 guards it)."""
+    return np.frombuffer(canonical_json(obj).encode(), dtype=np.uint8)
 
 
 def _content_sha256(ecg_ids, digests) -> str:
@@ -105,13 +144,7 @@ def _source_records(root: Path, meta, sampling_rate: int) -> tuple[list[str], np
 
 def _fs_error(exc: OSError, path: Path, action: str = "write") -> DataError:
     """A DataError for a file-system failure; h5py's errno-less errors on a full disk say so."""
-    if exc.errno is None:
-        try:
-            if shutil.disk_usage(path.parent).free < (1 << 20):
-                exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        except OSError:
-            pass
-    return DataError(os_error_message(exc, path, action))
+    return DataError(str(explain_os_error(exc, path, action)))
 
 
 def _remove_stale_temps(path: Path) -> None:
@@ -194,6 +227,7 @@ def _write(tmp: Path, root: Path, meta, keep: np.ndarray, jobs: list, sampling_r
                                     dtype="int16", chunks=(1, len(LEADS), T), fletcher32=True)
         gain = baseline = None
         rows, digests, bad = [], {}, []  # kept job positions; job -> digest; (job, message)
+        row_sha = np.zeros((n, 32), dtype=np.uint8)  # SHA-256 of each stored row, as written
         bar = tqdm(total=n, desc=f"caching {sampling_rate} Hz", unit="rec", disable=not progress)
         pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
         try:
@@ -215,6 +249,7 @@ def _write(tmp: Path, root: Path, meta, keep: np.ndarray, jobs: list, sampling_r
                         raise PTBXLError(f"record {root / jobs[j][2]}: does not fit int16 at the cache's gain")
                     adc = adc.astype(np.int16)
                 signals[len(rows)] = adc
+                row_sha[len(rows)] = row_digests(adc[None])[0]
                 rows.append(j)
         finally:
             bar.close()
@@ -229,8 +264,11 @@ def _write(tmp: Path, root: Path, meta, keep: np.ndarray, jobs: list, sampling_r
         kept = keep[rows]
         ids = meta.ecg_ids[kept].astype(np.int64)
 
+        sealed = {}
+
         def put(name, data):
             h5.create_dataset(name, data=data, fletcher32=True, chunks=True if np.ndim(data) else None)
+            sealed[name] = np.asarray(data)
 
         put("gain", gain.astype(np.float32))
         put("baseline", baseline.astype(np.float32))
@@ -238,6 +276,9 @@ def _write(tmp: Path, root: Path, meta, keep: np.ndarray, jobs: list, sampling_r
         put("patient_id", meta.patient_ids[kept].astype(np.int64))
         put("strat_fold", meta.folds[kept].astype(np.int8))
         put("labels", meta.labels[kept].astype(np.uint8))
+        put("scp_codes", _utf8([canonical_json(meta.scp_codes[k]) for k in kept]))
+        put("statements", _json_bytes(meta.statements))
+        put("signals_sha256", row_sha[:len(rows)])
 
         # Source table: the cached records (in row order), then the skipped bad ones.
         order = rows + [j for j, _ in bad]
@@ -270,6 +311,7 @@ def _write(tmp: Path, root: Path, meta, keep: np.ndarray, jobs: list, sampling_r
             **csv_sha256,
             "n_records": int(len(rows)),
             "records_sha256": hashlib.sha256(ids.astype("<i8").tobytes()).hexdigest(),
+            "metadata_sha256": _metadata_sha256(sealed),
             "content_sha256": _content_sha256(src_ids, sha),
             "skipped_missing": int(n_missing),
             "skipped_bad": int(len(bad)),
@@ -320,8 +362,8 @@ class ECGCache:
     """Read access to a cache: metadata in memory, signals on demand.
 
     Opening checks the format, version and every attribute and metadata dataset
-    (``CacheError`` names what is wrong); reading signals verifies their
-    Fletcher-32 checksums.
+    (``CacheError`` names what is wrong) and the SHA-256 of the metadata; reading
+    signals verifies their Fletcher-32 checksums and every row's stored SHA-256.
     """
 
     def __init__(self, path: str | Path):
@@ -351,10 +393,12 @@ class ECGCache:
         version = a.get("format_version")
         if version is None or int(version) != FORMAT_VERSION:
             raise CacheError(f"cache {self.path}: format version {version}, this ecgfast reads {FORMAT_VERSION}; "
-                             f"{_REBUILD} (ensure_cache with a data root rebuilds it)")
+                             f"{rebuild_command(self.path, a.get('sampling_rate'))} (a run given its --data-root "
+                             "rebuilds it itself)")
         self.sampling_rate = check_sampling_rate(int(a["sampling_rate"]))
         self.signal_length = int(a["signal_length"])
         self.classes = tuple(json.loads(a["classes"]))
+        self._stored_classes = self.classes
         self.leads = tuple(json.loads(a["leads"]))
         self.fingerprint = json.loads(a["fingerprint"])
 
@@ -373,17 +417,27 @@ class ECGCache:
             raise bad(f"signals are {sig.dtype} {sig.shape}")
         if self.fingerprint.get("n_records") != n or self.fingerprint.get("sampling_rate") != self.sampling_rate:
             raise bad("the fingerprint disagrees with the signals")
-        self.ecg_ids = h["ecg_id"][:].astype(np.int64)
-        self.patient_ids = h["patient_id"][:].astype(np.int64)
-        self.folds = h["strat_fold"][:].astype(np.int64)
-        self.labels = h["labels"][:].astype(np.float32)
+        stored = {name: h[name][()] for name in _METADATA}
+        if _metadata_sha256(stored) != self.fingerprint.get("metadata_sha256"):
+            raise bad("its metadata datasets differ from the SHA-256 sealed in the fingerprint")
+        self.ecg_ids = stored["ecg_id"].astype(np.int64)
+        self.patient_ids = stored["patient_id"].astype(np.int64)
+        self.folds = stored["strat_fold"].astype(np.int64)
+        self.labels = stored["labels"].astype(np.float32)
+        self.task = DEFAULT_TASK
+        self._scp_codes = stored["scp_codes"]
+        self._statements = stored["statements"]
+        self._row_sha256 = stored["signals_sha256"]
+        if self._scp_codes.shape != (n,) or self._row_sha256.shape != (n, 32):
+            raise bad("scp_codes or signals_sha256 lengths disagree with the signals")
         if (self.ecg_ids.shape != (n,) or self.patient_ids.shape != (n,) or self.folds.shape != (n,)
                 or self.labels.shape != (n, len(self.classes))):
             raise bad("dataset lengths disagree")
         if not np.isin(self.folds, np.arange(1, 11)).all() or not np.isin(self.labels, (0, 1)).all():
             raise bad("folds outside 1..10 or labels not 0/1")
         self.has_label = self.labels.any(axis=1)
-        gain, baseline = h["gain"][:].astype(np.float32), h["baseline"][:].astype(np.float32)
+        self._stored_labels = self.labels
+        gain, baseline = stored["gain"].astype(np.float32), stored["baseline"].astype(np.float32)
         if gain.shape != (len(LEADS),) or baseline.shape != (len(LEADS),) or not (
                 np.isfinite(gain).all() and (gain > 0).all() and np.isfinite(baseline).all()):
             raise bad("gain or baseline")
@@ -421,8 +475,49 @@ class ECGCache:
             mask &= self.has_label
         return np.flatnonzero(mask).astype(np.int64)
 
+    def task_labels(self, task: str = DEFAULT_TASK, classes=None, min_count: int = 0) -> tuple[np.ndarray, tuple]:
+        """(multi-hot float32 (n, C), classes) of a PTB-XL benchmark ``task`` (``metadata.TASKS``) for every row.
+
+        ``superdiagnostic`` with its default classes is the stored ``labels`` (the seed's);
+        ``classes`` fixes the columns (a checkpoint's), see ``metadata.task_labels``.
+        """
+        check_task(task)
+        if task == DEFAULT_TASK and (classes is None or tuple(classes) == tuple(self._stored_classes)):
+            return self._stored_labels.copy(), tuple(self._stored_classes)
+        try:
+            codes = [json.loads(b) for b in self._scp_codes]
+            table = json.loads(self._statements.tobytes())
+        except ValueError as exc:
+            raise CacheError(f"cache {self.path}: corrupted scp_codes or statements ({exc}); {_REBUILD}") from exc
+        sets = task_code_sets(codes, table, task, where=f"cache {self.path}: its {STATEMENTS_CSV}")
+        return task_labels(sets, task, classes, min_count)
+
+    def with_task(self, task: str, classes=None, min_count: int = 0) -> "ECGCache":
+        """This cache with ``labels``, ``classes`` and ``has_label`` of ``task`` (the same open file).
+
+        Training, the loader and evaluation read those three, so a task is chosen here once;
+        records with no label for the task drop out of ``split_indices(labelled_only=True)``.
+        """
+        labels, names = self.task_labels(task, classes, min_count)
+        view = copy.copy(self)
+        view.task, view.labels, view.classes, view.has_label = task, labels, names, labels.any(axis=1)
+        return view
+
     def _read_rows(self, rows: np.ndarray) -> np.ndarray:
-        """``signals[rows]`` (increasing rows); a failed read names the first bad row."""
+        """``signals[rows]`` (increasing rows), each checked against its stored SHA-256; a failed
+        read or a mismatch names the first bad row."""
+        block = self._read_block(rows)
+        wrong = np.flatnonzero((row_digests(block) != self._row_sha256[rows]).any(axis=1))
+        if wrong.size:
+            r = int(rows[wrong[0]])
+            raise CacheError(f"cache {self.path}: signals of row {r} (ecg_id={int(self.ecg_ids[r])}) differ from the "
+                             f"SHA-256 stored when it was built ({wrong.size} of {len(rows)} rows read): the file "
+                             f"is corrupted, though its checksums pass (e.g. a damaged chunk index); "
+                             f"{rebuild_command(self.path, self.sampling_rate)}")
+        return block
+
+    def _read_block(self, rows: np.ndarray) -> np.ndarray:
+        """``signals[rows]`` as HDF5 returns it (Fletcher-32 checked); a failed read names the first bad row."""
         try:
             return self._h5["signals"][rows]
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
@@ -463,6 +558,12 @@ class ECGCache:
 def open_cache(path: str | Path) -> ECGCache:
     """Open an ecgfast cache file (``CacheError`` if corrupted or of another format version)."""
     return ECGCache(path)
+
+
+def rebuild_command(path: str | Path, sampling_rate=None) -> str:
+    """The one command that rebuilds the cache at ``path`` (its data root is not stored: a placeholder)."""
+    rate = f" --sampling-rate {int(sampling_rate)}" if sampling_rate is not None else ""
+    return f"rebuild it with `ecgfast cache --data-root <PTB-XL folder>{rate} --out {path}`"
 
 
 def default_cache_path(data_root: str | Path, sampling_rate: int) -> Path:
@@ -583,7 +684,8 @@ def ensure_cache(data_root: str | Path | None, cache: str | Path | None = None, 
     With a ``data_root`` folder, the cache is checked against it on every call
     (``stale_reason``) and rebuilt, with a message saying why, when it differs;
     a rebuild that cannot succeed raises its own error. Without one, an existing
-    cache is used as it is (its metadata still checked by ``open_cache``).
+    cache is used as it is (its metadata and record hashes still checked), and a
+    line on stderr says so, once per cache and process.
     """
     if cache is None:
         if data_root is None:
@@ -603,8 +705,12 @@ def ensure_cache(data_root: str | Path | None, cache: str | Path | None = None, 
                 opened.close()
                 raise PTBXLError(f"cache {cache} holds {opened.sampling_rate} Hz signals, "
                                  f"{sampling_rate} Hz were asked for")
-            if not can_check:
-                return opened  # nothing to check it against: use it as it is
+            if not can_check:  # nothing to check it against: use it as it is, and say so once
+                if str(cache) not in _unchecked_noted:
+                    _unchecked_noted.add(str(cache))
+                    print(f"ecgfast: using cache {cache} as it is: without a --data-root folder its staleness "
+                          "against the PTB-XL source is not checked (its record hashes are)", file=sys.stderr)
+                return opened
             try:
                 reason = stale_reason(opened, data_root, sampling_rate, skip_missing, skip_bad)
             except BaseException:
@@ -642,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verify:
             r = verify_cache(out, args.data_root)
             against = f"; all {r['source_records']} source records match {r['data_root']}" if r["data_root"] else ""
-            print(f"verified {out}: {r['records']} records, checksums ok{against}; "
+            print(f"verified {out}: {r['records']} records, checksums and record hashes ok{against}; "
                   f"fingerprint {r['fingerprint_digest'][:16]}")
             return 0
         build_cache(args.data_root, out, args.sampling_rate, args.skip_missing, args.workers,

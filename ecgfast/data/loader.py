@@ -240,14 +240,16 @@ def label_fraction_indices(labels, folds, fraction: float, seed: int, has_label=
         raise ValueError("no labelled records in folds 1-8")
     if fraction == 1:
         return pool.astype(np.int64)
-    keys = np.packbits(labels[pool].astype(bool), axis=1, bitorder="little")[:, 0]
-    strata, stratum_of = np.unique(keys, return_inverse=True)
+    # One key per label combination, over all classes (a task may have up to 71), sorted as bytes.
+    keys = np.packbits(labels[pool].astype(bool), axis=1, bitorder="little")
+    strata, stratum_of = np.unique(keys, axis=0, return_inverse=True)
+    stratum_of = stratum_of.reshape(-1)
     sizes = np.bincount(stratum_of, minlength=len(strata))
     exact = fraction * sizes
     take = np.floor(exact).astype(int)
     short = int(round(fraction * pool.size)) - take.sum()
     if short > 0:  # largest remainders first; ties broken by stratum key for determinism
-        order = np.lexsort((strata, -(exact - take)))
+        order = np.lexsort((np.arange(len(strata)), -(exact - take)))
         take[order[:short]] += 1
     rng = np.random.default_rng([seed, 0x1AB])
     chosen = [rng.permutation(pool[stratum_of == s])[:k] for s, k in enumerate(take) if k]

@@ -1,9 +1,20 @@
-"""PTB-XL metadata: the records table, superdiagnostic labels and folds.
+"""PTB-XL metadata: the records table, the labels of each benchmark task, and folds.
 
-Labels follow DESIGN.md and the PTB-XL benchmark: a record's multi-hot label is
-the set of ``diagnostic_class`` of every code in its ``scp_codes`` whose
-statement has ``diagnostic == 1``, whatever the likelihood attached to it.
-Records whose set is empty have no label (``has_label`` False).
+Labels follow DESIGN.md and the PTB-XL benchmark (Strodthoff et al. 2020,
+``ecg_ptbxl_benchmarking``): a record's multi-hot label for a task is the set
+of what its ``scp_codes`` state, whatever the likelihood attached to a code:
+
+* ``all``: every code in ``scp_codes`` (71 on PTB-XL);
+* ``diagnostic``: the codes whose statement has ``diagnostic == 1`` (44);
+* ``subdiagnostic``: their ``diagnostic_subclass`` (23);
+* ``superdiagnostic``: their ``diagnostic_class`` (5, ``CLASSES``: the seed's task);
+* ``form``: the codes with ``form == 1`` (19); ``rhythm``: those with ``rhythm == 1`` (12).
+
+A task's classes are those stated by more than ``min_count`` records (the
+benchmark's ``min_samples``, 0 in all its experiments: every class present),
+in alphabetical order (its ``MultiLabelBinarizer``); ``superdiagnostic``
+keeps the fixed ``CLASSES``. Records whose set is empty have no label for the
+task and are left out of its training and evaluation.
 
 Both csvs are validated as they are read (integral ids and folds, folds 1..10,
 unique ids, ``scp_codes`` dict literals of code -> number, the columns PTB-XL
@@ -22,13 +33,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgfast import CLASSES
+from ecgfast import CLASSES, TASKS
 from ecgfast.data.errors import PTBXLError, UnsafePathError
+from ecgfast.errors import ConfigError
 
 DATABASE_CSV = "ptbxl_database.csv"
 STATEMENTS_CSV = "scp_statements.csv"
 DATABASE_COLUMNS = ("patient_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr")
 STATEMENT_COLUMNS = ("diagnostic", "diagnostic_class")
+# The statement columns the tasks read; 0/1 flags and class names.
+STATEMENT_FLAGS = ("diagnostic", "form", "rhythm")
+STATEMENT_NAMES = ("diagnostic_class", "diagnostic_subclass")
+DEFAULT_TASK = "superdiagnostic"
+# task -> (the statement flag a code needs, the statement column naming its class; None: the code itself)
+_TASK_RULES = {"all": (None, None), "diagnostic": ("diagnostic", None),
+               "subdiagnostic": ("diagnostic", "diagnostic_subclass"),
+               "superdiagnostic": ("diagnostic", "diagnostic_class"),
+               "form": ("form", None), "rhythm": ("rhythm", None)}
 SAMPLING_RATES = {100: "filename_lr", 500: "filename_hr"}
 # Row counts of the official releases; anything else is reported as "custom".
 KNOWN_VERSIONS = {21837: "1.0.1", 21799: "1.0.3"}
@@ -47,6 +68,8 @@ class PTBXLMetadata:
     has_label: np.ndarray  # bool (n,)
     classes: tuple = CLASSES
     version: str = "custom"
+    scp_codes: list | None = None  # per record, the parsed dict of SCP code -> likelihood
+    statements: dict | None = None  # statement_table() of scp_statements.csv
 
     def __len__(self) -> int:
         return len(self.ecg_ids)
@@ -67,6 +90,11 @@ class PTBXLMetadata:
 
     def label_counts(self) -> dict[str, int]:
         return {c: int(n) for c, n in zip(self.classes, self.labels.sum(0))}
+
+    def task_labels(self, task: str, classes=None, min_count: int = 0) -> tuple[np.ndarray, tuple]:
+        """(multi-hot float32 (n, C), classes) of ``task``; see ``task_labels``."""
+        sets = task_code_sets(self.scp_codes, self.statements, task, where=str(self.root / STATEMENTS_CSV))
+        return task_labels(sets, task, classes, min_count)
 
 
 def check_sampling_rate(sampling_rate: int) -> int:
@@ -147,15 +175,104 @@ def _check_statements(statements: pd.DataFrame, path: Path) -> pd.DataFrame:
     if statements.index.has_duplicates:
         dup = statements.index[statements.index.duplicated()][0]
         raise PTBXLError(f"{path}: SCP code {dup!r} appears more than once; restore it from PTB-XL")
-    diagnostic = pd.to_numeric(statements["diagnostic"], errors="coerce")
-    bad = diagnostic.isna() & statements["diagnostic"].notna()
-    if bad.any():
-        code = statements.index[bad.to_numpy()][0]
-        raise PTBXLError(f"{path}: SCP code {code!r}: diagnostic {statements['diagnostic'][bad].iloc[0]!r} "
-                         "is not a number (expected 1.0 or empty); restore it from PTB-XL")
     statements = statements.copy()
-    statements["diagnostic"] = diagnostic
+    for column in (c for c in STATEMENT_FLAGS if c in statements.columns):
+        values = pd.to_numeric(statements[column], errors="coerce")
+        bad = values.isna() & statements[column].notna()
+        if bad.any():
+            code = statements.index[bad.to_numpy()][0]
+            raise PTBXLError(f"{path}: SCP code {code!r}: {column} {statements[column][bad].iloc[0]!r} "
+                             "is not a number (expected 1.0 or empty); restore it from PTB-XL")
+        statements[column] = values
     return statements
+
+
+def check_task(task: str) -> str:
+    """``task`` if it is one of ``TASKS``, else a ``ConfigError`` listing them."""
+    if task not in TASKS:
+        raise ConfigError(f"--task {task!r} is not a PTB-XL task; expected one of {', '.join(TASKS)}")
+    return task
+
+
+def _flag(value) -> bool:
+    return bool(value == 1) if value is not None and not pd.isna(value) else False
+
+
+def _name(value) -> str | None:
+    return None if value is None or pd.isna(value) or not str(value).strip() else str(value)
+
+
+def statement_table(statements: pd.DataFrame) -> dict:
+    """Per SCP code, what the tasks read of its statement: ``{code: {"diagnostic": 0/1, "form": 0/1,
+    "rhythm": 0/1, "diagnostic_class": name or None, "diagnostic_subclass": name or None}}``.
+
+    A column the csv lacks is left out of every entry (the tasks that need it then say so).
+    """
+    flags = [c for c in STATEMENT_FLAGS if c in statements.columns]
+    names = [c for c in STATEMENT_NAMES if c in statements.columns]
+    numeric = {c: pd.to_numeric(statements[c], errors="coerce") for c in flags}
+    return {str(code): {**{c: int(_flag(numeric[c].iloc[i])) for c in flags},
+                        **{c: _name(statements[c].iloc[i]) for c in names}}
+            for i, code in enumerate(statements.index)}
+
+
+def task_code_sets(scp_codes: list[dict], table: dict, task: str, where: str = STATEMENTS_CSV) -> list[list[str]]:
+    """Per record, the sorted classes ``task`` states (the benchmark's ``compute_label_aggregations``).
+
+    ``all`` takes every code of ``scp_codes``; the others only codes whose statement
+    in ``table`` (``statement_table``) has the task's flag set, mapped to its class
+    column where the task has one (a code without a class name adds nothing).
+    """
+    flag, column = _TASK_RULES[check_task(task)]
+    if flag is not None:
+        needed = [c for c in (flag, column) if c is not None]
+        for c in needed:
+            if table and not all(c in entry for entry in table.values()):
+                raise PTBXLError(f"{where}: has no column {c}, which the {task} task needs; restore it from PTB-XL")
+    out = []
+    for codes in scp_codes:
+        stated = set()
+        for code in codes:
+            if flag is None:
+                stated.add(str(code))
+                continue
+            entry = table.get(code)
+            if entry is None or not entry.get(flag):
+                continue
+            name = code if column is None else entry.get(column)
+            if name is not None:
+                stated.add(name)
+        out.append(sorted(stated))
+    return out
+
+
+def task_labels(code_sets: list[list[str]], task: str, classes=None,
+                min_count: int = 0) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Multi-hot float32 (n, C) of ``code_sets`` (``task_code_sets``) and its classes.
+
+    ``classes`` fixes the columns (a checkpoint's: a class no record states is a zero
+    column, a stated class not in it is ignored); by default they are the classes
+    stated by more than ``min_count`` records, sorted (``superdiagnostic``: ``CLASSES``).
+    """
+    check_task(task)
+    if classes is None:
+        if task == DEFAULT_TASK:
+            classes = CLASSES
+        else:
+            counts: dict[str, int] = {}
+            for stated in code_sets:
+                for c in stated:
+                    counts[c] = counts.get(c, 0) + 1
+            classes = tuple(sorted(c for c, k in counts.items() if k > min_count))
+    classes = tuple(str(c) for c in classes)
+    column = {c: j for j, c in enumerate(classes)}
+    labels = np.zeros((len(code_sets), len(classes)), dtype=np.float32)
+    for i, stated in enumerate(code_sets):
+        for c in stated:
+            j = column.get(c)
+            if j is not None:
+                labels[i, j] = 1.0
+    return labels, classes
 
 
 def superdiagnostic_labels(scp_codes: list[dict], statements: pd.DataFrame,
@@ -198,7 +315,8 @@ def load_metadata(root: str | Path) -> PTBXLMetadata:
     names = [f"record ecg_id={i}" for i in db.index]
     patient_ids = _as_integers(db["patient_id"], db_path, names, "patient_id", lo=0)
     folds = _as_integers(db["strat_fold"], db_path, names, "strat_fold", lo=1, hi=10)
-    labels = superdiagnostic_labels(_parse_scp_codes(db["scp_codes"], db_path), statements)
+    scp_codes = _parse_scp_codes(db["scp_codes"], db_path)
+    labels = superdiagnostic_labels(scp_codes, statements)
     return PTBXLMetadata(
         root=root,
         records=db,
@@ -208,6 +326,8 @@ def load_metadata(root: str | Path) -> PTBXLMetadata:
         labels=labels,
         has_label=labels.any(axis=1),
         version=KNOWN_VERSIONS.get(len(db), "custom"),
+        scp_codes=scp_codes,
+        statements=statement_table(statements),
     )
 
 

@@ -14,7 +14,12 @@ and ST elevation over one territory; STTC: ST depression and flattened or
 inverted T; CD: wide QRS with a terminal R'; HYP: tall precordial QRS -- with
 a random strength, so that a classifier can learn them but not trivially.
 Each record is drawn from its own generator seeded by (seed, ecg_id): the same
-seed writes the same bytes.
+seed writes the same bytes. Beside the diagnostic codes, each record states a
+rhythm (sinus mostly; AFIB, STACH, SBRAD, SARRH) and sometimes a form statement
+(PVC, LOWT, QWAVE, ABQRS, HVOLT), drawn from a second generator (seed, ecg_id, 1)
+so the waveforms stay as they were: every PTB-XL task (``--task``) has classes
+to learn the label rules on, though these extra statements do not shape the
+signal.
 """
 from __future__ import annotations
 
@@ -78,6 +83,9 @@ _CODES = {
 _PRIMARY = ["NORM", "MI", "STTC", "CD", "HYP", None]
 _PRIMARY_P = [0.42, 0.16, 0.14, 0.13, 0.08, 0.07]
 _LIKELIHOOD = [15.0, 35.0, 50.0, 80.0, 100.0]
+# Rhythm statements (rhythm == 1) and form-only statements (form == 1, not diagnostic).
+_RHYTHMS, _RHYTHM_P = ["SR", "AFIB", "STACH", "SBRAD", "SARRH"], [0.72, 0.08, 0.08, 0.07, 0.05]
+_FORMS, _FORM_P = ["PVC", "LOWT", "QWAVE", "ABQRS", "HVOLT"], 0.3
 
 
 def _rotation(rng: np.random.Generator, degrees: float) -> np.ndarray:
@@ -104,6 +112,15 @@ def draw_record(rng: np.random.Generator) -> tuple[list[str], dict]:
         codes["LVOLT"] = 0.0  # a form statement only: no diagnostic label
     codes["SR"] = 0.0
     return classes, codes
+
+
+def draw_statements(rng: np.random.Generator, codes: dict) -> dict:
+    """``codes`` with its rhythm (replacing the sinus ``SR``) and, sometimes, a form statement."""
+    codes = {k: v for k, v in codes.items() if k != "SR"}
+    codes[_RHYTHMS[rng.choice(len(_RHYTHMS), p=_RHYTHM_P)]] = 0.0
+    if rng.random() < _FORM_P:
+        codes[_FORMS[rng.integers(len(_FORMS))]] = 0.0
+    return codes
 
 
 def synthesize_ecg(rng: np.random.Generator, classes: list[str], sampling_rates=(100, 500),
@@ -193,6 +210,7 @@ def _write_record(job) -> dict:
     rec_rng = np.random.default_rng([seed, ecg_id])
     classes, codes = draw_record(rec_rng)
     signals = synthesize_ecg(rec_rng, classes, sampling_rates)
+    codes = draw_statements(np.random.default_rng([seed, ecg_id, 1]), codes)
     row = _metadata_row(rec_rng, ecg_id, patient_id, fold, codes)
     for fs in sampling_rates:
         rel = Path(row["filename_lr" if fs == 100 else "filename_hr"])
@@ -234,9 +252,9 @@ def write_synthetic_ptbxl(out: str | Path, n_records: int = 2000, seed: int = 0,
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             rows = list(tqdm(pool.imap(_write_record, jobs, chunksize=16), **bar))
     db = pd.DataFrame(rows).set_index("ecg_id")
-    tmp = out / "ptbxl_database.csv.tmp"
-    db.to_csv(tmp)
-    tmp.replace(out / "ptbxl_database.csv")
+    from ecgfast._fs import atomic_write
+
+    atomic_write(out / "ptbxl_database.csv", lambda f: db.to_csv(f), mode="w")  # written last: marks it complete
     return out
 
 

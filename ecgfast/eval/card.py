@@ -72,7 +72,9 @@ def _plain(obj: Any) -> Any:
 
 
 def _limitations(card_data: dict, spec: Any) -> list[str]:
-    out = list(_LIMITATIONS)
+    task = spec.get("task") if isinstance(spec, dict) else None  # a classifier's --task
+    out = [line.replace("PTB-XL's superdiagnostic classes", f"PTB-XL's {task} classes") if task else line
+           for line in _LIMITATIONS]
     names = list(dict.fromkeys(str(d.get("name")) for d in card_data.get("corpora") or [] if d.get("name")))
     names = names or ["PTB-XL"]
     rate = spec.get("sampling_rate") if isinstance(spec, dict) else None

@@ -131,8 +131,13 @@ def _run_embed(checkpoint, inputs, out, *, device, batch_size, sampling_rate, le
     from ecgfast.eval.inputs import embed_records, open_input
     from ecgfast.models.pretrained import load_encoder
 
+    from ecgfast._fs import check_writable
+
     out = Path(out)
-    output_kind(out)  # refuse a bad --out before any work
+    kind = output_kind(out)  # refuse a bad --out before any work
+    check_writable(out)
+    if kind == "npy":
+        check_writable(ids_path(out))
     dev = resolve_device(device)
     model = load_encoder(checkpoint, dev, encoder)
     with open_input(inputs, sampling_rate=sampling_rate, leads=leads, units=units,

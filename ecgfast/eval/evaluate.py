@@ -4,7 +4,9 @@ Reports macro AUROC, macro F1 at 0.5, micro sensitivity and specificity, the
 same per class, and 95 % bootstrap intervals; ``robustness`` repeats the
 evaluation with added Gaussian noise and with masked spans. The checkpoint's
 preprocessing spec (rate, length, leads, classes) is checked against the cache
-before anything runs.
+before anything runs. The labels are those of the checkpoint's task
+(``spec["task"]``, in its ``spec["classes"]`` order; superdiagnostic for
+checkpoints written before ``--task``).
 """
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ def evaluate(checkpoint: Path, data: DataConfig | None = None, *, cache_path: Pa
     """Fold-10 metrics of a classifier checkpoint (``data`` or ``cache_path`` names the cache)."""
     from ecgfast.eval.inference import forward_cache
     from ecgfast.eval.metrics import bootstrap_ci, classification_metrics
-    from ecgfast.train.checkpoint import check_matches_cache, spec_of
+    from ecgfast.train.checkpoint import check_matches_cache, spec_of, task_of
     from ecgfast.train.common import resolve_device
 
     if n_boot < 0:
@@ -78,6 +80,9 @@ def evaluate(checkpoint: Path, data: DataConfig | None = None, *, cache_path: Pa
     if data is None:
         data = DataConfig(data_root=None, cache=cache_path, sampling_rate=spec["sampling_rate"])
     cache = data.open(progress=progress)
+    if spec.get("task") is not None:  # its task's labels, columns in the checkpoint's class order
+        task, classes = task_of(ckpt)
+        cache = cache.with_task(task, classes)
     check_matches_cache(ckpt, checkpoint, cache)
     idx = cache.split_indices("test", labelled_only=True)
     if len(idx) == 0:
@@ -90,7 +95,8 @@ def evaluate(checkpoint: Path, data: DataConfig | None = None, *, cache_path: Pa
 
     p = probs()
     thresholds = ckpt.get("thresholds")
-    result = {"checkpoint": str(checkpoint), "n_records": int(len(idx)), "classes": list(cache.classes),
+    result = {"checkpoint": str(checkpoint), "n_records": int(len(idx)), "task": task_of(ckpt)[0],
+              "classes": list(cache.classes),
               **classification_metrics(y, p, cache.classes), "ci95": bootstrap_ci(y, p, n_boot, seed),
               "y_true": y.astype(int).tolist(), "y_prob": p.tolist(), "device": str(dev)}
     if thresholds:  # F1 also at the per-class thresholds chosen on fold 9 (threshold broadcasts per class)
@@ -109,7 +115,8 @@ def evaluate(checkpoint: Path, data: DataConfig | None = None, *, cache_path: Pa
 
 def format_report(r: dict) -> str:
     ci = r["ci95"]
-    lines = [f"fold 10: {r['n_records']} labelled records   ({r['checkpoint']})", "",
+    task = f", task {r['task']}" if r.get("task") else ""
+    lines = [f"fold 10: {r['n_records']} labelled records{task}   ({r['checkpoint']})", "",
              f"{'metric':<20}{'value':>8}   95% bootstrap CI"]
     for k in ("macro_auroc", "macro_f1", "micro_sensitivity", "micro_specificity"):
         lines.append(f"{k:<20}{r[k]:>8.4f}   [{ci[k][0]:.4f}, {ci[k][1]:.4f}]")
@@ -143,8 +150,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def go():
+        from ecgfast._fs import check_writable
         from ecgfast.train.checkpoint import atomic_write_text, load_checkpoint, spec_of
 
+        if args.json:
+            check_writable(args.json)  # before the whole evaluation, not after it
         rate = args.sampling_rate or spec_of(load_checkpoint(args.checkpoint, kind="classifier"))["sampling_rate"]
         data = DataConfig(args.data_root, args.cache, rate, args.skip_missing, skip_bad=args.skip_bad)
         r = evaluate(args.checkpoint, data, n_boot=args.bootstrap, seed=args.seed, robustness=args.robustness,

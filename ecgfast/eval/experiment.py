@@ -10,9 +10,11 @@ Arms: ``simclr`` / ``byol`` (pretrain, then fine-tune), ``simclr-probe`` /
 init, trained end to end), ``random-init-probe`` (random encoder frozen, linear
 head). An encoder is pretrained once per (method, seed) and reused across
 fractions; the supervised arm at 100 % of the labels is added as the reference.
-Each finished run leaves its evaluation JSON keyed by its full settings, so a
-rerun skips it when nothing changed and runs it again (saying why) when
-something did: the experiment resumes where it stopped. Outputs in ``--out``: results.csv/.json,
+Each finished run leaves its evaluation JSON keyed by its full settings and by
+the fingerprint of the dataset it ran on, so a rerun skips it when neither
+changed and runs it again (saying why) when either did: the experiment resumes
+where it stopped, and another ``--data-root`` into the same ``--out`` reruns
+everything rather than returning the other dataset's numbers. Outputs in ``--out``: results.csv/.json,
 summary.md (mean +- SD and t-based 95 % CI per arm and fraction, paired tests
 against the supervised baseline), roc_curves.png, auroc_vs_fraction.png.
 """
@@ -34,11 +36,10 @@ import numpy as np
 from ecgfast.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, check_encoder_name
 from ecgfast.train.config import ClassifierConfig, DataConfig, PretrainConfig, RunConfig
+from ecgfast import TASKS
 from ecgfast.train.recipe import RECIPES, SEED_VALUES, apply_recipe
 
 DEFAULT_RECIPE, DEFAULT_TASK = "seed", "superdiagnostic"
-# PTB-XL's label sets (the benchmark of Strodthoff et al. 2020); ClassifierConfig.task selects one.
-TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 AXES = ("encoder", "recipe", "task")
 ARMS = ("simclr", "byol", "simclr-probe", "byol-probe", "supervised", "random-init-probe")
 METRICS = ("macro_auroc", "macro_f1", "micro_sensitivity", "micro_specificity")
@@ -68,17 +69,20 @@ class ExperimentConfig:
     encoder: str = DEFAULT_ENCODER  # the backbone of every arm when ``encoders`` is empty
     encoders: tuple = ()  # the backbones compared (axis); empty: (encoder,)
     recipes: tuple = (DEFAULT_RECIPE,)  # the recipes compared (axis)
-    tasks: tuple = (DEFAULT_TASK,)  # the PTB-XL tasks (axis)
+    task: str = DEFAULT_TASK  # the PTB-XL task every classifier learns when ``tasks`` is empty (ecgfast.TASKS)
+    tasks: tuple = ()  # the PTB-XL tasks compared (axis); empty: (task,)
 
     def axis(self, name: str) -> tuple:
         """The values of axis ``name`` (encoder, recipe or task), in the order given."""
         return {"encoder": tuple(self.encoders) or (self.encoder,), "recipe": tuple(self.recipes),
-                "task": tuple(self.tasks)}[name]
+                "task": tuple(self.tasks) or (self.task,)}[name]
 
     def validate(self) -> None:
+        from ecgfast.data.metadata import check_task
         from ecgfast.train.recipe import check_recipe_name
 
         check_encoder_name(self.encoder)
+        check_task(self.task)
         for name in self.encoders:
             check_encoder_name(name)
         for name in self.recipes:
@@ -115,7 +119,7 @@ def _pretrain_method(arm: str):
 def build_parser() -> argparse.ArgumentParser:
     from ecgfast.models.backbones import ENCODER_NAMES
     from ecgfast.train.common import non_negative_int, positive_int, unit_fraction
-    from ecgfast.train.config import add_data_flags, add_encoder_flag
+    from ecgfast.train.config import add_data_flags, add_encoder_flag, add_task_flag
 
     p = argparse.ArgumentParser(prog="ecgfast experiment", description=__doc__.split("\n\n")[0])
     add_data_flags(p)
@@ -129,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-batch-size", type=positive_int, default=64)
     p.add_argument("--probe-epochs", type=positive_int, default=100, help="epochs of the linear head on frozen features")
     p.add_argument("--signal-length", type=positive_int, default=1000)
+    add_task_flag(p)
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
@@ -142,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipes", nargs="+", choices=RECIPES, default=[DEFAULT_RECIPE], metavar="NAME",
                    help=f"recipes to compare (an axis): some of {', '.join(RECIPES)} (default {DEFAULT_RECIPE}); "
                         "each applies to pretraining and to the classifiers (docs/recipes.md)")
-    p.add_argument("--tasks", nargs="+", choices=TASKS, default=[DEFAULT_TASK], metavar="NAME",
-                   help=f"PTB-XL tasks (an axis): some of {', '.join(TASKS)} (default {DEFAULT_TASK})")
+    p.add_argument("--tasks", nargs="+", choices=TASKS, default=None, metavar="NAME",
+                   help=f"PTB-XL tasks to compare (an axis): some of {', '.join(TASKS)} (default: --task)")
     return p
 
 
@@ -155,8 +160,8 @@ def from_args(a: argparse.Namespace) -> ExperimentConfig:
                             reference=not a.no_reference, pretrain_epochs=a.pretrain_epochs,
                             pretrain_batch_size=a.pretrain_batch_size, finetune_epochs=a.finetune_epochs,
                             finetune_batch_size=a.finetune_batch_size, probe_epochs=a.probe_epochs,
-                            signal_length=a.signal_length, bootstrap=a.bootstrap, encoder=a.encoder,
-                            encoders=tuple(a.encoders or ()), recipes=tuple(a.recipes), tasks=tuple(a.tasks))
+                            signal_length=a.signal_length, bootstrap=a.bootstrap, encoder=a.encoder, task=a.task,
+                            encoders=tuple(a.encoders or ()), recipes=tuple(a.recipes), tasks=tuple(a.tasks or ()))
 
 
 @dataclass(frozen=True)
@@ -217,14 +222,34 @@ def _digest(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _trained_on(ckpt: dict) -> str | None:
+    """The dataset fingerprint (16 hex digits) a pretraining checkpoint records, or None (unknown)."""
+    if isinstance(ckpt.get("dataset"), str):  # a resume file
+        return ckpt["dataset"][:16]
+    corpora = (ckpt.get("data") or {}).get("corpora") or []
+    if len(corpora) == 1 and isinstance(corpora[0], dict) and isinstance(corpora[0].get("fingerprint"), str):
+        return corpora[0]["fingerprint"][:16]
+    return None
+
+
+def dataset_fingerprint(cfg: ExperimentConfig) -> str:
+    """The first 16 hex digits of the fingerprint of the PTB-XL cache every run trains and evaluates on
+    (built first when absent or stale, as the runs would)."""
+    from ecgfast.train.pretrain import dataset_digest
+
+    with cfg.data.open(progress=cfg.run.progress) as cache:
+        return dataset_digest(cache)[:16]
+
+
 def _changed(old: dict, new: dict) -> str:
     keys = sorted(set(old) | set(new))
     return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 
 
-def pretrain(cfg: ExperimentConfig, method: str, seed: int, timings: dict, cell: Cell = Cell()) -> tuple[Path, str]:
-    """The (encoder, recipe, method, seed) encoder, pretrained once (again when its settings changed); resumes
-    when interrupted."""
+def pretrain(cfg: ExperimentConfig, method: str, seed: int, timings: dict, dataset: str,
+             cell: Cell = Cell()) -> tuple[Path, str]:
+    """The (encoder, recipe, method, seed) encoder, pretrained once (again when its settings or the ``dataset``
+    fingerprint changed); resumes when interrupted."""
     from ecgfast.train.checkpoint import load_checkpoint
     from ecgfast.train.pretrain import pretrain as run_pretrain
     from ecgfast.train.pretrain import resume_path
@@ -236,19 +261,24 @@ def pretrain(cfg: ExperimentConfig, method: str, seed: int, timings: dict, cell:
     want = settings_key(pcfg.flat())
     for path in (out, resume_path(out)):
         if path.is_file():
-            stored = load_checkpoint(path).get("config", {})
+            ckpt = load_checkpoint(path)
+            stored = ckpt.get("config", {})
             have = settings_key({k: stored.get(k) for k in pcfg.flat()})
             if have != want:
                 print(f"ecgfast experiment: {path} was made with other settings ({_changed(have, want)}); "
                       "pretraining again", file=sys.stderr)
                 path.unlink()
+            elif _trained_on(ckpt) != dataset:
+                print(f"ecgfast experiment: {path} was trained on other data (dataset fingerprint "
+                      f"{_trained_on(ckpt)} -> {dataset}); pretraining again", file=sys.stderr)
+                path.unlink()
     if out.is_file():
-        return out, _digest(want)
+        return out, _digest({**want, "dataset": dataset})
     pcfg.resume = resume_path(out).is_file()
     t0 = time.perf_counter()
     run_pretrain(pcfg)
     timings[f"pretrain {_label(cell)}{method} seed {seed}"] = time.perf_counter() - t0
-    return out, _digest(want)
+    return out, _digest({**want, "dataset": dataset})
 
 
 def _label(cell: Cell) -> str:
@@ -258,7 +288,7 @@ def _label(cell: Cell) -> str:
 
 
 def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: float, encoder: tuple | None,
-                       timings: dict, cell: Cell = Cell()) -> dict:
+                       timings: dict, dataset: str, cell: Cell = Cell()) -> dict:
     from ecgfast.eval.evaluate import evaluate
     from ecgfast.train.checkpoint import atomic_write_text
     from ecgfast.train.classifier import train
@@ -273,7 +303,7 @@ def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: flo
                             encoder=cell.encoder, task=cell.task)
     ccfg = apply_recipe(ccfg, cell.recipe)
     settings = {**settings_key(ccfg.flat()), "encoder": encoder[1] if encoder else None, "bootstrap": cfg.bootstrap,
-                "arm": arm}
+                "arm": arm, "dataset": dataset}  # a finished run is reused on the same data only
     settings.pop("ssl_checkpoint", None)
     done = d / "eval.json"
     if done.is_file():
@@ -401,6 +431,12 @@ def _p(v):
     return "–" if v != v else f"{v:.3g}"
 
 
+def _save_png(fig, path: Path) -> Path:
+    from ecgfast._fs import atomic_write
+
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+
+
 def _series_label(group: tuple, varying: list[str], arm: str) -> str:
     return " ".join([*group, arm]) if varying else arm
 
@@ -431,8 +467,7 @@ def plot(rows: list[dict], arms: list[str], out: Path, axes: dict | None = None)
                  f"{chosen['fraction']:g} of labels")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    paths.append(out / "roc_curves.png")
-    fig.savefig(paths[-1], dpi=120)
+    paths.append(_save_png(fig, out / "roc_curves.png"))
     plt.close(fig)
 
     def series(g, arm):
@@ -456,8 +491,7 @@ def plot(rows: list[dict], arms: list[str], out: Path, axes: dict | None = None)
            title="Label efficiency")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    paths.append(out / "auroc_vs_fraction.png")
-    fig.savefig(paths[-1], dpi=120)
+    paths.append(_save_png(fig, out / "auroc_vs_fraction.png"))
     plt.close(fig)
     if varying:
         paths.append(_plot_axes(rows, arms, out, varying, groups))
@@ -496,8 +530,7 @@ def _plot_axes(rows, arms, out: Path, varying: list[str], groups: list[tuple]) -
         ax.axhline(0.5, color="k", lw=0.6, ls=":")
     axs[0][0].legend(fontsize=7, title=" / ".join(varying), title_fontsize=7)
     fig.tight_layout()
-    path = out / "axes.png"
-    fig.savefig(path, dpi=120)
+    path = _save_png(fig, out / "axes.png")
     plt.close(fig)
     return path
 
@@ -537,15 +570,18 @@ def run(cfg: ExperimentConfig, timings: dict | None = None) -> str:
     # Resolved once, so that a finished run's settings say what really ran.
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(
         cfg.run, precision=resolve_precision(cfg.run.precision, resolve_device(cfg.run.device))))
+    from ecgfast._fs import prepare_output_folder
+
     timings = {} if timings is None else timings
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    prepare_output_folder(cfg.out)  # a read-only or full --out fails now, not after the first run
+    dataset = dataset_fingerprint(cfg)
     rows, encoders = [], {}
     for cell, arm, seed, fraction in plan(cfg):
         method = _pretrain_method(arm)
         key = (cell.encoder, cell.recipe, method, seed)  # the task does not change pretraining
         if method and key not in encoders:
-            encoders[key] = pretrain(cfg, method, seed, timings, cell)
-        rows.append(train_and_evaluate(cfg, arm, seed, fraction, encoders.get(key), timings, cell))
+            encoders[key] = pretrain(cfg, method, seed, timings, dataset, cell)
+        rows.append(train_and_evaluate(cfg, arm, seed, fraction, encoders.get(key), timings, dataset, cell))
     return write_outputs(rows, list(cfg.arms), cfg.out, timings, cfg.encoder,
                          axes={name: list(cfg.axis(name)) for name in AXES})
 

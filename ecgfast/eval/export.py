@@ -137,11 +137,12 @@ def export_model(checkpoint, fmt: str, out, *, input_length: int | None = None, 
     """
     import warnings
 
-    from ecgfast._fs import atomic_write
+    from ecgfast._fs import atomic_write, check_writable
     from ecgfast.models.pretrained import load_model
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    check_writable(out)  # before tracing
     model = load_model(checkpoint, "cpu", encoder)
     module = ExportModule(model, input_leads, input_length, crop).eval()
     meta = export_metadata(model, module, fmt)

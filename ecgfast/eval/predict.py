@@ -49,7 +49,7 @@ def predictions_csv(ids, classes, probs, labels) -> str:
 
 def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampling_rate=None, leads=None,
                 units="mV", pad=False, progress=True, encoder=None) -> tuple[Path, int]:
-    from ecgfast._fs import atomic_write
+    from ecgfast._fs import atomic_write, check_writable
     from ecgfast.eval._loop import resolve_device
     from ecgfast.eval.inputs import open_input
     from ecgfast.models.pretrained import load_classifier
@@ -57,6 +57,7 @@ def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampl
     out = Path(out)
     if out.suffix.lower() != ".csv":
         raise ConfigError(f"--out {out}: expected a .csv file")
+    check_writable(out)  # before the model runs over every record
     dev = resolve_device(device)
     model = load_classifier(checkpoint, dev, encoder)
     with open_input(inputs, sampling_rate=sampling_rate, leads=leads, units=units,

@@ -17,9 +17,17 @@ without running any of its code. Keys:
 
 Checkpoints of format 1 (no ``kind``) still load; their kind is inferred. Formats 1
 and 2 name no encoder: they hold the seed's ``ecg1dcnn`` (:func:`encoder_of`).
+
+Trust on load: resume files carry ``checksum`` (``{"algorithm": "sha256", "digest": ...}``
+over every tensor, number and string of the file but the checksum itself,
+:func:`state_checksum`); a file whose contents no longer match it is refused as corrupt.
+Files without the key (written before it existed) load unchecked. The weights of every
+checkpoint (``encoder``, ``classifier``, ``model``) must be finite: a NaN or inf is refused
+naming the file and the tensor, whatever command loads it.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from pathlib import Path
@@ -33,6 +41,8 @@ from ecgfast.errors import CheckpointError
 FORMAT = "ecgfast-checkpoint"
 FORMAT_VERSION = 3  # 3: spec["encoder"] names the backbone (formats 1 and 2: the seed's ecg1dcnn)
 KINDS = ("encoder", "classifier", "resume")
+CHECKSUM_KEY = "checksum"  # optional (resume files from format 4): see state_checksum
+WEIGHT_KEYS = ("encoder", "classifier", "model")  # the state dicts whose values must be finite
 _SAFE_SCALARS = (bool, int, float, str, bytes, type(None))
 
 
@@ -67,6 +77,83 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text), mode="w")
 
 
+def _feed(h, obj: Any) -> None:
+    """Hash ``obj`` with its structure: a type tag, then the value (tensors by dtype, shape and bytes)."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)};".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)};".encode())
+        for k, v in obj.items():  # insertion order: torch.load gives back the order saved
+            _feed(h, k)
+            _feed(h, v)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"{'L' if isinstance(obj, list) else 'U'}{len(obj)};".encode())
+        for v in obj:
+            _feed(h, v)
+    elif isinstance(obj, bytes):
+        h.update(f"B{len(obj)};".encode() + obj)
+    else:  # str, int, float, bool, None, torch.dtype, torch.Size: repr round-trips them exactly
+        text = repr(obj).encode()
+        h.update(f"S{type(obj).__name__}{len(text)};".encode() + text)
+
+
+def state_checksum(ckpt: dict) -> str:
+    """SHA-256 over every value of ``ckpt`` except its checksum (tensors by their bytes, in saved order)."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in ckpt.items() if k != CHECKSUM_KEY})
+    return h.hexdigest()
+
+
+def with_checksum(ckpt: dict) -> dict:
+    """``ckpt`` with its :func:`state_checksum` under ``checksum`` (what ``load_checkpoint`` verifies)."""
+    return {**ckpt, CHECKSUM_KEY: {"algorithm": "sha256", "digest": state_checksum(ckpt)}}
+
+
+def verify_checksum(ckpt: dict, path: str | os.PathLike) -> None:
+    """Refuse a checkpoint whose contents differ from the checksum stored in it (none stored: nothing to check)."""
+    stored = ckpt.get(CHECKSUM_KEY)
+    if stored is None:
+        return
+    if not (isinstance(stored, dict) and stored.get("algorithm") == "sha256" and isinstance(stored.get("digest"), str)):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its checksum entry is malformed ({stored!r:.80})")
+    if state_checksum(ckpt) != stored["digest"]:
+        raise CheckpointError(f"checkpoint {path} is corrupt: its contents no longer match the checksum written "
+                              "with it (damaged on disk or in a copy); use another copy, or start over without "
+                              "--resume")
+
+
+def _non_finite(t: torch.Tensor) -> int:
+    """How many NaN/inf values ``t`` holds (0 for integer tensors). NumPy on the CPU: one pass, no thread
+    pool (torch's first ``isfinite`` on a busy host cost ~0.3 s)."""
+    import numpy as np
+
+    if not (t.is_floating_point() or t.is_complex()):
+        return 0
+    t = t.detach().cpu()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()  # exact: every half value is a float32 value
+    return int(t.numel() - np.count_nonzero(np.isfinite(t.numpy())))
+
+
+def check_finite_weights(ckpt: dict, path: str | os.PathLike) -> None:
+    """Refuse a checkpoint holding a NaN or infinite weight, naming the file and the first such tensor."""
+    for key in WEIGHT_KEYS:
+        state = ckpt.get(key)
+        if not isinstance(state, dict):
+            continue
+        bad = [(name, t) for name, t in state.items() if isinstance(t, torch.Tensor) and _non_finite(t)]
+        if bad:
+            name, t = bad[0]
+            count = _non_finite(t)
+            more = f" (and {len(bad) - 1} more tensor(s))" if len(bad) > 1 else ""
+            raise CheckpointError(f"checkpoint {path}: weight {key}.{name} holds {count} non-finite value(s) "
+                                  f"(NaN or inf){more}: the run that wrote it diverged or the file is damaged; "
+                                  "use an earlier checkpoint")
+
+
 def infer_kind(ckpt: dict) -> str | None:
     if ckpt.get("kind") in KINDS:
         return ckpt["kind"]
@@ -89,8 +176,9 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
     """Load a checkpoint dict safely (``weights_only=True``), with clear errors.
 
     Raises :class:`~ecgfast.errors.CheckpointError` when the file is missing, is
-    not a torch file, holds code (a crafted pickle: refused, not run), is of
-    another ``kind`` than asked, or lacks ``required_keys``.
+    not a torch file, holds code (a crafted pickle: refused, not run), does not
+    match the checksum stored in it, is of another ``kind`` than asked, lacks
+    ``required_keys``, or holds a non-finite weight.
     """
     path = Path(path)
     if not path.is_file():
@@ -109,9 +197,10 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
     except Exception as exc:  # truncated, not a torch file, ...
         raise CheckpointError(f"checkpoint {path} could not be read ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}): is it a complete "
-                              "ecgfast checkpoint?") from None
+                              "ecgfast checkpoint, or is it truncated or damaged?") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected an ecgfast checkpoint dict")
+    verify_checksum(ckpt, path)  # first: damage explains whatever else looks wrong
     found = infer_kind(ckpt)
     if kind is not None and found != kind:
         what = f"{'an' if found and found[0] in 'aeiou' else 'a'} {found} checkpoint" if found else \
@@ -120,6 +209,7 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
     missing = [k for k in required_keys if k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks the key(s) {missing}; it has {sorted(ckpt)}")
+    check_finite_weights(ckpt, path)
     return ckpt
 
 
@@ -150,6 +240,16 @@ def recipe_of(ckpt: dict) -> str:
     """The recipe a checkpoint's model was trained with: ``spec["recipe"]``, ``seed`` where it names none."""
     spec = ckpt.get("spec")
     return str((spec.get("recipe") if isinstance(spec, dict) else None) or "seed")
+
+
+def task_of(ckpt: dict) -> tuple[str, list[str]]:
+    """(task, classes) a classifier checkpoint was trained on: ``spec["task"]`` and ``spec["classes"]``;
+    a checkpoint that names none (written before ``--task``) is superdiagnostic with its ``classes``."""
+    from ecgfast import CLASSES
+
+    spec = ckpt.get("spec") if isinstance(ckpt.get("spec"), dict) else {}
+    classes = spec.get("classes") or ckpt.get("classes") or list(CLASSES)
+    return str(spec.get("task") or "superdiagnostic"), [str(c) for c in classes]
 
 
 def encoder_of(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> str:

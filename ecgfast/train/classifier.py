@@ -1,4 +1,9 @@
-"""Training the 5-class classifier: fine-tuning, linear probing and the supervised baseline.
+"""Training the classifier: fine-tuning, linear probing and the supervised baseline.
+
+The labels are those of ``--task`` (``ClassifierConfig.task``: a PTB-XL benchmark
+task, the seed's 5 superdiagnostic classes by default; ``ECGCache.with_task``);
+the head has one output per class of the task, and the checkpoint's spec names
+the task and its classes (``spec["task"]``, ``spec["classes"]``) for evaluation.
 
 One loop for all three: the labelled fraction of folds 1-8 trains, fold 9
 selects the epoch by macro AUROC (the best weights are kept as a deep copy)
@@ -24,7 +29,8 @@ from ecgfast.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.eval.inference import embed, predict
 from ecgfast.train.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, encoder_of,
                                       load_checkpoint, preprocessing_spec)
-from ecgfast.train.common import (JsonlLogger, autocast, deterministic_kernels, make_optimizer, make_schedule,
+from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs, deterministic_kernels,
+                                  make_optimizer, make_schedule,
                                   resolve_compile, resolve_device, resolve_precision, run_command, set_seed,
                                   versions)
 from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig, add_classifier_flags, classifier_from_args
@@ -280,6 +286,7 @@ def train(cfg: ClassifierConfig) -> Path:
     from ecgfast.train.pretrain import _cpu, _write_card, dataset_digest
 
     cfg.validate()
+    check_training_outputs(cfg.out, cfg.out.with_suffix(".jsonl"))
     device = resolve_device(cfg.run.device)
     precision = resolve_precision(cfg.run.precision, device)
     t_start = time.perf_counter()
@@ -298,6 +305,9 @@ def train(cfg: ClassifierConfig) -> Path:
         spec = check_matches_cache(ssl, cfg.ssl_checkpoint, cache)
         if spec.get("normalizer"):  # normalise as the encoder was pretrained
             normalizer = Normalizer.from_state_dict(spec["normalizer"])
+    cache = cache.with_task(cfg.task)  # labels, classes and has_label of the task from here on
+    if not cache.classes:
+        raise ConfigError(f"--task {cfg.task}: no record of the cache {cache.path} states a {cfg.task} class")
     if len(cache.classes) != 5:
         model = ECGClassifier(model.encoder, num_classes=len(cache.classes))
     if normalizer is None:
@@ -321,8 +331,9 @@ def train(cfg: ClassifierConfig) -> Path:
         corpora = list((ssl.get("data") or {}).get("corpora", [])) + corpora
     ckpt = {**checkpoint_header("classifier"), "classifier": _cpu(best), "classes": list(cache.classes),
             "normalizer": normalizer.state_dict(), "thresholds": f1_thresholds(cache.labels[val_idx], p_val),
-            "spec": preprocessing_spec(cache.sampling_rate, cfg.signal_length, normalizer.state_dict(), cache.leads,
-                                       encoder=encoder, recipe=cfg.recipe),
+            "spec": {**preprocessing_spec(cache.sampling_rate, cfg.signal_length, normalizer.state_dict(),
+                                          cache.leads, encoder=encoder, recipe=cfg.recipe),
+                     "task": cfg.task, "classes": list(cache.classes)},
             "config": config, "data": {"corpora": corpora}, "val_macro_auroc": best_auroc, "history": history,
             "versions": versions(), "device": str(device), "wall_time_s": float(time.perf_counter() - t_start)}
     atomic_save(ckpt, cfg.out)

@@ -323,8 +323,22 @@ def versions() -> dict:
     }
 
 
+def check_training_outputs(out: str | os.PathLike, log: str | os.PathLike | None = None) -> None:
+    """Refuse, before the data are read or a step is taken, a run whose checkpoint ``out`` (and its
+    resume file and model card, in the same folder) or ``log`` cannot be written."""
+    from ecgfast._fs import check_writable
+
+    check_writable(out)
+    if log is not None:
+        check_writable(log)
+
+
 class JsonlLogger:
-    """Appends one JSON object per line; each line is flushed, so a crash loses nothing written."""
+    """Appends one JSON object per line; each line is flushed, so a crash loses nothing written.
+
+    An append is not atomic by design (a crash keeps the lines before it); a full or
+    read-only disk is an ``OutputError`` naming the log.
+    """
 
     def __init__(self, path: str | os.PathLike | None):
         self.path = Path(path) if path else None
@@ -334,9 +348,14 @@ class JsonlLogger:
     def log(self, **record) -> None:
         if self.path is None:
             return
+        from ecgfast._fs import explain_os_error
+
         record.setdefault("time", time.time())
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record, default=float) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record, default=float) + "\n")
+        except OSError as exc:
+            raise explain_os_error(exc, self.path) from exc
 
 
 # -- argparse types: a bad number is a one-line usage error, before any work --------------

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ecgfast import TASKS
 from ecgfast.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encoder_name
 from ecgfast.train.common import (COMPILE_MODES, PRECISIONS, non_negative_float, non_negative_int, open_unit,
@@ -212,6 +213,7 @@ class ClassifierConfig:
         _check(self.probe in PROBES, "--probe", self.probe, "one of " + ", ".join(PROBES))
         _check(self.layer_lr_decay is None or 0 < self.layer_lr_decay <= 1, "--layer-lr-decay",
                self.layer_lr_decay, "in (0, 1]")
+        _check(self.task in TASKS, "--task", self.task, "one of " + ", ".join(TASKS))
         self.data.validate()
         self.run.validate()
         _check(self.mode in ("finetune", "supervised"), "mode", self.mode, "finetune or supervised")
@@ -348,6 +350,7 @@ def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--signal-length", type=_signal_length, default=1000)
     p.add_argument("--loss", choices=LOSSES, default="bce")
     p.add_argument("--sampling", choices=SAMPLINGS, default="standard")
+    add_task_flag(p)
     p.add_argument("--out", type=Path, default=Path(f"checkpoints/{mode}.pt"))
     if mode == "finetune":
         add_encoder_flag(p, None, f"the encoder (backbone): {', '.join(ENCODER_NAMES)}; default the "
@@ -368,6 +371,13 @@ def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:
     add_run_flags(p)
 
 
+def add_task_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", choices=TASKS, default="superdiagnostic",
+                   help="the PTB-XL benchmark task whose labels the classifier learns (default superdiagnostic, "
+                        "5 classes; all 71 statements, diagnostic 44, subdiagnostic 23, form 19, rhythm 12 "
+                        "on the full PTB-XL)")
+
+
 def classifier_from_args(a: argparse.Namespace, mode: str) -> ClassifierConfig:
     from ecgfast.train.recipe import apply_recipe, explicit_parts
 
@@ -377,7 +387,8 @@ def classifier_from_args(a: argparse.Namespace, mode: str) -> ClassifierConfig:
                            freeze_encoder=freeze, data=data_from_args(a),
                            run=run_from_args(a), out=a.out, label_fraction=a.label_fraction, epochs=a.epochs,
                            batch_size=a.batch_size, signal_length=a.signal_length, loss=a.loss,
-                           sampling=a.sampling, encoder=getattr(a, "encoder", None))
+                           sampling=a.sampling, encoder=getattr(a, "encoder", None),
+                           task=getattr(a, "task", "superdiagnostic"))
     return apply_recipe(cfg, a.recipe, **explicit_parts(a))
 
 

@@ -32,8 +32,10 @@ from tqdm import tqdm
 from ecgfast.augment import AugmentPipeline
 from ecgfast.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.models.backbones import DEFAULT_ENCODER
-from ecgfast.train.checkpoint import atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec
-from ecgfast.train.common import (JsonlLogger, autocast, deterministic_kernels, make_optimizer, make_schedule,
+from ecgfast.train.checkpoint import (atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec,
+                                      with_checksum)
+from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs, deterministic_kernels,
+                                  make_optimizer, make_schedule,
                                   resolve_compile, resolve_device, resolve_precision, run_command, set_seed,
                                   versions)
 from ecgfast.train.config import PretrainConfig, add_pretrain_flags, pretrain_from_args
@@ -122,6 +124,8 @@ class Pretrainer:
         from ecgfast.models import BYOLModel, SimCLRModel, build_encoder
 
         cfg.validate()
+        if int(os.environ.get("RANK", "0")) == 0:  # rank 0 writes every output: refuse a bad --out up front
+            check_training_outputs(cfg.out, cfg.log or cfg.out.with_suffix(".jsonl"))
         self.cfg, self.method = cfg, cfg.method
         self.device = resolve_device(cfg.run.device)
         self.precision = resolve_precision(cfg.run.precision, self.device)
@@ -188,7 +192,12 @@ class Pretrainer:
         from ecgfast.data.corpus import StreamingLoader, open_corpus
         from ecgfast.train.config import parse_corpus
 
+        # open_corpus verifies every shard file against its manifest before a window is read
         corpora = [(open_corpus(path), weight) for path, weight in map(parse_corpus, cfg.corpus)]
+        for c, _ in corpora:
+            if len(c) == 0:
+                raise ConfigError(f"corpus {c.path} is empty: it holds no windows (`ecgfast corpus info {c.path}` "
+                                  "shows what its build skipped)")
         first = corpora[0][0]
         self.cache = None
         self._check_length(first.signal_length, first.path)
@@ -334,7 +343,7 @@ class Pretrainer:
         self.check_health()  # never write weights from a diverged run
         if self.rank != 0:
             return
-        atomic_save({
+        atomic_save(with_checksum({
             **checkpoint_header("resume"),
             "model": _cpu(self.model.state_dict()), "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
@@ -342,7 +351,7 @@ class Pretrainer:
             "augment": self.augment.state_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step, "config": self.config(), "torch_rng": torch.get_rng_state(),
             "dataset": self.dataset,
-        }, resume_path(self.cfg.out))
+        }), resume_path(self.cfg.out))
 
     def load_resume(self) -> None:
         path = resume_path(self.cfg.out)

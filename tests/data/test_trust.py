@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -62,7 +63,7 @@ def test_fingerprint_digest_names_the_dataset_not_its_location(mini_root, tmp_pa
     with open_cache(a) as ca, open_cache(b) as cb:
         assert len(ca.fingerprint_digest) == 64
         assert ca.fingerprint_digest == cb.fingerprint_digest
-        assert ca.fingerprint["format_version"] == 2 and ca.fingerprint["n_records"] == 20
+        assert ca.fingerprint["format_version"] == 3 and ca.fingerprint["n_records"] == 20
     _rewrite(moved, 4, lambda x: x * 1.1)
     with open_cache(_build(moved, tmp_path, "c.h5")) as cc, open_cache(a) as ca:
         assert cc.fingerprint_digest != ca.fingerprint_digest
@@ -118,13 +119,16 @@ def test_ensure_cache_refuses_what_it_cannot_rebuild(mini_root, tmp_path):
         ensure_cache(mini_root, path, 100, progress=False)
 
 
-def test_old_format_cache_is_rebuilt_or_refused(mini_root, tmp_path, capsys):
+@pytest.mark.parametrize("old", [1, 2])
+def test_old_format_cache_is_rebuilt_or_refused(mini_root, tmp_path, capsys, old):
     path = _build(mini_root, tmp_path)
     with h5py.File(path, "r+") as h5:
-        h5.attrs["format_version"] = 1
-    with pytest.raises(CacheError, match=r"format version 1, this ecgfast reads 2; rebuild it with `ecgfast cache`"):
+        h5.attrs["format_version"] = old
+    command = f"ecgfast cache --data-root <PTB-XL folder> --sampling-rate 100 --out {path}"
+    with pytest.raises(CacheError, match=rf"format version {old}, this ecgfast reads 3; rebuild it with "
+                                         rf"`{re.escape(command)}`"):
         open_cache(path)
-    with pytest.raises(CacheError, match="format version 1"):
+    with pytest.raises(CacheError, match=f"format version {old}"):
         ensure_cache(None, path, 100)
     c = ensure_cache(mini_root, path, 100, progress=False)
     assert len(c) == 20 and "rebuilding it" in capsys.readouterr().err
@@ -373,7 +377,7 @@ def test_info_reports_skips_and_refuses_a_corrupted_cache(mini_root, tmp_path, c
     path = _build(mini_root, tmp_path)
     assert info_main([str(path)]) == 0
     out = capsys.readouterr().out
-    assert "0 skipped at build (0 missing, 0 bad); format 2, fingerprint" in out
+    assert "0 skipped at build (0 missing, 0 bad); format 3, fingerprint" in out
     with h5py.File(path, "r+") as h5:
         del h5.attrs["leads"]
     assert info_main([str(path)]) == 1

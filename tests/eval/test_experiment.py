@@ -38,3 +38,42 @@ def test_experiment_runs_every_arm_and_resumes(synthetic_cache_path, synthetic_r
     assert experiment.main(longer) == 0
     err = capsys.readouterr().err
     assert "simclr_seed1.pt was made with other settings (epochs: 1 -> 2); pretraining again" in err
+
+
+def test_another_dataset_into_the_same_out_reruns_instead_of_reusing(synthetic_cache_path, synthetic_root, tmp_path,
+                                                                     capsys):
+    """Finished runs are keyed by the dataset fingerprint too: another --data-root (and its cache) into the same
+    --out pretrains and evaluates again, saying why, and never returns the first dataset's numbers."""
+    from ecgfast.data import build_cache, open_cache, write_synthetic_ptbxl
+
+    other_root = write_synthetic_ptbxl(tmp_path / "other" / "PTB-XL", n_records=400, seed=8, sampling_rates=(100,),
+                                       progress=False)
+    other_cache = build_cache(other_root, tmp_path / "other" / "c100.h5", 100, progress=False)
+    out = tmp_path / "exp"
+
+    def argv(root, cache):
+        return ["--data-root", str(root), "--cache", str(cache), "--arms", "simclr-probe", "--seeds", "1",
+                "--label-fractions", "1.0", "--no-reference", "--pretrain-epochs", "1", "--pretrain-batch-size",
+                "32", "--probe-epochs", "1", "--signal-length", "256", "--bootstrap", "10", "--out", str(out),
+                "--no-progress", "--precision", "fp32"]
+
+    def fingerprint(cache):
+        with open_cache(cache) as c:
+            return c.fingerprint_digest[:16]
+
+    a, b = fingerprint(synthetic_cache_path), fingerprint(other_cache)
+    assert a != b
+    done = out / "runs" / "simclr-probe" / "seed1" / "frac1" / "eval.json"
+    assert experiment.main(argv(synthetic_root, synthetic_cache_path)) == 0
+    first = json.loads(done.read_text())
+    assert first["settings"]["dataset"] == a
+    capsys.readouterr()
+    assert experiment.main(argv(other_root, other_cache)) == 0
+    err = capsys.readouterr().err
+    assert f"simclr_seed1.pt was trained on other data (dataset fingerprint {a} -> {b}); pretraining again" in err
+    assert f"simclr-probe seed 1 fraction 1 was run with other settings (dataset: '{a}' -> '{b}'" in err
+    second = json.loads(done.read_text())
+    assert second["settings"]["dataset"] == b and second["y_true"] != first["y_true"]  # the other data's fold 10
+    stamp = done.stat().st_mtime_ns
+    assert experiment.main(argv(other_root, other_cache)) == 0  # the same data again: reused
+    assert "again" not in capsys.readouterr().err and done.stat().st_mtime_ns == stamp

@@ -197,4 +197,5 @@ def test_evaluate_cli_writes_json(supervised_ckpt, synthetic_cache_path, tmp_pat
     assert set(r["per_class"]) == {"CD", "HYP", "MI", "NORM", "STTC"}
     assert r["ci95"]["macro_auroc"][0] <= r["macro_auroc"] <= r["ci95"]["macro_auroc"][1]
     assert set(r["robustness_macro_auroc"]) == {"noise=0.05", "noise=0.1", "noise=0.2", "mask=0.1", "mask=0.25"}
-    assert "macro_auroc" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "macro_auroc" in out_text and "labelled records, task superdiagnostic" in out_text

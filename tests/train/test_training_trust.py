@@ -145,3 +145,71 @@ def test_evaluate_refuses_a_cache_of_another_rate(synthetic_root, synthetic_cach
     ckpt = torch.load(clf, weights_only=True)
     assert ckpt["kind"] == "classifier" and len(ckpt["thresholds"]) == 5
     assert ckpt["spec"]["sampling_rate"] == 100 and ckpt["spec"]["signal_length"] == 256
+
+
+# ---------------------------------------------------------------- resume files carry a checksum
+def _nan_at_step_3(monkeypatch):
+    from ecgfast.train import pretrain
+
+    real = pretrain.Pretrainer.loss
+    monkeypatch.setattr(pretrain.Pretrainer, "loss",
+                        lambda self, x: real(self, x) * (float("nan") if self.global_step == 3 else 1.0))
+    return lambda: monkeypatch.setattr(pretrain.Pretrainer, "loss", real)
+
+
+def test_checksum_covers_every_tensor_and_value():
+    from ecgfast.train.checkpoint import state_checksum, verify_checksum, with_checksum
+
+    state = {"model": {"w": torch.arange(6.0).reshape(2, 3), "n": torch.tensor(3)},
+             "optimizer": {"state": {0: {"step": torch.tensor(2.0)}}, "param_groups": [{"lr": 1e-3, "params": [0]}]},
+             "config": {"lr": 1e-3, "name": "x"}, "torch_rng": torch.zeros(8, dtype=torch.uint8)}
+    saved = with_checksum(state)
+    verify_checksum(saved, "f.pt")  # intact: no error
+    assert saved["checksum"]["digest"] == state_checksum(state)
+    for damage in (lambda s: s["model"]["w"].view(torch.int32)[0, 1].__ixor__(1),   # one flipped bit
+                   lambda s: s["config"].__setitem__("lr", 1e-2),                    # a flipped digit
+                   lambda s: s["optimizer"]["param_groups"][0].__setitem__("lr", 1e-4),
+                   lambda s: s["torch_rng"].__setitem__(3, 1)):
+        bad = {k: (v if k == "checksum" else pickle.loads(pickle.dumps(v))) for k, v in saved.items()}
+        damage(bad)
+        with pytest.raises(CheckpointError, match=r"checkpoint f.pt is corrupt: its contents no longer match"):
+            verify_checksum(bad, "f.pt")
+    verify_checksum(state, "old.pt")  # no checksum (written before it existed): nothing to check
+
+
+def test_a_flipped_byte_in_a_resume_file_is_corruption_not_a_learning_rate_problem(synthetic_cache_path, tmp_path,
+                                                                                    monkeypatch, capsys):
+    restore = _nan_at_step_3(monkeypatch)
+    out = tmp_path / "r.pt"
+    base = ["--cache", str(synthetic_cache_path), "--out", str(out), *TINY]
+    assert simclr_main(base) == 1
+    capsys.readouterr()
+    restore()
+    resume = resume_path(out)
+    ckpt = torch.load(resume, weights_only=True)
+    assert ckpt["checksum"]["algorithm"] == "sha256"
+    weight = next(v for v in ckpt["model"].values() if v.is_floating_point() and v.numel() >= 64)
+    raw = bytearray(resume.read_bytes())
+    at = bytes(raw).find(weight.numpy().tobytes()[:64])
+    assert at > 0
+    raw[at + 1] ^= 0x01  # a low mantissa bit of the first element: still finite, silently wrong without a checksum
+    resume.write_bytes(bytes(raw))
+    assert torch.isfinite(torch.load(resume, weights_only=True)["model"][next(
+        k for k, v in ckpt["model"].items() if v is weight)]).all()
+    assert simclr_main(base + ["--resume", "--lr", "1e-4"]) == 1
+    err = capsys.readouterr().err
+    assert f"checkpoint {resume} is corrupt" in err and "lower --lr" not in err
+    assert "Traceback" not in err
+
+
+def test_a_resume_file_without_a_checksum_still_loads(synthetic_cache_path, tmp_path, monkeypatch):
+    restore = _nan_at_step_3(monkeypatch)
+    out = tmp_path / "old.pt"
+    base = ["--cache", str(synthetic_cache_path), "--out", str(out), *TINY]
+    assert simclr_main(base) == 1
+    restore()
+    ckpt = torch.load(resume_path(out), weights_only=True)
+    del ckpt["checksum"]  # as written before resume files carried one
+    torch.save(ckpt, resume_path(out))
+    assert simclr_main(base + ["--resume", "--lr", "1e-4"]) == 0
+    assert torch.load(out, weights_only=True)["config"]["lr"] == 1e-4

@@ -13,7 +13,8 @@ about ``shard_records`` records, in the source's sorted order. Each shard is
 built by one worker process and each file is written through
 ``ecgfast._fs.atomic_write``, so a killed build leaves whole shards; a rerun
 keeps every shard whose ``.json`` matches the build's settings and the sizes
-and mtimes of the shard's source files, and rebuilds the others (or refuses
+and mtimes of the shard's source files and whose files still hash as recorded
+(an edited shard is rebuilt, never kept), and rebuilds the others (or refuses
 with ``on_stale="refuse"``). The manifest holds the settings, the source's index
 files' sha256, each shard's sha256 (of its signal file) and source digest,
 the counts (records, windows, skipped with reasons, clipped samples, short
@@ -34,15 +35,19 @@ import numpy as np
 from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS, __version__
-from ecgfast._fs import atomic_write, remove_stale_temps
+from ecgfast._fs import atomic_write, prepare_output_folder
 from ecgfast.errors import ConfigError, DataError
 from ecgfast.data.errors import UnsafePathError
 from ecgfast.data.corpus.harmonise import GAIN, harmonise
 from ecgfast.data.sources.readers import LAYOUTS, MAX_RECORD_SAMPLES, RATE_RANGE, MissingSourceRecord, open_source
 
 FORMAT = "ecgfast-corpus"
-FORMAT_VERSION = 1  # (age, sex in meta.npz are additive: readers ignore unknown keys)
+# 2: every shard lists the size and sha256 of each of its files (signals, labels, metadata);
+# version-1 manifests are refused with the one command that upgrades them (``ecgfast corpus upgrade``).
+# (age, sex in meta.npz are additive: readers ignore unknown keys)
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+SUFFIXES = (".npy", ".labels.npy", ".meta.npz")  # a shard's files: signals, labels, per-window metadata
 MAX_MESSAGES = 20
 
 
@@ -52,6 +57,12 @@ def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _file_entries(out: Path, name: str) -> dict:
+    """``{suffix: {"bytes", "sha256"}}`` of shard ``name``'s files, as the manifest lists them."""
+    return {s: {"bytes": (out / f"{name}{s}").stat().st_size, "sha256": _sha256_file(out / f"{name}{s}")}
+            for s in SUFFIXES}
 
 
 def _digest(obj) -> str:
@@ -187,9 +198,10 @@ def build_shard(job) -> dict:
     np.savez(buf, **arrays)
     atomic_write(out / f"{name}.meta.npz", lambda f: f.write(buf.getvalue()))
     stats["messages"] = stats["messages"][:MAX_MESSAGES]
+    files = _file_entries(out, name)
     info = {"name": name, "windows": int(len(sig)), "settings_digest": _digest(settings),
-            "source_digest": source_digest, "sha256": _sha256_file(out / f"{name}.npy"),
-            "bytes": (out / f"{name}.npy").stat().st_size, **stats}
+            "source_digest": source_digest, "sha256": files[".npy"]["sha256"],
+            "bytes": files[".npy"]["bytes"], "files": files, **stats}
     atomic_write(out / f"{name}.json", lambda f: f.write(json.dumps(info, indent=1)), mode="w")
     return info
 
@@ -206,11 +218,17 @@ def _shard_ok(out: Path, name: str, settings_digest: str, source_digest: str):
         return None, "built with other settings"
     if info.get("source_digest") != source_digest:
         return None, "its source files changed"
-    for suffix in (".npy", ".labels.npy", ".meta.npz"):
+    files = info.get("files")
+    if not isinstance(files, dict) or set(files) != set(SUFFIXES):
+        return None, "its record lists no file hashes (an older ecgfast built it)"
+    for suffix in SUFFIXES:
         if not (out / f"{name}{suffix}").is_file():
             return None, f"{name}{suffix} is missing"
-    if (out / f"{name}.npy").stat().st_size != info["bytes"]:
-        return None, f"{name}.npy has the wrong size"
+        if (out / f"{name}{suffix}").stat().st_size != files[suffix].get("bytes"):
+            return None, f"{name}{suffix} has the wrong size"
+    for suffix in SUFFIXES:  # an edited shard must not be kept: the reader would refuse it again
+        if _sha256_file(out / f"{name}{suffix}") != files[suffix].get("sha256"):
+            return None, f"{name}{suffix} does not match its recorded hash (edited since it was built)"
     return info, "ok"
 
 
@@ -284,8 +302,7 @@ def build_corpus(layout: str, source, out, *, sampling_rate: float = 100, second
         more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
         raise DataError(f"{absent[0]}{more} (pass --skip-missing to skip and count missing records)")
     items = src.items()
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)
+    prepare_output_folder(out)  # creates it, refuses a read-only or full one, removes killed writers' temps
 
     ref_path, ref_info = None, None
     if exclude_ptbxl is not None:
@@ -330,7 +347,7 @@ def build_corpus(layout: str, source, out, *, sampling_rate: float = 100, second
                      ref_path, sdig))
     for p in out.glob("shard-*.json"):  # shards beyond the current count (the source shrank)
         if p.stem not in {f"shard-{k:05d}" for k in range(len(shards))}:
-            for suffix in (".npy", ".labels.npy", ".meta.npz", ".json"):
+            for suffix in (*SUFFIXES, ".json"):
                 (out / f"{p.stem}{suffix}").unlink(missing_ok=True)
 
     bar = tqdm(total=len(jobs), desc=f"corpus {layout}", unit="shard", disable=not progress)
@@ -349,7 +366,7 @@ def build_corpus(layout: str, source, out, *, sampling_rate: float = 100, second
 
     names = [f"shard-{k:05d}" for k in range(len(shards))]
     shard_list = [{"name": n, "windows": infos[n]["windows"], "sha256": infos[n]["sha256"],
-                   "source_digest": infos[n]["source_digest"]} for n in names]
+                   "files": infos[n]["files"], "source_digest": infos[n]["source_digest"]} for n in names]
     totals = {k: int(sum(infos[n][k] for n in names)) for k in
               ("records", "missing", "bad", "short", "clipped_samples", "excluded_by_id",
                "excluded_by_fingerprint")}
@@ -382,8 +399,7 @@ def build_corpus_from_arrays(out, chunks, *, sampling_rate: float, signal_length
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out {out} is an existing file; name a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)
+    prepare_output_folder(out)
     settings = {"format": FORMAT, "format_version": FORMAT_VERSION, "layout": name, "source": None,
                 "source_options": {}, "sampling_rate": float(sampling_rate), "signal_length": T, "gain": float(gain),
                 "min_fraction": 1.0, "leads": list(LEADS), "classes": list(CLASSES), "index_files": {},
@@ -419,7 +435,8 @@ def build_corpus_from_arrays(out, chunks, *, sampling_rate: float, signal_length
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         atomic_write(out / f"{sname}.meta.npz", lambda f: f.write(buf.getvalue()))
-        shard_list.append({"name": sname, "windows": n, "sha256": _sha256_file(out / f"{sname}.npy"),
+        files = _file_entries(out, sname)
+        shard_list.append({"name": sname, "windows": n, "sha256": files[".npy"]["sha256"], "files": files,
                            "source_digest": None})
         windows += n
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "created_by": f"ecgfast {__version__}",
@@ -430,3 +447,52 @@ def build_corpus_from_arrays(out, chunks, *, sampling_rate: float, signal_length
                 "fingerprint_digest": _digest([settings_digest, [s["sha256"] for s in shard_list]])}
     atomic_write(out / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1)), mode="w")
     return manifest
+
+
+def upgrade_corpus(manifest_path) -> tuple[dict, bool]:
+    """Upgrade a version-1 manifest in place to this version (``ecgfast corpus upgrade``): (manifest, upgraded).
+
+    Version 1 hashed only the signal files. Each one is hashed and checked against the
+    manifest first (a mismatch is refused: rebuild); then the label and metadata files'
+    sizes and sha256 are added as they are now, and the manifest is rewritten atomically.
+    The settings and signal hashes are kept, so ``fingerprint_digest`` is unchanged (a
+    checkpoint trained on the corpus still matches it). A version-2 manifest is left as is.
+    """
+    p = Path(manifest_path)
+    if p.is_dir():
+        p = p / MANIFEST
+    try:
+        m = json.loads(p.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"corpus manifest {p}: cannot be read ({exc})") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise DataError(f"{p}: not an ecgfast corpus manifest")
+    if m.get("format_version") == FORMAT_VERSION:
+        return m, False
+    if m.get("format_version") != 1:
+        raise DataError(f"{p}: format version {m.get('format_version')!r} cannot be upgraded; rebuild the corpus "
+                        "with `ecgfast corpus build`")
+    from ecgfast.data.corpus.store import parse_shards
+
+    shards = m.get("shards")
+    if not isinstance(shards, list) or not all(isinstance(sh, dict) for sh in shards):
+        raise DataError(f"corpus manifest {p}: 'shards' is not a list of objects; rebuild the corpus")
+    for sh in shards:
+        name = sh.get("name")
+        f = p.parent / f"{name}.npy"
+        if not isinstance(name, str) or "/" in name or os.sep in name or name in ("", ".", "..") \
+                or not f.is_file():
+            raise DataError(f"corpus manifest {p}: shard {name!r} is not a shard file in its folder; rebuild "
+                            "the corpus")
+        for suffix in SUFFIXES[1:]:
+            if not (p.parent / f"{name}{suffix}").is_file():
+                raise DataError(f"corpus {p}: shard file {p.parent / (name + suffix)} is missing; rebuild the corpus")
+        digest = _sha256_file(f)
+        if digest != sh.get("sha256"):
+            raise DataError(f"corpus {p}: shard file {f} does not match its manifest hash (corrupted or "
+                            "rewritten): not upgraded; rebuild the corpus with `ecgfast corpus build`")
+        sh["files"] = _file_entries(p.parent, name)
+    upgraded = {**m, "format_version": FORMAT_VERSION, "upgraded_from": 1, "shards": shards}
+    parse_shards(upgraded, p)  # names, counts, entries: what the reader will check
+    atomic_write(p, lambda fh: fh.write(json.dumps(upgraded, indent=1)), mode="w")
+    return upgraded, True

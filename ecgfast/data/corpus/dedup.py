@@ -83,7 +83,9 @@ class DuplicateIndex:
         return int(self.ids[cand[best]]) if sims[best] >= self.threshold else None
 
     def save(self, path) -> None:
-        np.savez(path, desc=self.desc, ids=self.ids, threshold=self.threshold)
+        from ecgfast._fs import atomic_write
+
+        atomic_write(path, lambda f: np.savez(f, desc=self.desc, ids=self.ids, threshold=self.threshold))
 
     @classmethod
     def load(cls, path) -> "DuplicateIndex":

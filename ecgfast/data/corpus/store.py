@@ -1,14 +1,114 @@
-"""Reading a built corpus: ``open_corpus(manifest_path) -> Corpus``; shards memory-mapped on demand."""
+"""Reading a built corpus: ``open_corpus(manifest_path) -> Corpus``; shards memory-mapped on demand.
+
+Nothing reaches a gradient unchecked. Opening a corpus checks the manifest (shard names are
+file names that resolve inside the corpus folder, window counts are non-negative integers
+that equal the shard files' own ``.npy`` headers, every signal, label and metadata file has
+its size and sha256 in the manifest) and every file's size against it; then (``verify=True``,
+the default) it hashes every file and compares with the manifest before any window is read.
+A file verified once is remembered in a sidecar beside the manifest
+(``.manifest.json.verified``: per file its size, mtime_ns, ctime_ns, inode, device and the
+hash it matched), so an unchanged corpus is not rehashed; any change to the file (or a new
+manifest expecting another hash) makes it rehashed. A read-only folder is verified all the
+same, just not remembered. ``verify="full"`` rehashes every file regardless.
+"""
 from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 import numpy as np
 
-from ecgfast.errors import DataError
-from ecgfast.data.corpus.build import FORMAT, FORMAT_VERSION, MANIFEST, _sha256_file
+from ecgfast.errors import ConfigError, DataError, EcgfastError
+from ecgfast._fs import atomic_write
+from ecgfast.data.corpus.build import FORMAT, FORMAT_VERSION, MANIFEST, SUFFIXES, _sha256_file
+
+REBUILD = "rebuild it with `ecgfast corpus build` (same --out: unchanged shards are kept)"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_VERIFIED_FORMAT = "ecgfast-corpus-verified"
+
+
+MAX_COUNT = 2**48  # windows or bytes: beyond any disk, within int64 arithmetic
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_COUNT
+
+
+def parse_shards(m: dict, where) -> list[dict]:
+    """The manifest's shard list, checked: ``[{"name", "windows", "files": {suffix: {"bytes", "sha256"}}}]``.
+
+    ``DataError`` naming the manifest and the shard for a name that is not a plain file
+    name, a repeated name, a count that is not a non-negative integer, or a file without
+    its size and sha256.
+    """
+    shards = m.get("shards")
+    if not isinstance(shards, list):
+        raise DataError(f"corpus manifest {where}: 'shards' is not a list; {REBUILD}")
+    out, seen = [], set()
+    for i, sh in enumerate(shards):
+        if not isinstance(sh, dict):
+            raise DataError(f"corpus manifest {where}: shard entry {i} is not an object; {REBUILD}")
+        name = sh.get("name")
+        if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or os.sep in name \
+                or "\x00" in name or (os.altsep and os.altsep in name):
+            raise DataError(f"corpus manifest {where}: shard name {name!r} is not a file name in its folder")
+        if name in seen:
+            raise DataError(f"corpus manifest {where}: shard {name} is listed twice")
+        seen.add(name)
+        windows = sh.get("windows")
+        if not _is_count(windows):
+            raise DataError(f"corpus manifest {where}: shard {name} has window count {windows!r}, not an "
+                            f"integer in [0, 2**48); {REBUILD}")
+        files = sh.get("files")
+        if not isinstance(files, dict) or set(files) != set(SUFFIXES):
+            raise DataError(f"corpus manifest {where}: shard {name} does not list the sizes and hashes of its "
+                            f"{', '.join(name + s for s in SUFFIXES)} files; {REBUILD}")
+        for suffix, entry in files.items():
+            if not (isinstance(entry, dict) and _is_count(entry.get("bytes"))
+                    and isinstance(entry.get("sha256"), str) and _HEX64.match(entry["sha256"])):
+                raise DataError(f"corpus manifest {where}: shard file {name}{suffix} has no valid size and sha256 "
+                                f"in the manifest; {REBUILD}")
+        if sh.get("sha256") != files[".npy"]["sha256"]:
+            raise DataError(f"corpus manifest {where}: shard {name}: its sha256 and files['.npy'] disagree; {REBUILD}")
+        out.append({"name": name, "windows": windows, "files": files})
+    return out
+
+
+def _npy_header(f: Path, manifest) -> tuple[tuple, np.dtype, bool, int]:
+    """(shape, dtype, fortran_order, data offset) from the header of the ``.npy`` file ``f``."""
+    try:
+        with open(f, "rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            if major == 1:
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif major in (2, 3):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unknown .npy version {major}")
+            return shape, dtype, fortran, fh.tell()
+    except Exception as exc:  # numpy's header parser on hostile bytes: ValueError, SyntaxError, TokenError, ...
+        raise DataError(f"corpus {manifest}: shard file {f} is not a readable .npy file "
+                        f"({type(exc).__name__}: {exc}); {REBUILD}") from None
+
+
+def _file_key(st: os.stat_result) -> list[int]:
+    """What identifies one version of a file without reading it: any write changes one of these."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def _hash_unchanged(f: Path, manifest) -> tuple[str, list[int]]:
+    """(sha256, key) of ``f``, refusing a file that changed while it was read."""
+    with open(f, "rb") as fh:
+        before = _file_key(os.fstat(fh.fileno()))
+        digest = _sha256_file(f)
+        after = _file_key(os.fstat(fh.fileno()))
+    if before != after or _file_key(f.stat()) != after:
+        raise DataError(f"corpus {manifest}: shard file {f} changed while it was being verified; "
+                        "open the corpus again once nothing writes to it")
+    return digest, after
 
 
 class Corpus:
@@ -17,9 +117,16 @@ class Corpus:
     Signals stay in the shard files (``np.load(mmap_mode="r")``: file-backed
     pages, shared through the page cache by every process on the machine);
     only the manifest and per-shard sizes are held in memory.
+
+    ``verify``: ``True`` (default) hashes every shard file not remembered as verified
+    unchanged; ``"full"`` hashes every one; ``False`` checks names, counts, headers and
+    sizes only (``corpus info`` without ``--verify``; a ``StreamingLoader`` given such a
+    corpus verifies it before its first batch). ``self.verification`` says what was hashed.
     """
 
-    def __init__(self, manifest_path, verify: bool = False):
+    def __init__(self, manifest_path, verify: bool | str = True):
+        if verify not in (True, False, "full"):
+            raise ConfigError(f"verify must be True, False or 'full', got {verify!r}")
         p = Path(manifest_path)
         if p.is_dir():
             p = p / MANIFEST
@@ -27,13 +134,17 @@ class Corpus:
             raise DataError(f"corpus manifest {p} not found: build it with `ecgfast corpus build`")
         try:
             m = json.loads(p.read_text())
-        except ValueError as exc:
-            raise DataError(f"corpus manifest {p}: not JSON ({exc})") from exc
-        if m.get("format") != FORMAT:
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"corpus manifest {p}: not JSON ({exc})") from None
+        if not isinstance(m, dict) or m.get("format") != FORMAT:
             raise DataError(f"{p}: not an ecgfast corpus manifest")
-        if int(m.get("format_version", -1)) != FORMAT_VERSION:
-            raise DataError(f"{p}: format version {m.get('format_version')}, this ecgfast reads "
-                            f"{FORMAT_VERSION}; rebuild the corpus")
+        version = m.get("format_version")
+        if version == 1:
+            raise DataError(f"{p}: corpus format version 1, whose manifest holds no hashes of the label and "
+                            f"metadata files; upgrade it with `ecgfast corpus upgrade {p}` (this ecgfast reads "
+                            f"version {FORMAT_VERSION})")
+        if version != FORMAT_VERSION:
+            raise DataError(f"{p}: format version {version!r}, this ecgfast reads {FORMAT_VERSION}; {REBUILD}")
         self.path, self.root, self.manifest = p, p.parent, m
         try:  # a hand-edited or truncated manifest: one line naming it, not a KeyError
             s = m["settings"]
@@ -44,34 +155,125 @@ class Corpus:
             self.gain = float(s["gain"])
             self.layout = s["layout"]
             self.fingerprint_digest = m["fingerprint_digest"]
-            self.shard_names = [str(sh["name"]) for sh in m["shards"]]
-            self.shard_sizes = np.array([int(sh["windows"]) for sh in m["shards"]], dtype=np.int64)
-            m["totals"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"corpus manifest {p}: malformed ({type(exc).__name__}: {exc}); rebuild the corpus") \
+            totals = dict(m["totals"])
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise DataError(f"corpus manifest {p}: malformed ({type(exc).__name__}: {exc}); {REBUILD}") \
                 from None
         if not (np.isfinite(self.sampling_rate) and self.sampling_rate > 0 and self.signal_length > 0
-                and np.isfinite(self.gain) and self.gain > 0 and (self.shard_sizes >= 0).all()):
-            raise DataError(f"corpus manifest {p}: sampling_rate, signal_length, gain or shard sizes out of range; "
-                            "rebuild the corpus")
-        for name in self.shard_names:  # shard files live beside the manifest, never elsewhere
-            if not name or os.sep in name or "/" in name or name in (".", ".."):
-                raise DataError(f"corpus manifest {p}: shard name {name!r} is not a file name in its folder")
+                and np.isfinite(self.gain) and self.gain > 0):
+            raise DataError(f"corpus manifest {p}: sampling_rate, signal_length or gain out of range; {REBUILD}")
+        self._shards = parse_shards(m, p)
+        self.shard_names = [sh["name"] for sh in self._shards]
+        self.shard_sizes = np.array([sh["windows"] for sh in self._shards], dtype=np.int64)
+        if "windows" in totals and totals["windows"] != int(self.shard_sizes.sum()):
+            raise DataError(f"corpus manifest {p}: totals.windows {totals['windows']!r} is not the "
+                            f"{int(self.shard_sizes.sum())} windows of its shards; {REBUILD}")
         self.offsets = np.concatenate([[0], np.cumsum(self.shard_sizes)])
         self._maps: dict = {}
         self._fds: dict = {}
-        row = 12 * self.signal_length * 2
-        for sh in m["shards"]:
-            f = self.root / f"{sh['name']}.npy"
-            if not f.is_file():
-                raise DataError(f"corpus {p}: shard {f.name} is missing")
-            size, expected = f.stat().st_size, _npy_data_offset(f, p) + sh["windows"] * row
-            if size < expected:
-                raise DataError(f"corpus {p}: shard {f.name} is truncated ({size} bytes, its "
-                                f"{sh['windows']} windows need {expected}): rebuild the corpus")
-            if verify and _sha256_file(f) != sh["sha256"]:
-                raise DataError(f"corpus {p}: shard {f.name} does not match its manifest hash (corrupted or "
-                                "rewritten): rebuild the corpus")
+        self._keys: dict = {}  # file name -> _file_key when verified (checked again when mapped)
+        self.verified = False
+        self.verification = {"files": 0, "hashed": 0, "remembered": 0, "bytes_hashed": 0, "seconds": 0.0}
+        real_root = self.root.resolve()
+        for sh in self._shards:
+            for suffix, entry in sh["files"].items():
+                self._check_file(real_root, sh, suffix, entry)
+        if verify:
+            self.verify(full=verify == "full")
+
+    def _file(self, name: str, suffix: str) -> Path:
+        return self.root / f"{name}{suffix}"
+
+    def _check_file(self, real_root: Path, sh: dict, suffix: str, entry: dict) -> None:
+        """Cheap checks of one shard file: inside the folder, regular, its manifest size, a matching header."""
+        name, n = sh["name"], sh["windows"]
+        f = self._file(name, suffix)
+        if not f.is_file():
+            raise DataError(f"corpus {self.path}: shard file {f} is missing; {REBUILD}")
+        if f.resolve().parent != real_root:  # a link out of the corpus folder
+            raise DataError(f"corpus {self.path}: shard file {f} resolves to {f.resolve()}, outside the corpus "
+                            f"folder; {REBUILD}")
+        size = f.stat().st_size
+        if size != entry["bytes"]:
+            raise DataError(f"corpus {self.path}: shard file {f} is {size} bytes, its manifest says "
+                            f"{entry['bytes']} (truncated or rewritten since the build); {REBUILD}")
+        if suffix == ".meta.npz":
+            return  # a zip: its arrays' lengths are checked when read (shard_meta), its bytes by the hash
+        shape, dtype, fortran, offset = _npy_header(f, self.path)
+        want = ((n, 12, self.signal_length), np.dtype(np.int16)) if suffix == ".npy" else \
+            ((n, len(self.classes)), np.dtype(np.uint8))
+        if (tuple(shape), dtype) != want or fortran:
+            raise DataError(f"corpus {self.path}: shard file {f} holds {dtype} {tuple(shape)}"
+                            f"{' (Fortran order)' if fortran else ''}, its manifest says {want[1]} {want[0]}; "
+                            f"{REBUILD}")
+        if size != offset + n * int(np.prod(want[0][1:])) * want[1].itemsize:
+            raise DataError(f"corpus {self.path}: shard file {f} is {size} bytes, its header needs "
+                            f"{offset + n * int(np.prod(want[0][1:])) * want[1].itemsize}; {REBUILD}")
+
+    @property
+    def _memory_path(self) -> Path:
+        return self.root / f".{self.path.name}.verified"
+
+    def _load_memory(self) -> dict:
+        try:
+            d = json.loads(self._memory_path.read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return {}
+        if not isinstance(d, dict) or d.get("format") != _VERIFIED_FORMAT or not isinstance(d.get("files"), dict):
+            return {}
+        return d["files"]
+
+    def _save_memory(self, files: dict) -> bool:
+        """Remember ``files``; False where the folder cannot be written (read-only, full): nothing lost but time."""
+        text = json.dumps({"format": _VERIFIED_FORMAT, "version": 1, "files": files}, indent=0)
+        try:
+            atomic_write(self._memory_path, lambda f: f.write(text), mode="w")
+        except (OSError, EcgfastError):
+            return False
+        return True
+
+    def verify(self, full: bool = False) -> dict:
+        """Hash every shard file against the manifest, skipping (unless ``full``) those remembered unchanged.
+
+        A file is remembered only with the exact (size, mtime_ns, ctime_ns, inode, device) it had
+        when it hashed to the manifest's sha256: any edit, copy or replacement is rehashed.
+        Raises ``DataError`` naming the first file that differs. Returns ``self.verification``.
+        """
+        t0 = time.perf_counter()
+        memory = self._load_memory()
+        fresh, stats = {}, {"files": 0, "hashed": 0, "remembered": 0, "bytes_hashed": 0}
+        for sh in self._shards:
+            for suffix, entry in sh["files"].items():
+                f = self._file(sh["name"], suffix)
+                rel = f.name
+                key = _file_key(f.stat())
+                seen = memory.get(rel)
+                stats["files"] += 1
+                if not full and isinstance(seen, dict) and seen.get("key") == key \
+                        and seen.get("sha256") == entry["sha256"]:
+                    stats["remembered"] += 1
+                else:
+                    digest, key = _hash_unchanged(f, self.path)
+                    stats["hashed"] += 1
+                    stats["bytes_hashed"] += key[0]
+                    if digest != entry["sha256"]:
+                        raise DataError(f"corpus {self.path}: shard file {f} does not match its manifest hash "
+                                        f"(sha256 {digest[:12]}…, the manifest says {entry['sha256'][:12]}…): "
+                                        f"corrupted or rewritten since the build; {REBUILD}")
+                fresh[rel] = {"key": key, "sha256": entry["sha256"]}
+                self._keys[rel] = key
+        stats["remembered_saved"] = fresh == memory or self._save_memory(fresh)
+        stats["seconds"] = time.perf_counter() - t0
+        self.verified, self.verification = True, stats
+        return stats
+
+    def _check_unchanged(self, name: str, suffix: str) -> None:
+        """A verified file must still be the one verified when it is first mapped (a cheap stat)."""
+        f = self._file(name, suffix)
+        key = self._keys.get(f.name)
+        if key is not None and _file_key(f.stat()) != key:
+            raise DataError(f"corpus {self.path}: shard file {f} changed since it was verified when the corpus "
+                            f"was opened; {REBUILD}")
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -88,15 +290,18 @@ class Corpus:
         """int16 (n, 12, T) memory map of shard ``k``."""
         if k not in self._maps:
             name = self.shard_names[k]
+            for suffix in (".npy", ".labels.npy"):
+                self._check_unchanged(name, suffix)
             try:
-                arr = np.load(self.root / f"{name}.npy", mmap_mode="r")
-            except (OSError, ValueError) as exc:  # e.g. truncated after the corpus was opened
-                raise DataError(f"corpus {self.path}: shard {name}.npy cannot be mapped ({exc}): it changed "
-                                "since the corpus was built (truncated?); rebuild the corpus") from None
-            if arr.shape != (self.shard_sizes[k], 12, self.signal_length) or arr.dtype != np.int16:
-                raise DataError(f"corpus {self.path}: shard {name}.npy holds {arr.dtype} {arr.shape}, manifest "
-                                f"says int16 ({self.shard_sizes[k]}, 12, {self.signal_length})")
-            lab = np.load(self.root / f"{name}.labels.npy", mmap_mode="r")
+                arr = np.load(self._file(name, ".npy"), mmap_mode="r")
+                lab = np.load(self._file(name, ".labels.npy"), mmap_mode="r")
+            except Exception as exc:  # truncated or rewritten after the corpus was opened (any parser error)
+                raise DataError(f"corpus {self.path}: shard {name} cannot be mapped ({exc}): it changed "
+                                f"since the corpus was opened (truncated?); {REBUILD}") from None
+            if arr.shape != (self.shard_sizes[k], 12, self.signal_length) or arr.dtype != np.int16 \
+                    or lab.shape != (self.shard_sizes[k], len(self.classes)):
+                raise DataError(f"corpus {self.path}: shard {name}.npy holds {arr.dtype} {arr.shape} (labels "
+                                f"{lab.shape}), manifest says int16 ({self.shard_sizes[k]}, 12, {self.signal_length})")
             self._maps[k] = (arr, lab)
         return self._maps[k][0]
 
@@ -112,7 +317,7 @@ class Corpus:
             out[...] = arr[start:stop]
             return
         if k not in self._fds:
-            self._fds[k] = os.open(self.root / f"{self.shard_names[k]}.npy", os.O_RDONLY)
+            self._fds[k] = os.open(self._file(self.shard_names[k], ".npy"), os.O_RDONLY)
         row = 12 * self.signal_length * 2
         want = (stop - start) * row
         got = os.preadv(self._fds[k], [memoryview(out).cast("B")], arr.offset + start * row)
@@ -126,8 +331,20 @@ class Corpus:
 
     def shard_meta(self, k: int) -> dict:
         """Per-window metadata of shard ``k``: record_id, source, patient_id, has_label, fold, start, valid."""
-        with np.load(self.root / f"{self.shard_names[k]}.meta.npz") as z:
-            return {key: z[key] for key in z.files}
+        name = self.shard_names[k]
+        self._check_unchanged(name, ".meta.npz")
+        f = self._file(name, ".meta.npz")
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                meta = {key: z[key] for key in z.files}
+        except Exception as exc:  # zipfile/zlib/numpy on hostile bytes: BadZipFile, zlib.error, TokenError, ...
+            raise DataError(f"corpus {self.path}: shard file {f} is not a readable .npz ({exc}); {REBUILD}") \
+                from None
+        for key, arr in meta.items():
+            if arr.ndim != 1 or len(arr) != self.shard_sizes[k]:
+                raise DataError(f"corpus {self.path}: shard file {f}: '{key}' holds shape {arr.shape}, the shard "
+                                f"has {self.shard_sizes[k]} windows; {REBUILD}")
+        return meta
 
     def locate(self, indices) -> tuple[np.ndarray, np.ndarray]:
         idx = np.asarray(indices, dtype=np.int64)
@@ -172,21 +389,6 @@ class Corpus:
         return d
 
 
-def _npy_data_offset(f: Path, manifest: Path) -> int:
-    """Where the array data of the ``.npy`` file ``f`` starts (the header's length)."""
-    try:
-        with open(f, "rb") as fh:
-            major, _ = np.lib.format.read_magic(fh)
-            if major == 1:
-                np.lib.format.read_array_header_1_0(fh)
-            else:
-                np.lib.format.read_array_header_2_0(fh)
-            return fh.tell()
-    except (OSError, ValueError) as exc:
-        raise DataError(f"corpus {manifest}: shard {f.name} is not a readable .npy file ({exc}): "
-                        "rebuild the corpus") from None
-
-
-def open_corpus(manifest_path, verify: bool = False) -> Corpus:
-    """Open a built corpus by its ``manifest.json`` (or its folder); ``verify`` re-hashes every shard."""
+def open_corpus(manifest_path, verify: bool | str = True) -> Corpus:
+    """Open a built corpus by its ``manifest.json`` (or its folder), verified (see ``Corpus``)."""
     return Corpus(manifest_path, verify=verify)

@@ -37,6 +37,10 @@ its own.
 
 ``Batch.index`` is the window's index in its corpus plus the total length of
 the corpora before it in the list.
+
+Trust: every corpus is verified against its manifest before the first batch (each
+shard file's sha256; ``Corpus.verify``, remembered for unchanged files), and a shard
+file that changed since is refused when first mapped (``Corpus.shard``).
 """
 from __future__ import annotations
 
@@ -103,8 +107,17 @@ class StreamingLoader:
             corpora = [(corpora, 1.0)]
         pairs = []
         for item in corpora:
-            c, w = item if isinstance(item, tuple) else (item, 1.0)
-            pairs.append((c if isinstance(c, Corpus) else open_corpus(c), float(w)))
+            c, w = item if isinstance(item, tuple) and len(item) == 2 else (item, 1.0)
+            if isinstance(w, bool) or not isinstance(w, (int, float, np.number)):
+                raise ConfigError(f"corpus weight must be a number > 0, got {w!r}")
+            if not isinstance(c, (Corpus, str)) and not hasattr(c, "__fspath__"):
+                raise ConfigError(f"a corpus is a Corpus or a manifest path, got {c!r}")
+            # every shard hashed against its manifest before the first batch (a Corpus opened with
+            # verify=False is verified here; one verified already, or remembered unchanged, costs stats)
+            c = c if isinstance(c, Corpus) else open_corpus(c)
+            if not c.verified:
+                c.verify()
+            pairs.append((c, float(w)))
         if not pairs:
             raise ConfigError("StreamingLoader needs at least one corpus")
         self.corpora = [c for c, _ in pairs]
@@ -142,11 +155,16 @@ class StreamingLoader:
         row = 12 * T * 2 + C + 8 + 1
         out_bytes = self.batch_size * ((POOL_BATCHES + 1) * 12 * T * 4 + 2 * (C * 4 + 8))
         budget = float(memory_budget_mb) * 2**20
-        per_group = int((budget - out_bytes) // row // self.batch_size)
+        per_group = (budget - out_bytes) // row // self.batch_size
         if per_group < 1:
             need = (out_bytes + self.batch_size * row) / 2**20
             raise ConfigError(f"memory_budget_mb={memory_budget_mb} cannot hold one batch of {batch_size} "
                               f"windows of {T} samples: give at least {math.ceil(need)} MB")
+        total = int(sum(len(c) for c in self.corpora))
+        self.epoch_samples = total if epoch_samples is None else int(epoch_samples)
+        self.per_rank = math.ceil(self.epoch_samples / self.num_replicas)
+        # a buffer beyond the rank's epoch holds nothing more (one group is the whole epoch either way)
+        per_group = int(min(per_group, math.ceil(self.per_rank / self.batch_size)))
         self.memory_budget_mb = float(memory_budget_mb)
         self.group_size = per_group * self.batch_size
         self.block_windows = int(block_windows)
@@ -162,11 +180,6 @@ class StreamingLoader:
             shard = np.concatenate(shard)
             stop = np.minimum(start + self.block_windows, c.shard_sizes[shard])
             self._blocks.append((shard, start, stop))
-        total = int(sum(len(c) for c in self.corpora))
-        self.epoch_samples = total if epoch_samples is None else int(epoch_samples)
-        if self.epoch_samples < 1:
-            raise ConfigError(f"epoch_samples must be positive, got {epoch_samples}")
-        self.per_rank = math.ceil(self.epoch_samples / self.num_replicas)
         if self.drop_last and self.per_rank < self.batch_size:
             raise ConfigError(f"batch size {batch_size} exceeds the {self.per_rank} samples per rank: no full batch")
         share = self.per_rank * self.weights / self.weights.sum()

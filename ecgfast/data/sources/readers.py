@@ -447,6 +447,25 @@ class CinC2021Source(Source):
                              where=f"record {path}")]
 
 
+def _id_column(values, csv, name: str, missing: int | None = None) -> np.ndarray:
+    """int64 ids of an index column: ``DataError`` naming ``csv`` and ``name`` for a value that is not a finite
+    integer within int64 (an empty cell is ``missing`` where given) -- never a silent wrap or truncation."""
+    n = pd.to_numeric(pd.Series(values), errors="coerce")
+    if pd.api.types.is_integer_dtype(n.dtype):  # every cell an integer that fits: exact, as it was
+        return n.to_numpy(np.int64)
+    v = n.astype(np.float64)  # floats: exact integers only up to 2**53
+    empty = pd.Series(values).isna() | (pd.Series(values).astype(str).str.strip() == "")
+    if missing is not None:
+        v[empty] = missing
+    bad = ~np.isfinite(v) | (v != np.round(v)) | (np.abs(v) >= 2.0**53)
+    if bad.any():
+        k = int(np.flatnonzero(bad.to_numpy())[0])
+        raw = pd.Series(values).iloc[k]
+        shown = f"{raw:g}" if isinstance(raw, float) else repr(raw)
+        raise DataError(f"{csv}: {name} row {k + 1} holds {shown}, not an integer id")
+    return v.to_numpy().astype(np.int64)
+
+
 class MIMICSource(Source):
     """MIMIC-IV-ECG: ``record_list.csv`` and ``files/pNNNN/pNNNNNNNN/sNNNNNNNN/NNNNNNNN.hea|.dat``."""
     layout = "mimic-iv-ecg"
@@ -468,11 +487,8 @@ class MIMICSource(Source):
             if not rel.strip() or "\0" in rel or os.path.isabs(rel) or rel.startswith("\\"):
                 raise UnsafePathError(f"{csv} row {k + 1}: path {rel!r} is empty or absolute; record paths are "
                                       f"relative to {self.root}")
-        try:
-            self.subjects = pd.to_numeric(df["subject_id"], errors="raise").astype(np.int64).to_numpy()
-            self.studies = pd.to_numeric(df["study_id"], errors="raise").astype(np.int64).to_numpy()
-        except (ValueError, TypeError) as exc:
-            raise DataError(f"{csv}: subject_id/study_id must be integers ({exc})") from None
+        self.subjects = _id_column(df["subject_id"], csv, "subject_id")
+        self.studies = _id_column(df["study_id"], csv, "study_id")
 
     def index_files(self):
         return [self.root / "record_list.csv"]
@@ -531,9 +547,9 @@ class Code15Source(_RowBlockSource):
         exam = pd.to_numeric(df["exam_id"], errors="coerce")
         if exam.isna().any() or exam.duplicated().any() or (exam != exam.round()).any():
             raise DataError(f"{csv}: exam_id has empty, non-integer or repeated values")
-        self.exam_ids = exam.astype(np.int64).to_numpy()
+        self.exam_ids = _id_column(df["exam_id"], csv, "exam_id")
         self.row_of = {int(e): i for i, e in enumerate(self.exam_ids)}
-        self.patient = pd.to_numeric(df["patient_id"], errors="coerce").fillna(-1).astype(np.int64).to_numpy()
+        self.patient = _id_column(df["patient_id"], csv, "patient_id", missing=-1)
         self.age = pd.to_numeric(df["age"], errors="coerce").to_numpy(np.float64) if "age" in df else None
         self.male = df["is_male"].map(_truthy).to_numpy() if "is_male" in df else None
         self.trace_file = df["trace_file"].astype(str).to_numpy()
@@ -757,7 +773,7 @@ class NumpySource(_RowBlockSource):
                 bad = pid.notna() & (pid != pid.round())
                 if (df["patient_id"].notna() & pid.isna()).any() or bad.any():
                     raise DataError(f"{self.csv}: patient_id holds non-integer values")
-                self.patients = pid.fillna(-1).astype(np.int64).to_numpy()
+                self.patients = _id_column(df["patient_id"], self.csv, "patient_id", missing=-1)
             cols = [c for c in CLASSES if c in df]
             if cols:
                 self.labelled = True
