@@ -214,9 +214,11 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
 
 
 def preprocessing_spec(sampling_rate: int, signal_length: int, normalizer: dict, leads=None,
-                       units: str = "mV", encoder: str | None = None) -> dict:
+                       units: str = "mV", encoder: str | None = None, recipe: str | None = None) -> dict:
     """What a model expects of its input: rate (Hz), length (samples), lead order, units, normaliser,
     and which encoder reads it (``encoder``, a registered name; default the seed's ``ecg1dcnn``).
+    ``recipe`` (optional key, ``ecgfast.train.recipe``): the named recipe the model was trained with;
+    a spec without it is the seed's (:func:`recipe_of`).
 
     ``normalizer`` is ``Normalizer.state_dict()``: the model sees
     ``(x_mV - mean) / std`` (global, or per lead in ``leads`` order).
@@ -224,9 +226,20 @@ def preprocessing_spec(sampling_rate: int, signal_length: int, normalizer: dict,
     from ecgfast import LEADS
     from ecgfast.models.backbones import DEFAULT_ENCODER, check_encoder_name
 
-    return {"sampling_rate": int(sampling_rate), "signal_length": int(signal_length),
+    spec = {"sampling_rate": int(sampling_rate), "signal_length": int(signal_length),
             "leads": list(leads or LEADS), "units": units, "normalizer": dict(normalizer),
             "encoder": check_encoder_name(encoder or DEFAULT_ENCODER)}
+    if recipe is not None:
+        from ecgfast.train.recipe import check_recipe_name
+
+        spec["recipe"] = check_recipe_name(recipe)
+    return spec
+
+
+def recipe_of(ckpt: dict) -> str:
+    """The recipe a checkpoint's model was trained with: ``spec["recipe"]``, ``seed`` where it names none."""
+    spec = ckpt.get("spec")
+    return str((spec.get("recipe") if isinstance(spec, dict) else None) or "seed")
 
 
 def task_of(ckpt: dict) -> tuple[str, list[str]]:
@@ -267,13 +280,14 @@ def spec_of(ckpt: dict) -> dict:
     """The preprocessing spec of a checkpoint; derived from the config for format-1 files. ``encoder``
     is always present (``ecg1dcnn`` where the checkpoint names none)."""
     if isinstance(ckpt.get("spec"), dict):
-        return {**ckpt["spec"], "encoder": encoder_of(ckpt)}
+        return {**ckpt["spec"], "encoder": encoder_of(ckpt), "recipe": recipe_of(ckpt)}
     from ecgfast import LEADS
 
     config = ckpt.get("config", {}) or {}
     return {"sampling_rate": int(config.get("sampling_rate", 100)),
             "signal_length": int(config.get("signal_length", 1000)),
-            "leads": list(LEADS), "units": "mV", "normalizer": ckpt.get("normalizer"), "encoder": encoder_of(ckpt)}
+            "leads": list(LEADS), "units": "mV", "normalizer": ckpt.get("normalizer"), "encoder": encoder_of(ckpt),
+            "recipe": "seed"}
 
 
 def check_matches_cache(ckpt: dict, path: str | os.PathLike, cache) -> dict:

@@ -184,9 +184,9 @@ def test_experiment_with_a_backbone(synthetic_cache_path, synthetic_root, tmp_pa
     assert experiment.main(argv) == 0
     assert "Encoder (backbone): resnet1d_wang." in (tmp_path / "summary.md").read_text()
     assert json.loads((tmp_path / "results.json").read_text())["encoder"] == "resnet1d_wang"
-    ckpt = torch.load(experiment.run_dir(tmp_path, "supervised", 1, 0.25) / "classifier.pt", weights_only=True)
+    ckpt = torch.load(experiment.run_dir(tmp_path, "supervised", 1, 0.25, encoder="resnet1d_wang") / "classifier.pt", weights_only=True)
     assert ckpt["spec"]["encoder"] == "resnet1d_wang"
-    settings = json.loads((experiment.run_dir(tmp_path, "supervised", 1, 0.25) / "eval.json").read_text())["settings"]
+    settings = json.loads((experiment.run_dir(tmp_path, "supervised", 1, 0.25, encoder="resnet1d_wang") / "eval.json").read_text())["settings"]
     assert settings["backbone"] == "resnet1d_wang"
 
 
