@@ -42,8 +42,13 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
              repeat=10, warmup=2, extra=agreement("numba")),
     ]
     if EXTENSION_AVAILABLE:
-        out.append(Case("augment", f"C++ op ({torch.get_num_threads()} threads)", pipeline("cpp"), B, "samples",
+        full = f"C++ op ({torch.get_num_threads()} threads)"
+        out.append(Case("augment", full, pipeline("cpp"), B, "samples",
                         baseline=plain, bytes_moved=bytes_moved, repeat=20, warmup=2, extra=agreement("cpp")))
+        # Views beyond the seven: 2.5 s crops with the random-resized-crop (views a quarter of the record).
+        crops = AugmentPipeline(100, seed=0, backend="cpp", crop_seconds=2.5, resized_crop_min=0.5)
+        out.append(Case("augment", "C++ op, 2.5 s resized crops", lambda: crops(x), B, "samples", baseline=full,
+                        bytes_moved=B * 12 * (T + 2 * 250) * 4, repeat=20, warmup=2))
     return out
 
 
@@ -64,6 +69,7 @@ def device_cases(quick: bool, device: str) -> list[Case]:
     reference = AugmentPipeline(100, seed=0, backend="torch")
     fused = AugmentPipeline(100, seed=0, backend="cpp")
     params = fused.draw(B, T, step=0).to(device)
+    crop_params = AugmentPipeline(100, seed=0, crop_seconds=2.5, resized_crop_min=0.5).draw(B, T, step=0).to(device)
 
     def case(name, fn, **kw):
         fn()  # compile/initialise before the memory probe
@@ -77,4 +83,6 @@ def device_cases(quick: bool, device: str) -> list[Case]:
         case(f"fused op, pipeline step ({dev_type})", lambda: fused(x), baseline=plain, repeat=20, warmup=3),
         case(f"fused op, kernel only ({dev_type})", lambda: torch.ops.ecgfast.augment_views(x, params, 100.0),
              baseline=plain, repeat=20, warmup=3),
+        case(f"fused op, 2.5 s resized crops, kernels only ({dev_type})",
+             lambda: torch.ops.ecgfast.augment_views(x, crop_params, 100.0, 250), baseline=plain, repeat=20, warmup=3),
     ]

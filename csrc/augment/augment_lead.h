@@ -32,6 +32,7 @@ enum Col : int {
   kNoiseOn, kNoiseFrac,
   kDropOn, kDropStart, kDropLen,
   kNoiseKeyLo, kNoiseKeyHi,
+  kCropStart, kRrcOn, kRrcStart, kRrcFrac,
   kNumParams
 };
 constexpr int kBandpassPad = 15;  // scipy.signal.sosfiltfilt's default padlen for two biquads
@@ -175,6 +176,36 @@ ECG_HD double lead_std(Y y, int T) {
     }
   for (; t < T; ++t) q[0] += (y[t] - mean) * (y[t] - mean);
   return std::sqrt(((q[0] + q[1]) + (q[2] + q[3])) / T);
+}
+
+// Step 0, the view's crop (when the op is given a view length): output sample t of
+// the view, read from the record row x of T samples. A plain crop copies sample
+// crop_start + t; a random-resized-crop (rrc_on) reads position
+// rrc_start + t * rrc_frac of the record by linear interpolation (the kept part
+// of the crop, rrc_frac of its span, stretched back to the view's length), with
+// the warp's arithmetic. Every later step then works on the view.
+ECG_HD float crop_sample(const float* x, int T, int t, const double* p) {
+  if (p[kRrcOn] != 0) {
+    double pos = p[kRrcStart] + t * p[kRrcFrac];
+    pos = pos < 0 ? 0 : (pos > T - 1 ? T - 1 : pos);
+    const int i0 = static_cast<int>(pos);  // pos >= 0: truncation is floor
+    const float w = static_cast<float>(pos - i0);
+    const int i1 = i0 + 1 < T ? i0 + 1 : T - 1;
+    return x[i0] * (1 - w) + x[i1] * w;
+  }
+  return x[static_cast<int>(p[kCropStart]) + t];
+}
+
+// Step 0 of one lead: the record row x (T samples) -> the view row y (L samples).
+template <class Y>
+ECG_HD void crop_lead(const float* x, Y y, int T, int L, const double* p) {
+  for (int t = 0; t < L; ++t) y[t] = crop_sample(x, T, t, p);
+}
+
+// Whether a view's crop columns stay inside a record of T samples for a view of L.
+ECG_HD bool crop_in_range(const double* p, int64_t T, int64_t L) {
+  const double s = p[kCropStart];
+  return s >= 0 && s + static_cast<double>(L) <= static_cast<double>(T);  // NaN fails both
 }
 
 // Step 1 of one lead: frequency warp (or a copy) from the input row x into y.

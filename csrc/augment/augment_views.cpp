@@ -1,9 +1,15 @@
 // ecgfast::augment_views -- both views of a batch through the seven ECG
-// augmentations, fused into one pass per (view, sample, lead).
+// augmentations, fused into one pass per (view, sample, lead), after an
+// optional step 0 that crops each view (short crop, random-resized-crop).
 #include <torch/library.h>
 
 TORCH_LIBRARY_FRAGMENT(ecgfast, m) {
   // x: (B, C, T) float32 in mV; params: (2, B, P) float64 per-view, per-sample
-  // parameters (ecgfast/augment/params.py); -> (2, B, C, T) float32.
-  m.def("augment_views(Tensor x, Tensor params, float sampling_rate) -> Tensor");
+  // parameters (ecgfast/augment/params.py); -> (2, B, C, L) float32.
+  // view_length L: None, views are the whole record (no crop step; the crop
+  // columns are not read, the seed's op); an int <= T, each view is first
+  // cropped to L samples by its crop columns (augment_lead.h: crop_sample),
+  // then the seven augmentations run on the crops, partners reading the
+  // partner's crop of the same view.
+  m.def("augment_views(Tensor x, Tensor params, float sampling_rate, int? view_length=None) -> Tensor");
 }

@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include <limits>
+#include <optional>
 
 #include "augment/augment_lead.h"
 
@@ -27,6 +28,17 @@ inline void check_augment_views_args(const at::Tensor& x, const at::Tensor& para
   // The per-lead code indexes time with int.
   TORCH_CHECK(x.size(2) <= std::numeric_limits<int>::max(), "augment_views: signal length ", x.size(2),
               " is too long");
+}
+
+// The views' length: view_length when given (the crop step runs), else the record's (no crop step).
+inline int64_t checked_view_length(const at::Tensor& x, std::optional<int64_t> view_length) {
+  if (!view_length.has_value()) return x.size(2);
+  const int64_t L = *view_length;
+  TORCH_CHECK(L <= x.size(2), "augment_views: view length ", L, " is longer than the record (", x.size(2),
+              " samples)");
+  TORCH_CHECK(L > 2 * augment::kBandpassPad, "augment_views: view length ", L,
+              " is too short for the band-pass filter (needs > ", 2 * augment::kBandpassPad, ")");
+  return L;
 }
 
 }  // namespace ecgfast

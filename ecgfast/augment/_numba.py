@@ -1,6 +1,7 @@
 """Numba CPU implementation of ``ecgfast::augment_views`` (when the extension is absent).
 
-The same per-lead algorithm as csrc/augment/augment_lead.h, parallel over
+The same per-lead algorithm as csrc/augment/augment_lead.h (and its step 0, the
+views' crops: ``crop_views_numba``), parallel over
 (view, sample, lead) with ``prange``; results agree with the C++ kernel to
 float32 rounding. CPU only by design: it takes and returns NumPy arrays
 (``ecgfast.augment._ops.augment_views`` refuses tensors of other devices; the
@@ -24,6 +25,7 @@ MOTION_ON, MOTION_AMP, MOTION_FREQ, MOTION_PHASE = (_c["motion_on"], _c["motion_
                                                     _c["motion_phase"])
 NOISE_ON, NOISE_FRAC, KEY_LO, KEY_HI = _c["noise_on"], _c["noise_frac"], _c["noise_key_lo"], _c["noise_key_hi"]
 DROP_ON, DROP_START, DROP_LEN = _c["drop_on"], _c["drop_start"], _c["drop_len"]
+CROP_START, RRC_ON, RRC_START, RRC_FRAC = _c["crop_start"], _c["rrc_on"], _c["rrc_start"], _c["rrc_frac"]
 PAD = BANDPASS_PADLEN
 M32 = np.uint64(0xFFFFFFFF)
 
@@ -159,15 +161,43 @@ def _augment_lead(x, mix, cut, y, lead, fs, p, ext):
 
 
 @numba.njit(parallel=True, cache=True)
-def augment_views_numba(x, params, fs):
-    """x (B, C, T) float32, params (2, B, P) float64 -> (2, B, C, T) float32."""
+def crop_views_numba(x, params, L):
+    """Step 0: x (B, C, T) float32 -> each view's crops (2, B, C, L), as augment_lead.h's crop_sample."""
     B, C, T = x.shape
+    out = np.empty((2, B, C, L), dtype=np.float32)
+    for row in numba.prange(2 * B * C):
+        v = row // (B * C)
+        b = (row // C) % B
+        c = row % C
+        p = params[v, b]
+        s = p[CROP_START]  # in [0, T - L]: the caller checks (augment._ops)
+        xr, y = x[b, c], out[v, b, c]
+        if p[RRC_ON] != 0:
+            for t in range(L):
+                pos = p[RRC_START] + t * p[RRC_FRAC]
+                pos = 0.0 if pos < 0 else (T - 1.0 if pos > T - 1 else pos)
+                i0 = int(pos)
+                i1 = i0 + 1 if i0 + 1 < T else T - 1
+                w = np.float32(pos - i0)
+                y[t] = xr[i0] * (np.float32(1) - w) + xr[i1] * w
+        else:
+            y[:] = xr[int(s):int(s) + L]
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def augment_views_numba(x, params, fs):
+    """x (V, B, C, T) float32: the views' input, one batch (V = 1) or each view's crops (V = 2); params
+    (2, B, P) float64 -> (2, B, C, T) float32. Partners are read from the view's input batch."""
+    V, B, C, T = x.shape
     out = np.empty((2, B, C, T), dtype=np.float32)
     for item in numba.prange(2 * B * C):
         v = item // (B * C)
         b = (item // C) % B
         c = item % C
         p = params[v, b]
+        xv = x[v if V == 2 else 0]
         ext = np.empty(T + 2 * PAD)
-        _augment_lead(x[b, c], x[int(p[MIX_PARTNER]), c], x[int(p[CUT_PARTNER]), c], out[v, b, c], c, fs, p, ext)
+        _augment_lead(xv[b, c], xv[int(p[MIX_PARTNER]), c], xv[int(p[CUT_PARTNER]), c], out[v, b, c], c, fs, p,
+                      ext)
     return out

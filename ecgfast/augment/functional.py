@@ -1,4 +1,4 @@
-"""The seven augmentations as small pure torch functions (the reference implementation).
+"""The seven augmentations, and the views' crops (step 0), as small pure torch functions (the reference).
 
 Each takes a batch ``x`` of shape (n, C, T) and per-sample parameters (tensors
 of shape (n,)), and returns a new tensor; ``TorchReferencePipeline`` chains them
@@ -18,6 +18,34 @@ from ecgfast.augment.params import BANDPASS_PADLEN
 _SQRT_1_5 = math.sqrt(1.5)
 
 
+def crop(x: torch.Tensor, start: torch.Tensor, length: int) -> torch.Tensor:
+    """Samples [start, start + length) of each record (all leads): (n, C, length)."""
+    n, C, _ = x.shape
+    idx = start.long()[:, None] + torch.arange(length, device=x.device)[None, :]
+    return torch.gather(x, 2, idx[:, None, :].expand(n, C, length))
+
+
+def resized_crop(x: torch.Tensor, start: torch.Tensor, frac: torch.Tensor, length: int) -> torch.Tensor:
+    """Random-resized-crop: y(t) = x(start + t frac), t < length, positions clamped to the record, linear
+    interpolation (the warp's): a part of frac x (length - 1) samples stretched over ``length``."""
+    n, C, T = x.shape
+    t = torch.arange(length, dtype=torch.float64, device=x.device)
+    pos = (start.double()[:, None] + t[None, :] * frac.double()[:, None]).clamp(0, T - 1)  # (n, length)
+    return _interpolate(x, pos)
+
+
+def _interpolate(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """x at float64 positions pos (n, L) >= 0 of each row, by linear interpolation (the kernels' rounding)."""
+    n, C, T = x.shape
+    L = pos.shape[1]
+    i0 = pos.floor().long()
+    w = (pos - i0).float()[:, None, :]
+    i1 = (i0 + 1).clamp(max=T - 1)
+    g0 = torch.gather(x, 2, i0[:, None, :].expand(n, C, L))
+    g1 = torch.gather(x, 2, i1[:, None, :].expand(n, C, L))
+    return g0 * (1 - w) + g1 * w
+
+
 def frequency_warp(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """Resample time by factor ``r`` about the centre, keeping the length (linear interpolation).
 
@@ -27,12 +55,7 @@ def frequency_warp(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     c = (T - 1) / 2.0
     t = torch.arange(T, dtype=torch.float64, device=x.device)
     pos = (c + (t[None, :] - c) * r.double()[:, None]).clamp(0, T - 1)  # (n, T)
-    i0 = pos.floor().long()
-    w = (pos - i0).float()[:, None, :]
-    i1 = (i0 + 1).clamp(max=T - 1)
-    g0 = torch.gather(x, 2, i0[:, None, :].expand(n, C, T))
-    g1 = torch.gather(x, 2, i1[:, None, :].expand(n, C, T))
-    return g0 * (1 - w) + g1 * w
+    return _interpolate(x, pos)
 
 
 _BLOCK = 64  # samples per block of the block-recursive filter below

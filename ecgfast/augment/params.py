@@ -10,6 +10,13 @@ per-element noise, from ``noise_key`` (see ``ecgfast::augment_views``).
 Drawn on the host with NumPy (CPU only by design, a few KB per call); the
 pipeline copies the tensor to the input's device.
 
+Views beyond the seven (step 0, before them; off unless asked for): ``crop_start``
+cuts each view of ``length`` samples from the record of ``record_length``; with
+``AugmentParams.resized_crop_min`` the random-resized-crop (``rrc_on``) reads
+``rrc_start + t * rrc_frac`` of the record instead (a drawn fraction of the crop,
+stretched back to its length). Their hash slots come after the seed's, so the
+seed's draws, and views, are unchanged.
+
 The band-pass is a zero-phase cascade of a 2nd-order Butterworth high-pass
 (f_low) and low-pass (f_high), i.e. ``scipy.signal.butter(2, f, btype, fs=fs,
 output="sos")``, whose bilinear-transform coefficients have a closed form
@@ -24,10 +31,14 @@ from scipy.special import betaincinv
 
 AUGMENTATIONS = ("frequency_warp", "bandpass", "mixup", "cutmix", "motion_artifact", "channel_noise",
                  "temporal_dropout")
-CONFIGS = ("full",) + tuple("no-" + a.replace("_", "-") for a in AUGMENTATIONS)
+# View transforms beyond the seven, switched and ablated like them. The random-resized-crop runs only
+# when AugmentParams.resized_crop_min is set (``--resized-crop MIN``): off in the seed's recipe.
+VIEW_AUGMENTATIONS = ("resized_crop",)
+CONFIGS = ("full",) + tuple("no-" + a.replace("_", "-") for a in AUGMENTATIONS + VIEW_AUGMENTATIONS)
 
 DEFAULT_RATES = {"frequency_warp": 0.5, "bandpass": 0.3, "mixup": 0.4, "cutmix": 0.25,
-                 "motion_artifact": 0.2, "channel_noise": 0.6, "temporal_dropout": 0.3}
+                 "motion_artifact": 0.2, "channel_noise": 0.6, "temporal_dropout": 0.3,
+                 "resized_crop": 1.0}  # as SimCLR's crop: every view, its kept fraction drawn in [MIN, 1]
 
 # Column layout of the parameter tensor; mirrored in csrc/augment/augment_lead.h and _numba.py.
 COLUMNS = (
@@ -39,6 +50,7 @@ COLUMNS = (
     "noise_on", "noise_frac",
     "drop_on", "drop_start", "drop_len",
     "noise_key_lo", "noise_key_hi",
+    "crop_start", "rrc_on", "rrc_start", "rrc_frac",
 )
 COL = {name: i for i, name in enumerate(COLUMNS)}
 N_PARAMS = len(COLUMNS)
@@ -62,8 +74,33 @@ class AugmentParams:
     motion_frequency: tuple = (0.5, 2.0)    # Hz
     noise_fraction: tuple = (0.005, 0.02)   # of each lead's std
     dropout_span: tuple = (0.05, 0.20)      # fraction of T
+    resized_crop_min: float | None = None   # random-resized-crop keeps a fraction in [min, 1]; None: off
     rates: dict = field(default_factory=lambda: dict(DEFAULT_RATES))
-    enabled: dict = field(default_factory=lambda: {a: True for a in AUGMENTATIONS})
+    enabled: dict = field(default_factory=lambda: {a: True for a in AUGMENTATIONS + VIEW_AUGMENTATIONS})
+
+    def __post_init__(self):
+        check_resized_crop_min(self.resized_crop_min)
+
+
+def check_resized_crop_min(value, flag: str = "resized_crop_min") -> None:
+    """The random-resized-crop's smallest kept fraction: None (off) or in (0, 1]."""
+    if value is not None and not (isinstance(value, (int, float)) and 0 < value <= 1):
+        raise ValueError(f"{flag} {value!r}: the kept fraction of a random-resized-crop must be in (0, 1]")
+
+
+def view_samples(crop_seconds: float, sampling_rate: float, record_length: int, flag: str = "crop_seconds") -> int:
+    """Samples of a view of ``crop_seconds`` s (rounded) cut from records of ``record_length`` samples;
+    a crop longer than the record, or shorter than the augmentations' minimum, is a ValueError."""
+    if not (isinstance(crop_seconds, (int, float)) and crop_seconds > 0 and np.isfinite(crop_seconds)):
+        raise ValueError(f"{flag} {crop_seconds!r}: must be a positive number of seconds")
+    n = int(round(crop_seconds * sampling_rate))
+    if n > record_length:
+        raise ValueError(f"{flag} {crop_seconds:g}: a crop of {n} samples at {sampling_rate:g} Hz is longer than "
+                         f"the record window ({record_length} samples = {record_length / sampling_rate:g} s)")
+    if n < MIN_LENGTH:
+        raise ValueError(f"{flag} {crop_seconds:g}: a crop of {n} samples at {sampling_rate:g} Hz is shorter than "
+                         f"the augmentations' minimum of {MIN_LENGTH} samples")
+    return n
 
 
 def enabled_for_config(name: str) -> dict:
@@ -71,7 +108,7 @@ def enabled_for_config(name: str) -> dict:
     if name not in CONFIGS:
         raise ValueError(f"unknown augmentation config {name!r}: expected one of {', '.join(CONFIGS)}")
     off = name[3:].replace("-", "_") if name != "full" else None
-    return {a: a != off for a in AUGMENTATIONS}
+    return {a: a != off for a in AUGMENTATIONS + VIEW_AUGMENTATIONS}
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -91,8 +128,11 @@ def sample_keys(seed: int, step: int, view: np.ndarray, sample: np.ndarray) -> n
 
 
 # Each parameter slot hashes the sample key with its own salt: independent streams per parameter.
+# Slots 0-21 are the seed's (21 keys the noise); the crops' slots come after, so the seed's draws
+# are unchanged by them.
 _NOISE_KEY_SLOT = 21
-_SLOT_SALTS = _splitmix64(np.arange(_NOISE_KEY_SLOT + 1, dtype=np.uint64))
+_CROP_SLOTS = (22, 23, 24, 25)  # crop start, resized-crop flag, kept fraction, kept part's offset
+_SLOT_SALTS = _splitmix64(np.arange(_CROP_SLOTS[-1] + 1, dtype=np.uint64))
 
 
 def butterworth2(f: np.ndarray, fs: float, highpass: bool) -> np.ndarray:
@@ -111,8 +151,16 @@ def butterworth2(f: np.ndarray, fs: float, highpass: bool) -> np.ndarray:
 
 
 def draw_params(batch: int, length: int, sampling_rate: float, seed: int, step: int,
-                p: AugmentParams, sample_ids: np.ndarray | None = None) -> np.ndarray:
-    """The (2, B, N_PARAMS) float64 parameters of both views of a batch."""
+                p: AugmentParams, sample_ids: np.ndarray | None = None, record_length: int | None = None) -> np.ndarray:
+    """The (2, B, N_PARAMS) float64 parameters of both views of a batch.
+
+    ``length``: the views' samples (the seven's spans are fractions of it); ``record_length``: the
+    records' (default: ``length``), from which each view is cropped (``crop_start``) and, with the
+    random-resized-crop, resampled (``rrc_start + t * rrc_frac`` reads the crop's kept part).
+    """
+    record_length = length if record_length is None else record_length
+    if not 0 < length <= record_length:
+        raise ValueError(f"views of {length} samples cannot be cut from records of {record_length}")
     sample = np.arange(batch, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, np.int64)
     view = np.arange(2, dtype=np.int64)[:, None]
     sample = sample[None, :]
@@ -167,6 +215,16 @@ def draw_params(batch: int, length: int, sampling_rate: float, seed: int, step: 
     out[..., COL["drop_len"]] = drop_len
     # Interior spans only, so each has a sample on both sides to interpolate between.
     out[..., COL["drop_start"]] = 1 + np.floor(u(20) * (length - drop_len - 1))
+
+    # The crop (step 0): a start in [0, R - L]; the resized crop keeps a fraction f in [min, 1] of the
+    # crop's span L - 1, at an offset in [0, (1 - f)(L - 1)], and stretches it back over L samples.
+    start = np.floor(u(_CROP_SLOTS[0]) * (record_length - length + 1))
+    out[..., COL["crop_start"]] = start
+    if p.resized_crop_min is not None:
+        out[..., COL["rrc_on"]] = flag("resized_crop", _CROP_SLOTS[1])
+        frac = lerp((p.resized_crop_min, 1.0), u(_CROP_SLOTS[2]))
+        out[..., COL["rrc_frac"]] = frac
+        out[..., COL["rrc_start"]] = start + u(_CROP_SLOTS[3]) * (1.0 - frac) * (length - 1)
 
     key = slot_hashes[_NOISE_KEY_SLOT]
     out[..., COL["noise_key_lo"]] = (key & np.uint64(0xFFFFFFFF)).astype(np.float64)

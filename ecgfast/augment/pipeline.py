@@ -9,8 +9,8 @@ import torch
 from ecgfast import _extension
 from ecgfast.augment import functional as F
 from ecgfast.augment._ops import augment_views, backend as default_backend
-from ecgfast.augment.params import (AUGMENTATIONS, COL, MIN_LENGTH, AugmentParams, draw_params,
-                                    enabled_for_config)
+from ecgfast.augment.params import (AUGMENTATIONS, COL, MIN_LENGTH, VIEW_AUGMENTATIONS, AugmentParams,
+                                    draw_params, enabled_for_config, view_samples)
 
 _BACKENDS = ("cpp", "numba", "torch")
 
@@ -27,6 +27,14 @@ class AugmentPipeline:
     ``step`` defaults to an internal counter that advances by one per call
     (``state_dict`` saves it, so a resumed run continues the same sequence).
 
+    Views shorter than the record, and the random-resized-crop: with ``crop_seconds`` each view is
+    first cut to that many seconds at a start drawn per view and sample (uniform over the record),
+    and with ``resized_crop_min`` a drawn fraction in [min, 1] of that crop is resampled back to its
+    length (linear interpolation); the seven augmentations then run on the crop, in their order, with
+    mixup and CutMix reading the partner's crop of the same view. So the views are
+    ``(B, leads, round(crop_seconds * sampling_rate))``. Neither set (the default): no crop step,
+    the seed's views bit for bit.
+
     Args:
         sampling_rate: Hz of ``x`` (100 or 500 for PTB-XL).
         seed: seed of the augmentation stream.
@@ -39,13 +47,19 @@ class AugmentPipeline:
             compiled op where the build has a kernel for that device, else the
             torch reference (with one warning naming the rebuild command).
         leads: number of leads ``x`` must have.
-        **params: overrides of :class:`AugmentParams` ranges, e.g. ``mixup_alpha=0.2``.
+        crop_seconds: the views' length in seconds (``None``: the whole record); a crop longer
+            than the record is a ValueError at the call.
+        **params: overrides of :class:`AugmentParams` ranges, e.g. ``mixup_alpha=0.2`` or
+            ``resized_crop_min=0.5`` (turns the random-resized-crop on; in (0, 1]).
     """
 
     def __init__(self, sampling_rate: float = 100, seed: int = 0, enabled=None, rates=None,
-                 backend: str | None = None, leads: int = 12, **params):
+                 backend: str | None = None, leads: int = 12, crop_seconds: float | None = None, **params):
         if not sampling_rate > 0:
             raise ValueError(f"sampling_rate must be positive, got {sampling_rate}")
+        if crop_seconds is not None:
+            view_samples(crop_seconds, float(sampling_rate), record_length=2**62)  # the record is known at the call
+        self.crop_seconds = crop_seconds
         self.sampling_rate, self.seed, self.leads, self.step = float(sampling_rate), int(seed), leads, 0
         known = {f.name for f in dataclasses.fields(AugmentParams)} - {"rates", "enabled"}
         unknown = set(params) - known
@@ -72,8 +86,17 @@ class AugmentPipeline:
 
     @staticmethod
     def _check_name(name):
-        if name not in AUGMENTATIONS:
-            raise ValueError(f"unknown augmentation {name!r}: expected one of {', '.join(AUGMENTATIONS)}")
+        if name not in AUGMENTATIONS + VIEW_AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {name!r}: expected one of "
+                             f"{', '.join(AUGMENTATIONS + VIEW_AUGMENTATIONS)}")
+
+    def view_length(self, record_length: int) -> int | None:
+        """Samples of the views cut from records of ``record_length``; ``None`` when the views are the
+        records themselves with no crop step (no ``crop_seconds``, no random-resized-crop)."""
+        if self.crop_seconds is not None:
+            return view_samples(self.crop_seconds, self.sampling_rate, record_length)
+        rrc = self.params.resized_crop_min is not None and self.params.enabled.get("resized_crop", True)
+        return record_length if rrc else None
 
     def _check_input(self, x) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
@@ -101,21 +124,24 @@ class AugmentPipeline:
         return x.contiguous()
 
     def draw(self, batch: int, length: int, step: int, sample_ids=None) -> torch.Tensor:
-        """The (2, batch, N_PARAMS) float64 parameter tensor of one call, on the CPU (drawn with NumPy)."""
-        return torch.from_numpy(draw_params(batch, length, self.sampling_rate, self.seed, step,
-                                            self.params, sample_ids))
+        """The (2, batch, N_PARAMS) float64 parameter tensor of one call for records of ``length`` samples,
+        on the CPU (drawn with NumPy)."""
+        view = self.view_length(length) or length
+        return torch.from_numpy(draw_params(batch, view, self.sampling_rate, self.seed, step,
+                                            self.params, sample_ids, record_length=length))
 
     def __call__(self, x: torch.Tensor, step: int | None = None, sample_ids=None):
         x = self._check_input(x)
         if step is None:
             step, self.step = self.step, self.step + 1
+        view_length = self.view_length(x.shape[2])
         params = self.draw(x.shape[0], x.shape[2], step, sample_ids)
         if self.backend == "numba" and x.device.type == "cpu":
-            views = augment_views(x, params, self.sampling_rate, "numba")
+            views = augment_views(x, params, self.sampling_rate, "numba", view_length)
         elif self.backend != "torch" and _extension.use_compiled("augment_views", x.device):
-            views = augment_views(x, _to_device(params, x.device), self.sampling_rate, "cpp")
+            views = augment_views(x, _to_device(params, x.device), self.sampling_rate, "cpp", view_length)
         else:  # asked for, or no compiled kernel for this device (use_compiled warned once)
-            views = reference_views(x, params, self.sampling_rate)
+            views = reference_views(x, params, self.sampling_rate, view_length)
         return views[0], views[1]
 
     def state_dict(self) -> dict:
@@ -126,8 +152,11 @@ class AugmentPipeline:
 
     def __repr__(self) -> str:
         on = [a for a in AUGMENTATIONS if self.params.enabled[a]]
+        crops = "" if self.crop_seconds is None else f", crop_seconds={self.crop_seconds:g}"
+        if self.params.resized_crop_min is not None and self.params.enabled["resized_crop"]:
+            crops += f", resized_crop_min={self.params.resized_crop_min:g}"
         return (f"{type(self).__name__}(sampling_rate={self.sampling_rate:g}, seed={self.seed}, "
-                f"backend={self.backend!r}, enabled={on})")
+                f"backend={self.backend!r}, enabled={on}{crops})")
 
 
 class TorchReferencePipeline(AugmentPipeline):
@@ -150,8 +179,12 @@ def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 _FLAGS = ("warp_on", "bp_on", "mix_on", "cut_on", "motion_on", "noise_on", "drop_on")
 
 
-def reference_views(x: torch.Tensor, params: torch.Tensor, sampling_rate: float) -> torch.Tensor:
-    """Both views by the functional reference: (2, B, C, T), on ``x``'s device.
+def reference_views(x: torch.Tensor, params: torch.Tensor, sampling_rate: float,
+                    view_length: int | None = None) -> torch.Tensor:
+    """Both views by the functional reference: (2, B, C, L), on ``x``'s device.
+
+    ``view_length`` as the op's: ``None``, no crop step (L = T); else each view is first cut
+    (``crop_start``) or resized-cropped (``rrc_on``) to L samples, and the seven run on that.
 
     The fused op's contract, except that ``params`` may also stay on the CPU (as
     :meth:`AugmentPipeline.draw` returns them) whatever ``x``'s device: which samples
@@ -162,21 +195,23 @@ def reference_views(x: torch.Tensor, params: torch.Tensor, sampling_rate: float)
     host = params if params.device.type == "cpu" else params.cpu()
     params = params if params.device == x.device else _to_device(params, x.device)
     # The samples of each (view, augmentation), all uploaded at once; split by sizes known on the host.
-    on = host.numpy()[..., [COL[f] for f in _FLAGS]] != 0  # (2, B, 7)
-    picks = [np.flatnonzero(on[v, :, k]) for v in range(2) for k in range(len(_FLAGS))]
+    on = host.numpy()[..., [COL[f] for f in _FLAGS + ("rrc_on",)]] != 0  # (2, B, 8)
+    picks = [np.flatnonzero(on[v, :, k]) for v in range(2) for k in range(len(_FLAGS) + 1)]
     flat = _to_device(torch.from_numpy(np.concatenate(picks)), x.device)
-    selection = dict(zip([(v, f) for v in range(2) for f in _FLAGS], flat.split([len(i) for i in picks])))
+    selection = dict(zip([(v, f) for v in range(2) for f in _FLAGS + ("rrc_on",)],
+                         flat.split([len(i) for i in picks])))
     views = []
     for v in range(2):
         p = params[v]
-        y = x.clone()
+        xv = x if view_length is None else _crop_view(x, p, selection[v, "rrc_on"], view_length)
+        y = xv.clone()
 
         def apply(flag, fn):
             idx = selection[v, flag]
             if idx.numel():
                 y[idx] = fn(y[idx], p[idx], idx)
 
-        partner = lambda col, q: x[q[:, COL[col]].long()]  # noqa: E731  partners read the input
+        partner = lambda col, q: xv[q[:, COL[col]].long()]  # noqa: E731  partners read the view's input
         apply("warp_on", lambda s, q, i: F.frequency_warp(s, q[:, COL["warp_r"]]))
         apply("bp_on", lambda s, q, i: F.bandpass(s, torch.stack(
             [q[:, COL["hp_b0"]:COL["hp_a2"] + 1], q[:, COL["lp_b0"]:COL["lp_a2"] + 1]], dim=1)))
@@ -191,3 +226,13 @@ def reference_views(x: torch.Tensor, params: torch.Tensor, sampling_rate: float)
                                                             q[:, COL["drop_len"]].long()))
         views.append(y)
     return torch.stack(views)
+
+
+def _crop_view(x: torch.Tensor, p: torch.Tensor, rrc: torch.Tensor, length: int) -> torch.Tensor:
+    """Step 0 of one view: each record cut to ``length`` samples at ``crop_start``, the samples in
+    ``rrc`` resized-cropped instead."""
+    y = F.crop(x, p[:, COL["crop_start"]], length)
+    if rrc.numel():
+        q = p[rrc]
+        y[rrc] = F.resized_crop(x[rrc], q[:, COL["rrc_start"]], q[:, COL["rrc_frac"]], length)
+    return y

@@ -69,6 +69,7 @@ def evaluate(checkpoint: Path, data: DataConfig | None = None, *, cache_path: Pa
     """Fold-10 metrics of a classifier checkpoint (``data`` or ``cache_path`` names the cache)."""
     from ecgfast.eval.inference import forward_cache
     from ecgfast.eval.metrics import bootstrap_ci, classification_metrics
+    from ecgfast.models.windows import crop_samples
     from ecgfast.train.checkpoint import check_matches_cache, spec_of, task_of
     from ecgfast.train.common import resolve_device
 
@@ -90,8 +91,11 @@ def evaluate(checkpoint: Path, data: DataConfig | None = None, *, cache_path: Pa
     length = int(spec["signal_length"])
     y = cache.labels[idx]
 
+    crop = crop_samples(spec)  # a model trained on crops scores the mean over the window's crops
+
     def probs(perturb=None):
-        return torch.sigmoid(forward_cache(model, cache, idx, normalizer, length, dev, perturb=perturb)).numpy()
+        return torch.sigmoid(forward_cache(model, cache, idx, normalizer, length, dev, perturb=perturb,
+                                           crop_length=crop)).numpy()
 
     p = probs()
     thresholds = ckpt.get("thresholds")

@@ -1,5 +1,10 @@
 """``ecgfast experiment``: every arm x seed x label fraction, resumable, with statistics and plots.
 
+Axes of the study beside the arms: ``--encoders`` (backbones), ``--recipes`` (``seed``, ``field``:
+ecgfast.train.recipe) and ``--tasks``; every combination runs every arm, and the table, the paired
+tests (each recipe against the first one listed, each encoder against the first, each arm against
+supervised: all paired over seeds within the same combination) and the plots group by them.
+
 Arms: ``simclr`` / ``byol`` (pretrain, then fine-tune), ``simclr-probe`` /
 ``byol-probe`` (pretrained encoder frozen, linear head), ``supervised`` (random
 init, trained end to end), ``random-init-probe`` (random encoder frozen, linear
@@ -31,7 +36,11 @@ import numpy as np
 from ecgfast.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, check_encoder_name
 from ecgfast.train.config import ClassifierConfig, DataConfig, PretrainConfig, RunConfig
+from ecgfast import TASKS
+from ecgfast.train.recipe import RECIPES, SEED_VALUES, apply_recipe
 
+DEFAULT_RECIPE, DEFAULT_TASK = "seed", "superdiagnostic"
+AXES = ("encoder", "recipe", "task")
 ARMS = ("simclr", "byol", "simclr-probe", "byol-probe", "supervised", "random-init-probe")
 METRICS = ("macro_auroc", "macro_f1", "micro_sensitivity", "micro_specificity")
 # Settings that do not change a run's result: left out of the key that recognises a finished run.
@@ -57,14 +66,34 @@ class ExperimentConfig:
     probe_epochs: int = 100
     signal_length: int = 1000
     bootstrap: int = 1000
-    encoder: str = DEFAULT_ENCODER  # the backbone of every arm (one --out per backbone)
-    task: str = "superdiagnostic"  # the PTB-XL task every classifier learns (ecgfast.TASKS)
+    encoder: str = DEFAULT_ENCODER  # the backbone of every arm when ``encoders`` is empty
+    encoders: tuple = ()  # the backbones compared (axis); empty: (encoder,)
+    recipes: tuple = (DEFAULT_RECIPE,)  # the recipes compared (axis)
+    task: str = DEFAULT_TASK  # the PTB-XL task every classifier learns when ``tasks`` is empty (ecgfast.TASKS)
+    tasks: tuple = ()  # the PTB-XL tasks compared (axis); empty: (task,)
+
+    def axis(self, name: str) -> tuple:
+        """The values of axis ``name`` (encoder, recipe or task), in the order given."""
+        return {"encoder": tuple(self.encoders) or (self.encoder,), "recipe": tuple(self.recipes),
+                "task": tuple(self.tasks) or (self.task,)}[name]
 
     def validate(self) -> None:
         from ecgfast.data.metadata import check_task
+        from ecgfast.train.recipe import check_recipe_name
 
         check_encoder_name(self.encoder)
         check_task(self.task)
+        for name in self.encoders:
+            check_encoder_name(name)
+        for name in self.recipes:
+            check_recipe_name(name)
+        bad = [t for t in self.tasks if t not in TASKS]
+        if bad:
+            raise ConfigError(f"--tasks {' '.join(bad)}: unknown task; expected some of {', '.join(TASKS)}")
+        for name in AXES:
+            values = self.axis(name)
+            if not values or len(set(values)) != len(values):
+                raise ConfigError(f"--{name}s {' '.join(values) or '(none)'}: give each value once, at least one")
         self.data.validate()
         self.run.validate()
         bad = [a for a in self.arms if a not in ARMS]
@@ -112,7 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/experiment"))
     p.add_argument("--no-progress", action="store_true")
     add_encoder_flag(p, help=f"the encoder (backbone) of every arm: {', '.join(ENCODER_NAMES)} (default "
-                             f"{DEFAULT_ENCODER}); use one --out per backbone")
+                             f"{DEFAULT_ENCODER}); --encoders compares several")
+    p.add_argument("--encoders", nargs="+", choices=ENCODER_NAMES, default=None, metavar="NAME",
+                   help=f"backbones to compare (an axis of the study): some of {', '.join(ENCODER_NAMES)}")
+    p.add_argument("--recipes", nargs="+", choices=RECIPES, default=[DEFAULT_RECIPE], metavar="NAME",
+                   help=f"recipes to compare (an axis): some of {', '.join(RECIPES)} (default {DEFAULT_RECIPE}); "
+                        "each applies to pretraining and to the classifiers (docs/recipes.md)")
+    p.add_argument("--tasks", nargs="+", choices=TASKS, default=None, metavar="NAME",
+                   help=f"PTB-XL tasks to compare (an axis): some of {', '.join(TASKS)} (default: --task)")
     return p
 
 
@@ -124,33 +160,61 @@ def from_args(a: argparse.Namespace) -> ExperimentConfig:
                             reference=not a.no_reference, pretrain_epochs=a.pretrain_epochs,
                             pretrain_batch_size=a.pretrain_batch_size, finetune_epochs=a.finetune_epochs,
                             finetune_batch_size=a.finetune_batch_size, probe_epochs=a.probe_epochs,
-                            signal_length=a.signal_length, bootstrap=a.bootstrap, encoder=a.encoder, task=a.task)
+                            signal_length=a.signal_length, bootstrap=a.bootstrap, encoder=a.encoder, task=a.task,
+                            encoders=tuple(a.encoders or ()), recipes=tuple(a.recipes), tasks=tuple(a.tasks or ()))
 
 
-def plan(cfg: ExperimentConfig) -> list[tuple[str, int, float]]:
-    runs = [(arm, seed, f) for seed in cfg.seeds for f in cfg.label_fractions for arm in cfg.arms]
-    if cfg.reference and 1.0 not in cfg.label_fractions:
-        runs += [("supervised", seed, 1.0) for seed in cfg.seeds]
+@dataclass(frozen=True)
+class Cell:
+    """One combination of the study's axes."""
+
+    encoder: str = DEFAULT_ENCODER
+    recipe: str = DEFAULT_RECIPE
+    task: str = DEFAULT_TASK
+
+    def parts(self) -> list[str]:
+        """Path segments of the non-default values: the seed's study keeps its layout."""
+        return ([self.encoder] if self.encoder != DEFAULT_ENCODER else []) + \
+            ([f"recipe-{self.recipe}"] if self.recipe != DEFAULT_RECIPE else []) + \
+            ([f"task-{self.task}"] if self.task != DEFAULT_TASK else [])
+
+
+def cells(cfg: ExperimentConfig) -> list[Cell]:
+    return [Cell(e, r, t) for e in cfg.axis("encoder") for r in cfg.axis("recipe") for t in cfg.axis("task")]
+
+
+def plan(cfg: ExperimentConfig) -> list[tuple[Cell, str, int, float]]:
+    runs = []
+    for cell in cells(cfg):
+        runs += [(cell, arm, seed, f) for seed in cfg.seeds for f in cfg.label_fractions for arm in cfg.arms]
+        if cfg.reference and 1.0 not in cfg.label_fractions:
+            runs += [(cell, "supervised", seed, 1.0) for seed in cfg.seeds]
     return runs
 
 
-def run_dir(out: Path, arm: str, seed: int, fraction: float) -> Path:
-    return out / "runs" / arm / f"seed{seed}" / f"frac{fraction:g}"
+def run_dir(out: Path, arm: str, seed: int, fraction: float, encoder: str = DEFAULT_ENCODER,
+            recipe: str = DEFAULT_RECIPE, task: str = DEFAULT_TASK) -> Path:
+    return out.joinpath("runs", *Cell(encoder, recipe, task).parts(), arm, f"seed{seed}", f"frac{fraction:g}")
+
+
+# Settings keyed only when they differ from the seed's (None: a run from before they existed, the seed's).
+_SEED_KEYS = {**SEED_VALUES, "task": DEFAULT_TASK}
 
 
 def settings_key(flat: dict) -> dict:
     """The settings that decide a run's result (paths, devices and logging left out).
 
-    The backbone is keyed as ``backbone``, and only when it is not the seed's ``ecg1dcnn``:
-    runs finished before backbones were selectable keep their key (and are not run again).
+    The backbone is keyed as ``backbone``, and only when it is not the seed's ``ecg1dcnn``; the
+    recipe, its parts and the task only when they are not the seed's: runs finished before these
+    were selectable keep their key (and are not run again).
     """
     key = {k: v for k, v in sorted(flat.items()) if k not in _NOT_IN_KEY}
     backbone = key.pop("encoder", None) or DEFAULT_ENCODER
     if backbone != DEFAULT_ENCODER:
         key["backbone"] = backbone
-    task = key.pop("task", None) or "superdiagnostic"  # likewise: runs from before --task keep their key
-    if task != "superdiagnostic":
-        key["task"] = task
+    for k, default in _SEED_KEYS.items():
+        if k in key and (key[k] is None or key[k] == default):
+            del key[k]
     return key
 
 
@@ -182,17 +246,18 @@ def _changed(old: dict, new: dict) -> str:
     return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 
 
-def pretrain(cfg: ExperimentConfig, method: str, seed: int, timings: dict, dataset: str) -> tuple[Path, str]:
-    """The (method, seed) encoder, pretrained once (again when its settings or the ``dataset`` fingerprint
-    changed); resumes when interrupted."""
+def pretrain(cfg: ExperimentConfig, method: str, seed: int, timings: dict, dataset: str,
+             cell: Cell = Cell()) -> tuple[Path, str]:
+    """The (encoder, recipe, method, seed) encoder, pretrained once (again when its settings or the ``dataset``
+    fingerprint changed); resumes when interrupted."""
     from ecgfast.train.checkpoint import load_checkpoint
     from ecgfast.train.pretrain import pretrain as run_pretrain
     from ecgfast.train.pretrain import resume_path
 
-    out = cfg.out / "encoders" / f"{method}_seed{seed}.pt"
-    pcfg = PretrainConfig(method=method, data=cfg.data, run=dataclasses.replace(cfg.run, seed=seed), out=out,
-                          epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
-                          signal_length=cfg.signal_length, encoder=cfg.encoder)
+    out = cfg.out.joinpath("encoders", *Cell(cell.encoder, cell.recipe).parts(), f"{method}_seed{seed}.pt")
+    pcfg = apply_recipe(PretrainConfig(method=method, data=cfg.data, run=dataclasses.replace(cfg.run, seed=seed),
+                                       out=out, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
+                                       signal_length=cfg.signal_length, encoder=cell.encoder), cell.recipe)
     want = settings_key(pcfg.flat())
     for path in (out, resume_path(out)):
         if path.is_file():
@@ -212,24 +277,31 @@ def pretrain(cfg: ExperimentConfig, method: str, seed: int, timings: dict, datas
     pcfg.resume = resume_path(out).is_file()
     t0 = time.perf_counter()
     run_pretrain(pcfg)
-    timings[f"pretrain {method} seed {seed}"] = time.perf_counter() - t0
+    timings[f"pretrain {_label(cell)}{method} seed {seed}"] = time.perf_counter() - t0
     return out, _digest({**want, "dataset": dataset})
 
 
+def _label(cell: Cell) -> str:
+    """``encoder/recipe/task `` for the non-default values (empty for the seed's study)."""
+    parts = cell.parts()
+    return "/".join(parts) + " " if parts else ""
+
+
 def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: float, encoder: tuple | None,
-                       timings: dict, dataset: str) -> dict:
+                       timings: dict, dataset: str, cell: Cell = Cell()) -> dict:
     from ecgfast.eval.evaluate import evaluate
     from ecgfast.train.checkpoint import atomic_write_text
     from ecgfast.train.classifier import train
 
-    d = run_dir(cfg.out, arm, seed, fraction)
+    d = run_dir(cfg.out, arm, seed, fraction, cell.encoder, cell.recipe, cell.task)
     probe = arm.endswith("probe")
     ccfg = ClassifierConfig(mode="supervised" if arm == "supervised" else "finetune",
                             ssl_checkpoint=encoder[0] if encoder else None, freeze_encoder=probe, data=cfg.data,
                             run=dataclasses.replace(cfg.run, seed=seed), out=d / "classifier.pt",
                             label_fraction=fraction, epochs=cfg.probe_epochs if probe else cfg.finetune_epochs,
                             batch_size=cfg.finetune_batch_size, signal_length=cfg.signal_length,
-                            encoder=cfg.encoder, task=cfg.task)
+                            encoder=cell.encoder, task=cell.task)
+    ccfg = apply_recipe(ccfg, cell.recipe)
     settings = {**settings_key(ccfg.flat()), "encoder": encoder[1] if encoder else None, "bootstrap": cfg.bootstrap,
                 "arm": arm, "dataset": dataset}  # a finished run is reused on the same data only
     settings.pop("ssl_checkpoint", None)
@@ -238,15 +310,16 @@ def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: flo
         result = json.loads(done.read_text())
         if result.get("settings") == json.loads(json.dumps(settings, default=str)):
             return result
-        print(f"ecgfast experiment: {arm} seed {seed} fraction {fraction:g} was run with other settings "
+        print(f"ecgfast experiment: {_label(cell)}{arm} seed {seed} fraction {fraction:g} was run with other settings "
               f"({_changed(result.get('settings') or {}, settings)}); running it again", file=sys.stderr)
         done.unlink()
     t0 = time.perf_counter()
     train(ccfg)
     result = evaluate(d / "classifier.pt", cfg.data, n_boot=cfg.bootstrap, seed=seed, device=cfg.run.device)
     _card_with_metrics(d / "classifier.pt", result)
-    timings[f"{arm} seed {seed} fraction {fraction:g}"] = time.perf_counter() - t0
-    result.update(arm=arm, seed=seed, fraction=fraction, settings=json.loads(json.dumps(settings, default=str)))
+    timings[f"{_label(cell)}{arm} seed {seed} fraction {fraction:g}"] = time.perf_counter() - t0
+    result.update(arm=arm, seed=seed, fraction=fraction, settings=json.loads(json.dumps(settings, default=str)),
+                  encoder=cell.encoder, recipe=cell.recipe, task=cell.task)
     atomic_write_text(done, json.dumps(result))  # written last: its presence marks the run done
     return result
 
@@ -261,43 +334,97 @@ def _card_with_metrics(path: Path, result: dict) -> None:
                      metrics=result)
 
 
-def summarize(rows: list[dict], arms: list[str]) -> tuple[str, dict]:
-    """Markdown: mean +- SD and t-based 95 % CI per arm and fraction; paired tests vs supervised."""
-    from ecgfast.eval.stats import mean_sd_ci, paired_test
+def _axis_of(row: dict, name: str) -> str:
+    """A row's value on axis ``name`` (rows of results written before the axes existed: the seed's)."""
+    return row.get(name) or {"encoder": DEFAULT_ENCODER, "recipe": DEFAULT_RECIPE, "task": DEFAULT_TASK}[name]
 
+
+def _varying(rows: list[dict], axes: dict | None = None) -> list[str]:
+    """The axes with more than one value in the study: the ones its table and plots group by."""
+    return [n for n in AXES if len((axes or {}).get(n) or {_axis_of(r, n) for r in rows}) > 1]
+
+
+def _group(row: dict, varying: list[str]) -> tuple:
+    return tuple(_axis_of(row, n) for n in varying)
+
+
+def summarize(rows: list[dict], arms: list[str], axes: dict | None = None) -> tuple[str, dict]:
+    """Markdown: mean +- SD and t-based 95 % CI per (varying axes, arm, fraction); paired tests over seeds:
+    each arm vs supervised, each recipe vs the first recipe and each encoder vs the first encoder
+    (within the same values of the other axes)."""
+    from ecgfast.eval.stats import mean_sd_ci
+
+    varying = _varying(rows, axes)
+    order = {n: list((axes or {}).get(n) or dict.fromkeys(_axis_of(r, n) for r in rows)) for n in AXES}
+    groups = sorted({_group(r, varying) for r in rows},
+                    key=lambda g: [order[n].index(v) if v in order[n] else len(order[n]) for n, v in zip(varying, g)])
     fractions = sorted({r["fraction"] for r in rows})
     stats = {}
-    lines = ["| arm | label fraction | seeds | macro AUROC mean ± SD | 95% CI (t) | macro F1 mean ± SD |",
-             "|---|---|---|---|---|---|"]
-    for arm in arms:
-        for f in fractions:
-            sel = [r for r in rows if r["arm"] == arm and r["fraction"] == f]
-            if not sel:
-                continue
-            a = mean_sd_ci([r["macro_auroc"] for r in sel])
-            f1 = mean_sd_ci([r["macro_f1"] for r in sel])
-            stats[(arm, f)] = a
-            sd = f"{a['sd']:.4f}" if a["n"] > 1 else "–"
-            ci = f"[{a['ci_low']:.4f}, {a['ci_high']:.4f}]" if a["n"] > 1 else "–"
-            f1sd = f"{f1['sd']:.4f}" if f1["n"] > 1 else "–"
-            lines.append(f"| {arm} | {f:g} | {a['n']} | {a['mean']:.4f} ± {sd} | {ci} | {f1['mean']:.4f} ± {f1sd} |")
+    head = "".join(f"| {n} " for n in varying)
+    lines = [head + "| arm | label fraction | seeds | macro AUROC mean ± SD | 95% CI (t) | macro F1 mean ± SD |",
+             "|---" * (len(varying) + 6) + "|"]
+    for g in groups:
+        cells_ = "".join(f"| {v} " for v in g)
+        for arm in arms:
+            for f in fractions:
+                sel = [r for r in rows if r["arm"] == arm and r["fraction"] == f and _group(r, varying) == g]
+                if not sel:
+                    continue
+                a = mean_sd_ci([r["macro_auroc"] for r in sel])
+                f1 = mean_sd_ci([r["macro_f1"] for r in sel])
+                stats[(*g, arm, f)] = a
+                sd = f"{a['sd']:.4f}" if a["n"] > 1 else "–"
+                ci = f"[{a['ci_low']:.4f}, {a['ci_high']:.4f}]" if a["n"] > 1 else "–"
+                f1sd = f"{f1['sd']:.4f}" if f1["n"] > 1 else "–"
+                lines.append(f"{cells_}| {arm} | {f:g} | {a['n']} | {a['mean']:.4f} ± {sd} | {ci} | "
+                             f"{f1['mean']:.4f} ± {f1sd} |")
     tests = []
-    for arm in arms:
-        if arm == "supervised":
+    for g in groups:  # every arm against supervised, within a combination of the axes
+        where = "".join(f"{v} " for v in g)
+        for arm in arms:
+            if arm == "supervised":
+                continue
+            for f in fractions:
+                a = _by_seed(rows, varying, g, arm, f)
+                b = _by_seed(rows, varying, g, "supervised", f)
+                tests += _paired_line(f"{where}{arm} vs supervised", f, a, b)
+    for axis in ("recipe", "encoder"):  # every value of an axis against its first, the rest held
+        if axis not in varying:
             continue
-        for f in fractions:
-            a = {r["seed"]: r["macro_auroc"] for r in rows if r["arm"] == arm and r["fraction"] == f}
-            b = {r["seed"]: r["macro_auroc"] for r in rows if r["arm"] == "supervised" and r["fraction"] == f}
-            seeds = sorted(set(a) & set(b))
-            if seeds:
-                t = paired_test([a[s] for s in seeds], [b[s] for s in seeds])
-                tests.append(f"| {arm} vs supervised | {f:g} | {t['n']} | {t['mean_difference']:+.4f} | "
-                             f"{_p(t['t_p_value'])} | {_p(t['wilcoxon_p_value'])} |")
+        i = varying.index(axis)
+        first = order[axis][0]
+        for g in groups:
+            if g[i] == first:
+                continue
+            base = g[:i] + (first,) + g[i + 1:]
+            others = "".join(f"{v} " for k, v in enumerate(g) if k != i)
+            for arm in arms:
+                for f in fractions:
+                    tests += _paired_line(f"{others}{arm}: {g[i]} vs {first}", f,
+                                          _by_seed(rows, varying, g, arm, f), _by_seed(rows, varying, base, arm, f))
     if tests:
-        lines += ["", "Paired over seeds (macro AUROC):", "",
-                  "| comparison | label fraction | seeds | mean difference | paired t p | Wilcoxon p |",
-                  "|---|---|---|---|---|---|", *tests]
+        lines += ["", "Paired over seeds (macro AUROC; difference = first named minus second):", "",
+                  "| comparison | label fraction | seeds | mean difference | 95% CI (t) | paired t p | Wilcoxon p |",
+                  "|---|---|---|---|---|---|---|", *tests]
     return "\n".join(lines), stats
+
+
+def _by_seed(rows, varying, group, arm, fraction) -> dict:
+    return {r["seed"]: r["macro_auroc"] for r in rows
+            if r["arm"] == arm and r["fraction"] == fraction and _group(r, varying) == group}
+
+
+def _paired_line(name: str, fraction: float, a: dict, b: dict) -> list[str]:
+    from ecgfast.eval.stats import mean_sd_ci, paired_test
+
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return []
+    t = paired_test([a[s] for s in seeds], [b[s] for s in seeds])
+    d = mean_sd_ci([a[s] - b[s] for s in seeds])
+    ci = f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]" if d["n"] > 1 else "–"
+    return [f"| {name} | {fraction:g} | {t['n']} | {t['mean_difference']:+.4f} | {ci} | {_p(t['t_p_value'])} | "
+            f"{_p(t['wilcoxon_p_value'])} |"]
 
 
 def _p(v):
@@ -310,7 +437,11 @@ def _save_png(fig, path: Path) -> Path:
     return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
 
 
-def plot(rows: list[dict], arms: list[str], out: Path) -> list[Path]:
+def _series_label(group: tuple, varying: list[str], arm: str) -> str:
+    return " ".join([*group, arm]) if varying else arm
+
+
+def plot(rows: list[dict], arms: list[str], out: Path, axes: dict | None = None) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -319,6 +450,8 @@ def plot(rows: list[dict], arms: list[str], out: Path) -> list[Path]:
 
     from ecgfast.eval.stats import mean_sd_ci
 
+    varying = _varying(rows, axes)
+    groups = list(dict.fromkeys(_group(r, varying) for r in rows))
     paths = []
     chosen = max(rows, key=lambda r: (r["arm"] == arms[0], r["fraction"] == 0.1, -r["seed"]))
     y, p = np.asarray(chosen["y_true"]), np.asarray(chosen["y_prob"])
@@ -328,36 +461,86 @@ def plot(rows: list[dict], arms: list[str], out: Path) -> list[Path]:
             fpr, tpr, _ = roc_curve(y[:, j], p[:, j])
             ax.plot(fpr, tpr, label=f"{c} (AUROC {chosen['per_class'][c]['auroc']:.3f})")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    where = " ".join(_group(chosen, varying))
     ax.set(xlabel="1 - specificity", ylabel="sensitivity",
-           title=f"ROC on fold 10: {chosen['arm']}, seed {chosen['seed']}, {chosen['fraction']:g} of labels")
+           title=f"ROC on fold 10: {where + ' ' if where else ''}{chosen['arm']}, seed {chosen['seed']}, "
+                 f"{chosen['fraction']:g} of labels")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     paths.append(_save_png(fig, out / "roc_curves.png"))
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for arm in arms:
-        fs = sorted({r["fraction"] for r in rows if r["arm"] == arm})
-        s = [mean_sd_ci([r["macro_auroc"] for r in rows if r["arm"] == arm and r["fraction"] == f]) for f in fs]
-        mean = np.array([x["mean"] for x in s])
-        ax.plot(fs, mean, marker="o", label=arm)
-        lo = np.array([x["ci_low"] if x["n"] > 1 else x["mean"] for x in s])
-        hi = np.array([x["ci_high"] if x["n"] > 1 else x["mean"] for x in s])
-        ax.fill_between(fs, lo, hi, alpha=0.2)
+    def series(g, arm):
+        sel = [r for r in rows if r["arm"] == arm and _group(r, varying) == g]
+        fs = sorted({r["fraction"] for r in sel})
+        return fs, [mean_sd_ci([r["macro_auroc"] for r in sel if r["fraction"] == f]) for f in fs]
+
+    fig, ax = plt.subplots(figsize=(6 + 2 * bool(varying), 4.5))
+    for g in groups:
+        for arm in arms:
+            fs, s = series(g, arm)
+            if not fs:
+                continue
+            mean = np.array([x["mean"] for x in s])
+            ax.plot(fs, mean, marker="o", label=_series_label(g, varying, arm))
+            lo = np.array([x["ci_low"] if x["n"] > 1 else x["mean"] for x in s])
+            hi = np.array([x["ci_high"] if x["n"] > 1 else x["mean"] for x in s])
+            ax.fill_between(fs, lo, hi, alpha=0.2)
     ax.set_xscale("log")
     ax.set(xlabel="label fraction (folds 1-8)", ylabel="macro AUROC on fold 10 (mean, 95% CI)",
            title="Label efficiency")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     paths.append(_save_png(fig, out / "auroc_vs_fraction.png"))
     plt.close(fig)
+    if varying:
+        paths.append(_plot_axes(rows, arms, out, varying, groups))
     return paths
 
 
-def write_outputs(rows: list[dict], arms: list[str], out: Path, timings: dict, encoder: str = DEFAULT_ENCODER) -> str:
+def _plot_axes(rows, arms, out: Path, varying: list[str], groups: list[tuple]) -> Path:
+    """axes.png: per label fraction, bars of macro AUROC (mean, 95 % CI) per arm, one bar per
+    combination of the varying axes, side by side: seed vs field recipe, backbone by backbone."""
+    import matplotlib.pyplot as plt
+
+    from ecgfast.eval.stats import mean_sd_ci
+
+    fractions = sorted({r["fraction"] for r in rows})
+    fig, axs = plt.subplots(1, len(fractions), figsize=(max(4.5, 1.2 * len(arms) * len(groups) ** 0.5 + 3)
+                                                        * len(fractions), 4.5), squeeze=False)
+    width = 0.8 / len(groups)
+    for ax, f in zip(axs[0], fractions):
+        for k, g in enumerate(groups):
+            xs, means, errs = [], [], [[], []]
+            for i, arm in enumerate(arms):
+                vals = [r["macro_auroc"] for r in rows if r["arm"] == arm and r["fraction"] == f
+                        and _group(r, varying) == g]
+                if not vals:
+                    continue
+                s = mean_sd_ci(vals)
+                xs.append(i + (k - (len(groups) - 1) / 2) * width)
+                means.append(s["mean"])
+                errs[0].append(s["mean"] - s["ci_low"] if s["n"] > 1 else 0)
+                errs[1].append(s["ci_high"] - s["mean"] if s["n"] > 1 else 0)
+            if xs:
+                ax.bar(xs, means, width, yerr=errs, capsize=3, label=" ".join(g))
+        ax.set_xticks(range(len(arms)), arms, rotation=20, fontsize=8)
+        ax.set_ylim(0.4, 1.0)
+        ax.set(ylabel="macro AUROC on fold 10 (mean, 95% CI)", title=f"{f:g} of labels")
+        ax.axhline(0.5, color="k", lw=0.6, ls=":")
+    axs[0][0].legend(fontsize=7, title=" / ".join(varying), title_fontsize=7)
+    fig.tight_layout()
+    path = _save_png(fig, out / "axes.png")
+    plt.close(fig)
+    return path
+
+
+def write_outputs(rows: list[dict], arms: list[str], out: Path, timings: dict, encoder: str = DEFAULT_ENCODER,
+                  axes: dict | None = None) -> str:
     from ecgfast.train.checkpoint import atomic_write_text
 
-    flat = [{"arm": r["arm"], "seed": r["seed"], "label_fraction": r["fraction"],
+    axes = axes or {"encoder": [encoder], "recipe": [DEFAULT_RECIPE], "task": [DEFAULT_TASK]}
+    flat = [{**{n: _axis_of(r, n) for n in AXES}, "arm": r["arm"], "seed": r["seed"], "label_fraction": r["fraction"],
              **{m: r[m] for m in METRICS}, **{f"{m}_ci_low": r["ci95"][m][0] for m in METRICS},
              **{f"{m}_ci_high": r["ci95"][m][1] for m in METRICS}} for r in rows]
     buf = io.StringIO()
@@ -365,12 +548,18 @@ def write_outputs(rows: list[dict], arms: list[str], out: Path, timings: dict, e
     writer.writeheader()
     writer.writerows(flat)
     atomic_write_text(out / "results.csv", buf.getvalue())
-    atomic_write_text(out / "results.json", json.dumps({"encoder": encoder, "runs": flat, "timings_s": timings},
-                                                       indent=1))
+    encoders = axes.get("encoder") or [encoder]
+    atomic_write_text(out / "results.json", json.dumps({
+        "encoder": encoders[0] if len(encoders) == 1 else None, "encoders": encoders,
+        "recipes": axes.get("recipe"), "tasks": axes.get("task"), "runs": flat, "timings_s": timings}, indent=1))
     all_arms = arms + (["supervised"] if "supervised" not in arms and any(r["arm"] == "supervised" for r in rows) else [])
-    table, _ = summarize(rows, all_arms)
-    atomic_write_text(out / "summary.md", f"# ecgfast experiment\n\nEncoder (backbone): {encoder}.\n\n" + table + "\n")
-    plot(rows, all_arms, out)
+    table, _ = summarize(rows, all_arms, axes)
+    head = (f"Encoder (backbone): {encoders[0]}." if len(encoders) == 1 else
+            f"Encoders (backbones): {', '.join(encoders)}.")
+    head += f" Recipes: {', '.join(axes.get('recipe') or [DEFAULT_RECIPE])}." \
+            f" Tasks: {', '.join(axes.get('task') or [DEFAULT_TASK])}."
+    atomic_write_text(out / "summary.md", f"# ecgfast experiment\n\n{head}\n\n" + table + "\n")
+    plot(rows, all_arms, out, axes)
     return table
 
 
@@ -387,12 +576,14 @@ def run(cfg: ExperimentConfig, timings: dict | None = None) -> str:
     prepare_output_folder(cfg.out)  # a read-only or full --out fails now, not after the first run
     dataset = dataset_fingerprint(cfg)
     rows, encoders = [], {}
-    for arm, seed, fraction in plan(cfg):
+    for cell, arm, seed, fraction in plan(cfg):
         method = _pretrain_method(arm)
-        if method and (method, seed) not in encoders:
-            encoders[(method, seed)] = pretrain(cfg, method, seed, timings, dataset)
-        rows.append(train_and_evaluate(cfg, arm, seed, fraction, encoders.get((method, seed)), timings, dataset))
-    return write_outputs(rows, list(cfg.arms), cfg.out, timings, cfg.encoder)
+        key = (cell.encoder, cell.recipe, method, seed)  # the task does not change pretraining
+        if method and key not in encoders:
+            encoders[key] = pretrain(cfg, method, seed, timings, dataset, cell)
+        rows.append(train_and_evaluate(cfg, arm, seed, fraction, encoders.get(key), timings, dataset, cell))
+    return write_outputs(rows, list(cfg.arms), cfg.out, timings, cfg.encoder,
+                         axes={name: list(cfg.axis(name)) for name in AXES})
 
 
 def main(argv=None) -> int:
@@ -402,7 +593,9 @@ def main(argv=None) -> int:
 
     def go():
         print(run(cfg))
-        print(f"\nresults in {cfg.out}: results.csv, results.json, summary.md, roc_curves.png, auroc_vs_fraction.png")
+        extra = ", axes.png" if any(len(cfg.axis(n)) > 1 for n in AXES) else ""
+        print(f"\nresults in {cfg.out}: results.csv, results.json, summary.md, roc_curves.png, "
+              f"auroc_vs_fraction.png{extra}")
 
     return run_command("experiment", go)
 

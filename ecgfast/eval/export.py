@@ -9,7 +9,9 @@ I, II, III, aVR, aVL, aVF, V1-V6), T = ``--input-length`` samples (default the
 trained length) **at the trained sampling rate, in mV**. Inside the graph: the
 leads are put in the trained order (``index_select``), the record is cut to the
 trained length (first window, or the middle one with ``--crop center``) or
-zero-padded at the end, and normalised with the training statistics. Out: an
+zero-padded at the end, and normalised with the training statistics; a model
+trained on crops (``spec["crop_seconds"]``) is run on the window's
+half-overlapping crops and averaged (``ecgfast.models.windows``). Out: an
 encoder gives representations (B, D) (D = 256 for the seed's ecg1dcnn; the
 backbone is the checkpoint's, ``spec["encoder"]``, which ``--encoder`` may
 assert); a classifier gives sigmoid probabilities (B, C) (the thresholds,
@@ -33,6 +35,7 @@ import torch
 from torch import nn
 
 from ecgfast.errors import ConfigError
+from ecgfast.models.windows import window_starts
 
 FORMATS = ("torchscript", "exported", "onnx")
 SUFFIXES = {"torchscript": ".pt", "exported": ".pt2", "onnx": ".onnx"}
@@ -40,7 +43,8 @@ METADATA_KEY = "ecgfast"
 
 
 class ExportModule(nn.Module):
-    """(B, C, T_in) mV at the trained rate -> lead order, crop/pad, normalise -> encoder [-> head -> sigmoid]."""
+    """(B, C, T_in) mV at the trained rate -> lead order, crop/pad, normalise -> encoder [-> head -> sigmoid].
+    For a model trained on crops the encoder's output is its mean over the window's crops."""
 
     def __init__(self, model, input_leads=None, input_length: int | None = None, crop: str = "first"):
         super().__init__()
@@ -61,6 +65,11 @@ class ExportModule(nn.Module):
         self.register_buffer("mean", pre.mean.clone())
         self.register_buffer("std", pre.std.clone())
         self.encoder = model.encoder
+        # A model trained on crops: the mean over the window's crops (ecgfast.models.windows), whose starts are
+        # fixed by the window's fixed length: a plain list, so TorchScript and torch.export see static slices.
+        crop = pre.crop_length
+        self.crop_length = crop if crop is not None and crop < L else 0
+        self.window_starts = window_starts(L, crop) if self.crop_length else [0]  # non-empty: TorchScript infers List[int]
         self.is_classifier = hasattr(model, "head")
         self.head = model.head if self.is_classifier else nn.Identity()
 
@@ -70,7 +79,12 @@ class ExportModule(nn.Module):
         if self.pad > 0:
             x = nn.functional.pad(x, (0, self.pad))
         x = (x - self.mean) / self.std
-        z = self.encoder(x)
+        if self.crop_length > 0:
+            crops = torch.stack([x[:, :, s:s + self.crop_length] for s in self.window_starts], dim=1)
+            z = self.encoder(crops.reshape(-1, x.shape[1], self.crop_length))
+            z = z.reshape(x.shape[0], len(self.window_starts), -1).mean(dim=1)
+        else:
+            z = self.encoder(x)
         if self.is_classifier:
             return torch.sigmoid(self.head(z))
         return z

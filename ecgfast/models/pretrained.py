@@ -14,6 +14,10 @@ the preprocessing it was trained with:
   normalised with the training statistics;
 - ``model.preprocess_windows(...)`` cuts a long record into every window of
   the trained length instead (the last one aligned to the record's end);
+  for a model trained on crops (``spec["crop_seconds"]``, ``--crop-seconds``)
+  the windows are crops of that length with a stride of half of it, and
+  ``forward``/``embed`` of a longer input average over its crops (window
+  averaging, ``ecgfast.models.windows``);
 - ``model.embed(x_pre)`` -> (B, D), D = ``model.out_dim`` of the backbone named
   by ``spec["encoder"]`` (256 for the seed's ``ecg1dcnn``); a classifier's
   ``predict_proba(x_pre)`` and ``predict(x_pre)`` (labels at the checkpoint's
@@ -37,6 +41,7 @@ from torch import nn
 
 from ecgfast.errors import CheckpointError, ConfigError, DataError
 from ecgfast.models.backbones import build_encoder
+from ecgfast.models.windows import crop_samples, window_average
 
 __all__ = ["PretrainedClassifier", "PretrainedEncoder", "checkpoint_spec", "load_classifier", "load_encoder",
            "read_checkpoint", "UNITS"]
@@ -118,6 +123,11 @@ def checkpoint_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dic
                               f"{out['signal_length']} must be positive")
     if len({_lead_key(lead) for lead in out["leads"]}) != len(out["leads"]):
         raise CheckpointError(f"checkpoint {path}: repeated lead names {out['leads']}")
+    crop = out.get("crop_seconds")  # optional: a model trained on crops of the window
+    if crop is not None and not (isinstance(crop, (int, float)) and math.isfinite(crop)
+                                 and 1 <= round(crop * out["sampling_rate"]) <= out["signal_length"]):
+        raise CheckpointError(f"checkpoint {path}: crop_seconds {crop!r} is not a crop of its "
+                              f"{out['signal_length']}-sample window at {out['sampling_rate']} Hz")
     return out
 
 
@@ -195,6 +205,11 @@ class Preprocessing:
         self.spec = spec
         self.sampling_rate = int(spec["sampling_rate"])
         self.signal_length = int(spec["signal_length"])
+        # The unit of inference: the crop a model trained on crops saw (half-overlapping windows), else the window.
+        crop = crop_samples(spec)
+        self.window_length = self.signal_length if crop is None else crop
+        self.window_stride = self.signal_length if crop is None else max(crop // 2, 1)
+        self.crop_length = crop
         self.leads = list(spec["leads"])
         self.unit_factor = _unit_factor(spec.get("units", "mV"))  # trained units per mV is 1 / this
         norm = spec["normalizer"]
@@ -267,8 +282,8 @@ class Preprocessing:
         a = self.to_model_units(a, units)
         return self.resample(a, sampling_rate, where)
 
-    def _fit_length(self, a: np.ndarray, crop: str, pad: bool, where: str, rate) -> np.ndarray:
-        L, T = self.signal_length, a.shape[-1]
+    def _fit_length(self, a: np.ndarray, crop: str, pad: bool, where: str, rate, length: int | None = None) -> np.ndarray:
+        L, T = length or self.signal_length, a.shape[-1]
         if T > L:
             if crop not in CROPS:
                 raise ConfigError(f"crop {crop!r}: expected one of {', '.join(CROPS)}")
@@ -291,13 +306,14 @@ class Preprocessing:
 
     def windows(self, x, sampling_rate, leads=None, units: str = "mV", *, pad: bool = False,
                 where: str = "input", ids=None) -> torch.Tensor:
-        """(B, W, C, L): every window of the trained length, hop = length, the last one ending at the record's end."""
+        """(B, W, C, L): every window of the trained length, hop = length, the last one ending at the record's end
+        (for a model trained on crops: crops of its crop length, hop = half of it)."""
         a = self._common(x, sampling_rate, leads, units, where, ids)
-        L, T = self.signal_length, a.shape[-1]
+        L, T = self.window_length, a.shape[-1]
         if T <= L:
-            a = self._fit_length(a, "first", pad, where, sampling_rate)[:, None]
+            a = self._fit_length(a, "first", pad, where, sampling_rate, length=L)[:, None]
         else:
-            starts = list(range(0, T - L + 1, L))
+            starts = list(range(0, T - L + 1, self.window_stride))
             if starts[-1] + L < T:
                 starts.append(T - L)
             a = np.stack([a[..., s:s + L] for s in starts], axis=1)
@@ -330,6 +346,10 @@ class _Pretrained(nn.Module):
                              f"x.to({str(self.device)!r}) or model.to({str(x.device)!r}) "
                              "(model.preprocess(...) puts its output on the model's device)")
         return x
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder on preprocessed input; for a model trained on crops, the mean over x's crops."""
+        return window_average(self.encoder, self._on_device(x), self._pre.crop_length)
 
     def preprocess(self, x, sampling_rate, leads: Sequence[str] | None = None, units: str = "mV", *,
                    crop: str = "first", pad: bool = False) -> torch.Tensor:
@@ -371,12 +391,12 @@ class PretrainedEncoder(_Pretrained):
         return self.encoder.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self._on_device(x))
+        return self._encode(x)
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Representations (B, out_dim) of preprocessed input (no gradient)."""
-        return self.encoder(self._on_device(x))
+        return self._encode(x)
 
 
 class PretrainedClassifier(_Pretrained):
@@ -406,11 +426,11 @@ class PretrainedClassifier(_Pretrained):
         return self.encoder.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(self._on_device(x)))
+        return self.head(self._encode(x))
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self._on_device(x))
+        return self._encode(x)
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:

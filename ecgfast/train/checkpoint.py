@@ -214,9 +214,12 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
 
 
 def preprocessing_spec(sampling_rate: int, signal_length: int, normalizer: dict, leads=None,
-                       units: str = "mV", encoder: str | None = None, memory_format: str | None = None) -> dict:
+                       units: str = "mV", encoder: str | None = None, recipe: str | None = None,
+                       memory_format: str | None = None) -> dict:
     """What a model expects of its input: rate (Hz), length (samples), lead order, units, normaliser,
     and which encoder reads it (``encoder``, a registered name; default the seed's ``ecg1dcnn``).
+    ``recipe`` (optional key, ``ecgfast.train.recipe``): the named recipe the model was trained with;
+    a spec without it is the seed's (:func:`recipe_of`).
     ``memory_format``: the layout it was trained in (optional key, informative: the weights are the same
     in both layouts and load under either; absent from older checkpoints).
 
@@ -229,9 +232,19 @@ def preprocessing_spec(sampling_rate: int, signal_length: int, normalizer: dict,
     spec = {"sampling_rate": int(sampling_rate), "signal_length": int(signal_length),
             "leads": list(leads or LEADS), "units": units, "normalizer": dict(normalizer),
             "encoder": check_encoder_name(encoder or DEFAULT_ENCODER)}
+    if recipe is not None:
+        from ecgfast.train.recipe import check_recipe_name
+
+        spec["recipe"] = check_recipe_name(recipe)
     if memory_format is not None:
         spec["memory_format"] = memory_format
     return spec
+
+
+def recipe_of(ckpt: dict) -> str:
+    """The recipe a checkpoint's model was trained with: ``spec["recipe"]``, ``seed`` where it names none."""
+    spec = ckpt.get("spec")
+    return str((spec.get("recipe") if isinstance(spec, dict) else None) or "seed")
 
 
 def task_of(ckpt: dict) -> tuple[str, list[str]]:
@@ -272,13 +285,14 @@ def spec_of(ckpt: dict) -> dict:
     """The preprocessing spec of a checkpoint; derived from the config for format-1 files. ``encoder``
     is always present (``ecg1dcnn`` where the checkpoint names none)."""
     if isinstance(ckpt.get("spec"), dict):
-        return {**ckpt["spec"], "encoder": encoder_of(ckpt)}
+        return {**ckpt["spec"], "encoder": encoder_of(ckpt), "recipe": recipe_of(ckpt)}
     from ecgfast import LEADS
 
     config = ckpt.get("config", {}) or {}
     return {"sampling_rate": int(config.get("sampling_rate", 100)),
             "signal_length": int(config.get("signal_length", 1000)),
-            "leads": list(LEADS), "units": "mV", "normalizer": ckpt.get("normalizer"), "encoder": encoder_of(ckpt)}
+            "leads": list(LEADS), "units": "mV", "normalizer": ckpt.get("normalizer"), "encoder": encoder_of(ckpt),
+            "recipe": "seed"}
 
 
 def check_matches_cache(ckpt: dict, path: str | os.PathLike, cache) -> dict:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import time
 from pathlib import Path
 
@@ -27,9 +28,11 @@ from tqdm import tqdm
 
 from ecgfast.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.eval.inference import embed, predict
+from ecgfast.models.windows import random_crops
 from ecgfast.train.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, encoder_of,
                                       load_checkpoint, preprocessing_spec)
-from ecgfast.train.common import (JsonlLogger, adam, autocast, check_training_outputs, deterministic_kernels,
+from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs, deterministic_kernels,
+                                  make_optimizer, make_schedule,
                                   resolve_compile, resolve_device, resolve_precision, run_command, set_seed,
                                   versions)
 from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig, add_classifier_flags, classifier_from_args
@@ -117,6 +120,68 @@ def f1_thresholds(y: np.ndarray, p: np.ndarray) -> list[float]:
     return out
 
 
+# The L2 strengths tried by the logistic probe (sklearn's C = 1 / lambda): 13 values, 1e-4 ... 1e2,
+# half a decade apart, on standardised embeddings.
+LOGISTIC_C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 13))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """One-vs-rest L2 logistic regression (scikit-learn, L-BFGS), one per class: weights (K, D), biases (K,).
+
+    A class with a single label value among the training records gets zero weights and the
+    log-odds of its (clipped) frequency as bias: a constant score, AUROC 0.5.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    weights, biases = np.zeros((y.shape[1], x.shape[1])), np.zeros(y.shape[1])
+    for j in range(y.shape[1]):
+        target = y[:, j] > 0.5
+        if target.all() or not target.any():
+            rate = float(np.clip(target.mean(), 1e-4, 1 - 1e-4))
+            biases[j] = np.log(rate / (1 - rate))
+            continue
+        fit = LogisticRegression(C=c, solver="lbfgs", max_iter=2000).fit(x, target)
+        weights[j], biases[j] = fit.coef_[0], fit.intercept_[0]
+    return weights, biases
+
+
+def train_logistic_probe(model, cache, train_idx, val_idx, normalizer, cfg: ClassifierConfig,
+                         log: JsonlLogger | None = None, device: torch.device | str = "cpu", precision: str = "fp32"):
+    """The linear probe as the field defines it: the frozen encoder's embeddings of folds 1-8 and 9,
+    computed once and standardised (training statistics); an L2 logistic regression per class for each
+    C of :data:`LOGISTIC_C_GRID`; the C with the best fold-9 macro AUROC kept (the smallest C on a tie).
+    Fold 10 is not touched. Returns what :func:`train_classifier` returns, the model's head set to the
+    chosen regression (standardisation folded in), so a probe checkpoint is a classifier like any other.
+    """
+    for p in model.encoder.parameters():
+        p.requires_grad_(False)
+    length = cfg.signal_length
+    x_train = embed(model.encoder, cache, train_idx, normalizer, length, precision, device=device).double().numpy()
+    x_val = embed(model.encoder, cache, val_idx, normalizer, length, precision, device=device).double().numpy()
+    mu, sigma = x_train.mean(0), np.maximum(x_train.std(0, ddof=1) if len(x_train) > 1 else 1.0, 1e-8)
+    z_train, z_val = (x_train - mu) / sigma, (x_val - mu) / sigma
+    y_train, y_val = cache.labels[train_idx], cache.labels[val_idx]
+    history, best = [], None
+    for c in tqdm(LOGISTIC_C_GRID, desc="logistic probe", unit="C", disable=not cfg.run.progress):
+        t0 = time.perf_counter()
+        w, b = fit_logistic(z_train, y_train, c)
+        p_val = 1 / (1 + np.exp(-(z_val @ w.T + b)))
+        auroc = macro_auroc(y_val, p_val)
+        record = {"C": c, "val_macro_auroc": auroc, "seconds": time.perf_counter() - t0}
+        history.append(record)
+        if log:
+            log.log(**record)
+        if best is None or auroc > best[0]:
+            best = (auroc, c, w, b, p_val)
+    auroc, c, w, b, p_val = best
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    w_raw = w / sigma  # head(x) = w (x - mu) / sigma + b as one Linear on x
+    state["head.weight"] = torch.from_numpy(w_raw).to(state["head.weight"].dtype)
+    state["head.bias"] = torch.from_numpy(b - w_raw @ mu).to(state["head.bias"].dtype)
+    history.append({"chosen_C": c, "val_macro_auroc": auroc, "C_grid": list(LOGISTIC_C_GRID)})
+    return state, float(auroc), history, p_val.astype(np.float32)
+
+
 def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: ClassifierConfig, freeze_encoder: bool,
                      log: JsonlLogger | None = None, device: torch.device | str = "cpu", precision: str = "fp32"):
     """Train ``model`` (an ECGClassifier on ``device``); returns (best state dict, best val macro AUROC,
@@ -124,24 +189,34 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
     from ecgfast.data import ECGBatchLoader
 
     device = torch.device(device)
+    if freeze_encoder and cfg.probe == "logistic":
+        return train_logistic_probe(model, cache, train_idx, val_idx, normalizer, cfg, log, device, precision)
     rng = np.random.default_rng(cfg.run.seed)
     loss_fn = make_loss(cfg.loss, cache.labels[train_idx], device)
     y_val = cache.labels[val_idx]
     history, best_state, best_auroc, best_p = [], None, -np.inf, None
     length = cfg.signal_length
+    # Crops (--crop-seconds): fine-tuning trains on one random crop per record and step; every score
+    # (fold 9, the probe's features) is the mean over the window's crops (ecgfast.models.windows).
+    crop = crop_length(cfg, cache.sampling_rate)
+    # --resized-crop without crops resizes crops of the whole window (as in pretraining).
+    train_crop = crop if crop is not None or cfg.resized_crop_min is None else length
+    crop_rng = np.random.default_rng([cfg.run.seed, 1])  # its own stream: the seed's draws stay as they were
     if freeze_encoder:
         for p in model.encoder.parameters():
             p.requires_grad_(False)
-        train_feats = embed(model.encoder, cache, train_idx, normalizer, length, precision, device=device).to(device)
-        val_feats = embed(model.encoder, cache, val_idx, normalizer, length, precision, device=device).to(device)
+        train_feats = embed(model.encoder, cache, train_idx, normalizer, length, precision, device=device,
+                            crop_length=crop).to(device)
+        val_feats = embed(model.encoder, cache, val_idx, normalizer, length, precision, device=device,
+                          crop_length=crop).to(device)
         # The head trains on standardised features (an encoder's scale, a random one's
         # especially, is arbitrary); the standardisation is folded into the saved head.
         mu, sigma = train_feats.mean(0), train_feats.std(0).clamp_min(1e-8)
         train_feats, val_feats = (train_feats - mu) / sigma, (val_feats - mu) / sigma
         position = {int(i): k for k, i in enumerate(train_idx)}
         train_labels = torch.from_numpy(cache.labels[train_idx]).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = adam(params, cfg.lr, device)
+    optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, device, cfg.weight_decay,
+                               None if freeze_encoder else cfg.layer_lr_decay)
     oversampling = cfg.sampling == "oversample"
     if not freeze_encoder:
         # Built once: on CUDA each holds its split in GPU memory, uploaded once, not every epoch.
@@ -152,6 +227,11 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
 
         fixed_loader = None if oversampling else train_loader(train_idx)
         val_loader = ECGBatchLoader(cache, val_idx, 256, shuffle=False, device=device)
+        steps_per_epoch = len(train_idx) // cfg.batch_size if len(train_idx) > cfg.batch_size else 1
+    else:
+        steps_per_epoch = -(-len(train_idx) // cfg.batch_size)
+    schedule = make_schedule(cfg.schedule, cfg.warmup_epochs, cfg.epochs, steps_per_epoch)
+    step = 0
     bar = tqdm(range(cfg.epochs), desc="probe" if freeze_encoder else "fine-tune", unit="epoch",
                disable=not cfg.run.progress, dynamic_ncols=True)
     for epoch in bar:
@@ -167,8 +247,9 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
                 loss = loss_fn(model.head(train_feats[r]), train_labels[r])
                 optimizer.zero_grad()
                 loss.backward()
+                schedule.apply(optimizer, step)
                 optimizer.step()
-                total, steps = total + loss.detach(), steps + 1
+                total, steps, step = total + loss.detach(), steps + 1, step + 1
             model.head.eval()
             with torch.no_grad():
                 p_val = torch.sigmoid(model.head(val_feats)).cpu().numpy()
@@ -177,14 +258,19 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
             loader = fixed_loader or train_loader(idx)
             loader.set_epoch(epoch)
             for batch in loader:
+                x = batch.signals[..., :length]
+                if train_crop is not None:
+                    x = random_crops(x, train_crop, crop_rng, cfg.resized_crop_min)
                 with autocast(precision, device):
-                    logits = model(normalizer(batch.signals[..., :length]))
+                    logits = model(normalizer(x))
                 loss = loss_fn(logits.float(), batch.labels)
                 optimizer.zero_grad()
                 loss.backward()
+                schedule.apply(optimizer, step)
                 optimizer.step()
-                total, steps = total + loss.detach(), steps + 1
-            p_val = predict(model, cache, val_idx, normalizer, length, precision, device=device, loader=val_loader)
+                total, steps, step = total + loss.detach(), steps + 1, step + 1
+            p_val = predict(model, cache, val_idx, normalizer, length, precision, device=device, loader=val_loader,
+                            crop_length=crop)
         train_loss = float(total) / max(steps, 1)  # one host sync an epoch
         if not np.isfinite(train_loss) or not np.isfinite(p_val).all():
             raise TrainingError(f"the training loss became {train_loss} in epoch {epoch + 1}; stopping (nothing "
@@ -205,6 +291,15 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
             log.log(**record)
         bar.set_postfix(loss=f"{train_loss:.3f}", val_auroc=f"{auroc:.3f}", best=f"{best_auroc:.3f}")
     return best_state, float(best_auroc), history, best_p
+
+
+def crop_length(cfg, sampling_rate: int) -> int | None:
+    """Samples of the run's crops (``--crop-seconds`` at the data's rate), or None for the whole window."""
+    if cfg.crop_seconds is None:
+        return None
+    from ecgfast.augment.params import view_samples
+
+    return view_samples(cfg.crop_seconds, sampling_rate, cfg.signal_length, flag="--crop-seconds")
 
 
 def train(cfg: ClassifierConfig) -> Path:
@@ -234,6 +329,9 @@ def train(cfg: ClassifierConfig) -> Path:
         spec = check_matches_cache(ssl, cfg.ssl_checkpoint, cache)
         if spec.get("normalizer"):  # normalise as the encoder was pretrained
             normalizer = Normalizer.from_state_dict(spec["normalizer"])
+        if cfg.crop_seconds is None and spec.get("crop_seconds") is not None:  # the encoder's crops
+            cfg = dataclasses.replace(cfg, crop_seconds=float(spec["crop_seconds"]))
+            cfg.validate()  # the inherited crop must fit this run's --signal-length window
     cache = cache.with_task(cfg.task)  # labels, classes and has_label of the task from here on
     if not cache.classes:
         raise ConfigError(f"--task {cfg.task}: no record of the cache {cache.path} states a {cfg.task} class")
@@ -260,11 +358,14 @@ def train(cfg: ClassifierConfig) -> Path:
                 "fingerprint": dataset_digest(cache), "records": int(len(train_idx))}]
     if ssl is not None:
         corpora = list((ssl.get("data") or {}).get("corpora", [])) + corpora
+    spec = {**preprocessing_spec(cache.sampling_rate, cfg.signal_length, normalizer.state_dict(), cache.leads,
+                                 encoder=encoder, recipe=cfg.recipe, memory_format=memory_format),
+            "task": cfg.task, "classes": list(cache.classes)}
+    if cfg.crop_seconds is not None:  # optional key: scorers average over crops (ecgfast.models.windows)
+        spec["crop_seconds"] = float(cfg.crop_seconds)
     ckpt = {**checkpoint_header("classifier"), "classifier": _cpu(best), "classes": list(cache.classes),
             "normalizer": normalizer.state_dict(), "thresholds": f1_thresholds(cache.labels[val_idx], p_val),
-            "spec": {**preprocessing_spec(cache.sampling_rate, cfg.signal_length, normalizer.state_dict(),
-                                          cache.leads, encoder=encoder, memory_format=memory_format),
-                     "task": cfg.task, "classes": list(cache.classes)},
+            "spec": spec,
             "config": config, "data": {"corpora": corpora}, "val_macro_auroc": best_auroc, "history": history,
             "versions": versions(), "device": str(device), "wall_time_s": float(time.perf_counter() - t_start)}
     atomic_save(ckpt, cfg.out)

@@ -18,8 +18,8 @@ from ecgfast import TASKS
 from ecgfast.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encoder_name
 from ecgfast.models.layout import MEMORY_FORMATS, check_memory_format
-from ecgfast.train.common import (COMPILE_MODES, PRECISIONS, non_negative_int, open_unit, positive_float,
-                                  positive_int, unit_fraction)
+from ecgfast.train.common import (COMPILE_MODES, PRECISIONS, non_negative_float, non_negative_int, open_unit,
+                                  positive_float, positive_int, unit_fraction)
 
 SAMPLING_RATES = (100, 500)
 LOSSES = ("bce", "focal", "weighted", "class_balanced")
@@ -31,6 +31,18 @@ MIN_SIGNAL_LENGTH = 64  # the band-pass needs > 30 samples; the encoder's stride
 def _check(ok: bool, flag: str, value, need: str) -> None:
     if not ok:
         raise ConfigError(f"{flag} {value}: must be {need}")
+
+
+def _check_views(cfg) -> None:
+    """``--crop-seconds`` within the ``--signal-length`` record window; ``--resized-crop`` in (0, 1]."""
+    from ecgfast.augment.params import check_resized_crop_min, view_samples
+
+    try:
+        if cfg.crop_seconds is not None:
+            view_samples(cfg.crop_seconds, cfg.data.sampling_rate, cfg.signal_length, flag="--crop-seconds")
+        check_resized_crop_min(cfg.resized_crop_min, flag="--resized-crop")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 @dataclass
@@ -143,11 +155,20 @@ class PretrainConfig:
     epoch_samples: int | None = None  # with corpora: samples per epoch (default: all their windows)
     memory_budget_mb: float = 256.0  # with corpora: the streaming loader's buffers
     encoder: str = DEFAULT_ENCODER  # the backbone (ecgfast.models.backbones)
+    crop_seconds: float | None = None  # views of S seconds of the record window; None: the whole window
+    resized_crop_min: float | None = None  # random-resized-crop keeping a fraction in [MIN, 1]; None: off
+    # Optimiser and schedule (ecgfast.train.recipe: the recipe sets them, explicit values win).
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    recipe: str = "seed"
 
     def validate(self) -> None:
         from ecgfast.augment import CONFIGS
 
         check_encoder_name(self.encoder)
+        _check_optimisation(self)
         for entry in self.corpus:
             parse_corpus(entry)
         _check(self.epoch_samples is None or self.epoch_samples >= 1, "--epoch-samples", self.epoch_samples, ">= 1")
@@ -164,6 +185,7 @@ class PretrainConfig:
         _check(self.projection_dim >= 1, "--projection-dim", self.projection_dim, ">= 1")
         _check(0 < self.tau < 1, "--tau", self.tau, "in (0, 1) (--tau must be in (0, 1))")
         _check(self.augment in CONFIGS, "--config", self.augment, "one of " + ", ".join(CONFIGS))
+        _check_views(self)
         _check(self.checkpoint_every >= 1, "--checkpoint-every", self.checkpoint_every, ">= 1")
         _check(self.log_every >= 1, "--log-every", self.log_every, ">= 1")
 
@@ -191,10 +213,27 @@ class ClassifierConfig:
     sampling: str = "standard"
     encoder: str | None = None  # the backbone; None: the --ssl-checkpoint's, else the seed's ecg1dcnn
     task: str = "superdiagnostic"  # the PTB-XL benchmark task whose labels train the head (TASKS)
+    # Train on random crops of S seconds, score a record by the mean over its crops (window averaging);
+    # None: the --ssl-checkpoint's (spec["crop_seconds"]), else the whole window.
+    crop_seconds: float | None = None
+    resized_crop_min: float | None = None  # fine-tune on random-resized-crops (--resized-crop MIN); None: off
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    recipe: str = "seed"
+    probe: str = "head"  # with freeze_encoder: "head" (a trained Linear) or "logistic" (L2-tuned, sklearn)
+    layer_lr_decay: float | None = None  # fine-tuning: the encoder's blocks at lr x d, d^2, ... from the top
 
     def validate(self) -> None:
+        from ecgfast.train.recipe import PROBES
+
         if self.encoder is not None:
             check_encoder_name(self.encoder)
+        _check_optimisation(self)
+        _check(self.probe in PROBES, "--probe", self.probe, "one of " + ", ".join(PROBES))
+        _check(self.layer_lr_decay is None or 0 < self.layer_lr_decay <= 1, "--layer-lr-decay",
+               self.layer_lr_decay, "in (0, 1]")
         _check(self.task in TASKS, "--task", self.task, "one of " + ", ".join(TASKS))
         self.data.validate()
         self.run.validate()
@@ -207,9 +246,43 @@ class ClassifierConfig:
                f">= {MIN_SIGNAL_LENGTH}")
         _check(self.loss in LOSSES, "--loss", self.loss, "one of " + ", ".join(LOSSES))
         _check(self.sampling in SAMPLINGS, "--sampling", self.sampling, "one of " + ", ".join(SAMPLINGS))
+        _check_views(self)
 
     def flat(self) -> dict:
         return flatten(self)
+
+
+def _check_optimisation(cfg) -> None:
+    """The recipe, optimiser and schedule settings of a pretraining or classifier config."""
+    from ecgfast.train.common import OPTIMIZERS, SCHEDULES
+    from ecgfast.train.recipe import check_recipe_name
+
+    check_recipe_name(cfg.recipe)
+    _check(cfg.optimizer in OPTIMIZERS, "--optimizer", cfg.optimizer, "one of " + ", ".join(OPTIMIZERS))
+    _check(cfg.schedule in SCHEDULES, "--schedule", cfg.schedule, "one of " + ", ".join(SCHEDULES))
+    _check(math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0, "--weight-decay", cfg.weight_decay, ">= 0")
+    _check(cfg.warmup_epochs >= 0, "--warmup-epochs", cfg.warmup_epochs, ">= 0")
+    _check(cfg.warmup_epochs == 0 or cfg.warmup_epochs < cfg.epochs, "--warmup-epochs", cfg.warmup_epochs,
+           f"fewer than the {cfg.epochs} --epochs")
+
+
+def add_optimisation_flags(p: argparse.ArgumentParser) -> None:
+    """``--recipe`` and its parts; a part given explicitly overrides the recipe's value
+    (defaults are SUPPRESS: ``ecgfast.train.recipe.explicit_parts`` sees only what was given)."""
+    from ecgfast.train.common import OPTIMIZERS, SCHEDULES
+    from ecgfast.train.recipe import RECIPES
+
+    S = argparse.SUPPRESS
+    p.add_argument("--recipe", choices=RECIPES, default="seed",
+                   help="seed (constant-lr Adam, whole-window views: the seed's) or field (2.5 s crop views with "
+                        "random-resized-crop, AdamW + weight decay or LARS from batch 1024, warm-up then cosine, "
+                        "logistic probe; docs/recipes.md); the flags below override its parts")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=S, help="default: the recipe's (seed: adam)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=S,
+                   help="default: the recipe's (seed: 0); never on biases and normalisation parameters")
+    p.add_argument("--schedule", choices=SCHEDULES, default=S, help="learning-rate schedule (default: the recipe's)")
+    p.add_argument("--warmup-epochs", type=non_negative_int, default=S,
+                   help="linear warm-up epochs (default: the recipe's: seed 0, field 10 %% of --epochs)")
 
 
 def flatten(cfg) -> dict:
@@ -232,7 +305,8 @@ def add_pretrain_flags(p: argparse.ArgumentParser, method: str) -> None:
     add_data_flags(p)
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--batch-size", type=_at_least_two, default=256, help="ECG pairs per step (global, over all ranks)")
-    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--lr", type=positive_float, default=argparse.SUPPRESS,
+                   help="default 1e-3 (field recipe with LARS: 0.3 x batch / 256)")
     p.add_argument("--signal-length", type=_signal_length, default=1000, help="samples per lead (the first ones are kept)")
     p.add_argument("--out", type=Path, default=Path(f"checkpoints/ssl_{method}.pt"))
     if method == "simclr":
@@ -244,6 +318,9 @@ def add_pretrain_flags(p: argparse.ArgumentParser, method: str) -> None:
     from ecgfast.augment import CONFIGS
 
     p.add_argument("--config", choices=CONFIGS, default="full", help="augmentations: full or an ablation")
+    add_crop_flag(p, "views of S seconds cut at random from the --signal-length window (default: the whole window)")
+    add_resized_crop_flag(p, "random-resized-crop: each view keeps a fraction drawn in [MIN, 1] of its crop, "
+                             "resampled back to the view's length (MIN in (0, 1]; default off)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the periodic checkpoint (a lower --lr or another --precision may be given)")
     p.add_argument("--checkpoint-every", type=positive_int, default=50, help="steps between periodic checkpoints")
@@ -258,16 +335,29 @@ def add_pretrain_flags(p: argparse.ArgumentParser, method: str) -> None:
     p.add_argument("--memory-budget-mb", type=positive_float, default=256.0,
                    help="with --corpus: memory of the streaming loader's buffers")
     add_encoder_flag(p)
+    add_optimisation_flags(p)
 
 
 def pretrain_from_args(a: argparse.Namespace, method: str) -> PretrainConfig:
-    return PretrainConfig(method=method, data=data_from_args(a), run=run_from_args(a), out=a.out, epochs=a.epochs,
-                          batch_size=a.batch_size, lr=a.lr, signal_length=a.signal_length,
+    from ecgfast.train.recipe import apply_recipe, explicit_parts
+
+    cfg = PretrainConfig(method=method, data=data_from_args(a), run=run_from_args(a), out=a.out, epochs=a.epochs,
+                          batch_size=a.batch_size, signal_length=a.signal_length,
                           temperature=getattr(a, "temperature", 0.07), projection_dim=getattr(a, "projection_dim", 128),
                           tau=getattr(a, "tau", 0.999), augment=a.config, resume=a.resume,
                           checkpoint_every=a.checkpoint_every, log_every=a.log_every, log=a.log,
                           corpus=tuple(a.corpus), epoch_samples=a.epoch_samples, memory_budget_mb=a.memory_budget_mb,
                           encoder=a.encoder)
+    return apply_recipe(cfg, a.recipe, **explicit_parts(a))
+
+
+def add_crop_flag(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--crop-seconds", type=positive_float, default=None, metavar="S", help=help)
+
+
+def add_resized_crop_flag(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--resized-crop", type=positive_float, default=None, metavar="MIN", dest="resized_crop_min",
+                   help=help)
 
 
 def parse_corpus(entry: str) -> tuple[Path, float]:
@@ -290,7 +380,7 @@ def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:
                    help="share of the labelled records of folds 1-8 to train on (stratified, by seed)")
     p.add_argument("--epochs", type=positive_int, default=30)
     p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--lr", type=positive_float, default=argparse.SUPPRESS, help="default 1e-3")
     p.add_argument("--signal-length", type=_signal_length, default=1000)
     p.add_argument("--loss", choices=LOSSES, default="bce")
     p.add_argument("--sampling", choices=SAMPLINGS, default="standard")
@@ -301,6 +391,21 @@ def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:
                                   "--ssl-checkpoint's (another one is refused), or ecg1dcnn with --ssl-checkpoint none")
     else:
         add_encoder_flag(p)
+    add_crop_flag(p, "train on random crops of S seconds of the --signal-length window and score each record by "
+                     "the mean over its crops (default: the --ssl-checkpoint's, else the whole window)")
+    add_resized_crop_flag(p, "train on random-resized-crops keeping a fraction drawn in [MIN, 1] of each crop (the "
+                             "whole window without crops), resampled back to its length (MIN in (0, 1]; default off)")
+    add_optimisation_flags(p)
+    if mode == "finetune":
+        from ecgfast.train.recipe import PROBES
+
+        p.add_argument("--probe", choices=PROBES, default=argparse.SUPPRESS,
+                       help="with --freeze-encoder: head (a Linear trained by --optimizer) or logistic (L2-regularised "
+                            "logistic regression per class on embeddings computed once, C chosen on fold 9 by macro "
+                            "AUROC; implies --freeze-encoder); default: the recipe's (seed: head, field: logistic)")
+        p.add_argument("--layer-lr-decay", type=unit_fraction, default=argparse.SUPPRESS, metavar="D",
+                       help="discriminative learning rates: the head at --lr, the encoder's last block at lr x D, "
+                            "the one before at lr x D^2, ... (default: off)")
     add_run_flags(p)
 
 
@@ -312,13 +417,17 @@ def add_task_flag(p: argparse.ArgumentParser) -> None:
 
 
 def classifier_from_args(a: argparse.Namespace, mode: str) -> ClassifierConfig:
+    from ecgfast.train.recipe import apply_recipe, explicit_parts
+
     ssl = getattr(a, "ssl_checkpoint", None)
-    return ClassifierConfig(mode=mode, ssl_checkpoint=None if ssl is None or str(ssl).lower() == "none" else Path(ssl),
-                            freeze_encoder=getattr(a, "freeze_encoder", False), data=data_from_args(a),
-                            run=run_from_args(a), out=a.out, label_fraction=a.label_fraction, epochs=a.epochs,
-                            batch_size=a.batch_size, lr=a.lr, signal_length=a.signal_length, loss=a.loss,
-                            sampling=a.sampling, encoder=getattr(a, "encoder", None),
-                            task=getattr(a, "task", "superdiagnostic"))
+    freeze = getattr(a, "freeze_encoder", False) or getattr(a, "probe", None) == "logistic"
+    cfg = ClassifierConfig(mode=mode, ssl_checkpoint=None if ssl is None or str(ssl).lower() == "none" else Path(ssl),
+                           freeze_encoder=freeze, data=data_from_args(a),
+                           run=run_from_args(a), out=a.out, label_fraction=a.label_fraction, epochs=a.epochs,
+                           batch_size=a.batch_size, signal_length=a.signal_length, loss=a.loss,
+                           sampling=a.sampling, encoder=getattr(a, "encoder", None),
+                           task=getattr(a, "task", "superdiagnostic"))
+    return apply_recipe(cfg, a.recipe, **explicit_parts(a))
 
 
 def _at_least_two(text: str) -> int:

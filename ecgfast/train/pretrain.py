@@ -34,8 +34,9 @@ from ecgfast.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.models.backbones import DEFAULT_ENCODER
 from ecgfast.models.layout import CONTIGUOUS, resolve_memory_format, set_memory_format
 from ecgfast.train.checkpoint import (atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec,
-                                     with_checksum)
-from ecgfast.train.common import (JsonlLogger, adam, autocast, check_training_outputs, deterministic_kernels,
+                                      with_checksum)
+from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs, deterministic_kernels,
+                                  make_optimizer, make_schedule,
                                   resolve_compile, resolve_device, resolve_precision, run_command, set_seed,
                                   versions)
 from ecgfast.train.config import PretrainConfig, add_pretrain_flags, pretrain_from_args
@@ -44,7 +45,8 @@ METHODS = ("simclr", "byol")
 # Settings that must match between a run and the checkpoint it resumes. lr may be
 # lowered and precision changed on resume (the advice after a divergence).
 RESUME_KEYS = ("encoder", "method", "batch_size", "temperature", "projection_dim", "tau", "signal_length",
-               "sampling_rate", "seed", "augment", "epochs")
+               "sampling_rate", "seed", "augment", "epochs", "crop_seconds", "resized_crop_min", "optimizer",
+               "weight_decay", "schedule", "warmup_epochs", "recipe")
 MAX_WEIGHT_GROWTH = 1e3  # weight norm growing this much since the start (or resume) counts as divergence
 
 
@@ -137,7 +139,8 @@ class Pretrainer:
             self._init_corpora(cfg)
         else:
             self._init_ptbxl(cfg)
-        self.augment = AugmentPipeline(self.sampling_rate, seed=cfg.run.seed, enabled=cfg.augment)
+        self.augment = AugmentPipeline(self.sampling_rate, seed=cfg.run.seed, enabled=cfg.augment,
+                                       crop_seconds=cfg.crop_seconds, resized_crop_min=cfg.resized_crop_min)
         encoder = build_encoder(cfg.encoder, in_ch=len(self.leads))
         model = (SimCLRModel(encoder, projection_dim=cfg.projection_dim) if self.method == "simclr"
                  else BYOLModel(encoder, tau=cfg.tau))
@@ -146,7 +149,9 @@ class Pretrainer:
         if self.world > 1 and self.device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # BN statistics over the global batch
         self.model = model.to(self.device)
-        self.optimizer = adam([p for p in model.parameters() if p.requires_grad], cfg.lr, self.device)
+        self.optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, self.device, cfg.weight_decay)
+        # The rate of every step is a function of the global step alone: a resumed run continues bitwise.
+        self.schedule = make_schedule(cfg.schedule, cfg.warmup_epochs, cfg.epochs, len(self.loader))
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
         if self.compiled:  # in place: the state dict keeps the plain encoder's keys (no _orig_mod.)
             model.encoder.compile()
@@ -313,6 +318,7 @@ class Pretrainer:
 
     def train_step(self, x: torch.Tensor) -> torch.Tensor:
         """One optimisation step; returns the loss as a device tensor (no host sync)."""
+        self.schedule.apply(self.optimizer, self.global_step)
         loss = self.loss(x)
         self.optimizer.zero_grad(set_to_none=True)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -344,6 +350,7 @@ class Pretrainer:
         atomic_save(with_checksum({
             **checkpoint_header("resume"),
             "model": _cpu(self.model.state_dict()), "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "augment": self.augment.state_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step, "config": self.config(), "torch_rng": torch.get_rng_state(),
@@ -357,7 +364,10 @@ class Pretrainer:
                                   "--checkpoint-every steps); start without --resume")
         ckpt = load_checkpoint(path, ("model", "optimizer", "augment", "epoch", "step_in_epoch", "config"),
                                kind="resume")
-        mine, theirs = self.config(), {"encoder": DEFAULT_ENCODER, **ckpt["config"]}  # older runs: the seed's
+        from ecgfast.train.recipe import SEED_VALUES
+
+        # Older resume files name no encoder, recipe or optimiser: they ran the seed's.
+        mine, theirs = self.config(), {"encoder": DEFAULT_ENCODER, **SEED_VALUES, **ckpt["config"]}
         changed = [k for k in RESUME_KEYS if k in mine and mine.get(k) != theirs.get(k)]
         if mine["lr"] > theirs.get("lr", mine["lr"]):
             changed.append("lr")
@@ -376,9 +386,19 @@ class Pretrainer:
             self.model.load_state_dict(ckpt["model"])
         except RuntimeError as exc:
             raise CheckpointError(f"--resume: {path} does not fit this model: {exc}") from None
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        for group in self.optimizer.param_groups:  # a lower --lr given on resume takes effect
-            group["lr"] = self.cfg.lr
+        stored = ckpt.get("schedule")
+        if stored is not None and stored != self.schedule.state_dict():
+            raise CheckpointError(f"--resume: {path} was written with the schedule {stored}, this run has "
+                                  f"{self.schedule.state_dict()} (another number of steps per epoch?): start over "
+                                  "without --resume, or use the original settings")
+        fresh = [{k: g[k] for k in ("initial_lr", "lars_exclude")} for g in self.optimizer.param_groups]
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"--resume: {path}'s optimiser state does not fit this run's "
+                                  f"{self.cfg.optimizer} ({exc}): start over without --resume") from None
+        for group, mine_ in zip(self.optimizer.param_groups, fresh):  # a lower --lr given on resume takes
+            group.update(mine_)  # effect (and files of the seed's Adam have no initial_lr)
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.augment.load_state_dict(ckpt["augment"])
@@ -397,14 +417,20 @@ class Pretrainer:
         self.memory_format = theirs
         set_memory_format(self.model, theirs)
 
+    def spec(self) -> dict:
+        spec = preprocessing_spec(self.sampling_rate, self.cfg.signal_length, self.normalizer.state_dict(),
+                                  self.leads, encoder=self.cfg.encoder, recipe=self.cfg.recipe,
+                                  memory_format=self.memory_format)
+        if self.cfg.crop_seconds is not None:  # optional key: trained on crops, scored by window averaging
+            spec["crop_seconds"] = float(self.cfg.crop_seconds)
+        return spec
+
     def output_checkpoint(self) -> dict:
         records_seen = self.global_step * self.cfg.batch_size
         return {
             **checkpoint_header("encoder"),
             "encoder": _cpu(self.model.encoder.state_dict()),
-            "spec": preprocessing_spec(self.sampling_rate, self.cfg.signal_length,
-                                       self.normalizer.state_dict(), self.leads, encoder=self.cfg.encoder,
-                                       memory_format=self.memory_format),
+            "spec": self.spec(),
             "classes": list(self.classes), "normalizer": self.normalizer.state_dict(),
             "config": self.config(),
             "data": {"corpora": self.corpora_info, "records_seen": int(records_seen)},

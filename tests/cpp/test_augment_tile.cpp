@@ -60,10 +60,14 @@ static std::vector<double> draw(int64_t B, int64_t T, double fs, std::mt19937_64
   return p;
 }
 
-static void check_case(int64_t B, int64_t C, int64_t T, double fs, int64_t slots, double rate, uint64_t seed) {
+// per_view: each view reads its own input batch (the crops of step 0: x is (2, B, C, T), Problem::view_stride
+// B * C * T), partners included; else both views read one (B, C, T) batch.
+static void check_case(int64_t B, int64_t C, int64_t T, double fs, int64_t slots, double rate, uint64_t seed,
+                       bool per_view = false) {
   std::mt19937_64 g(seed);
   std::normal_distribution<float> n(0.0f, 1.0f);
-  std::vector<float> x(B * C * T);
+  const int64_t view_stride = per_view ? B * C * T : 0;
+  std::vector<float> x((per_view ? 2 : 1) * B * C * T);
   for (auto& v : x) v = n(g);
   const auto params = draw(B, T, fs, g, rate);
   const int64_t items = 2 * B * C, tiles = (items + tile::kLanes - 1) / tile::kLanes;
@@ -75,7 +79,8 @@ static void check_case(int64_t B, int64_t C, int64_t T, double fs, int64_t slots
     const int64_t vb = item / C, c = item % C, b = vb % B;
     const double* p = params.data() + vb * aug::kNumParams;
     const int64_t mix = static_cast<int64_t>(p[aug::kMixPartner]), cut = static_cast<int64_t>(p[aug::kCutPartner]);
-    aug::augment_lead(x.data() + (b * C + c) * T, x.data() + (mix * C + c) * T, x.data() + (cut * C + c) * T,
+    const float* xv = x.data() + (vb / B) * view_stride;
+    aug::augment_lead(xv + (b * C + c) * T, xv + (mix * C + c) * T, xv + (cut * C + c) * T,
                       want.data() + item * T, static_cast<int>(T), static_cast<int>(c), fs, p, ext.data(),
                       tile::AddHashNoise{});
   }
@@ -84,7 +89,7 @@ static void check_case(int64_t B, int64_t C, int64_t T, double fs, int64_t slots
   std::vector<float> got(items * T, std::nanf(""));
   std::vector<double> ws_ext(slots * tile::Scratch::ext_size(T), std::nan(""));
   std::vector<float> ws_y(slots * tile::Scratch::y_size(T), std::nanf(""));
-  const tile::Problem pb{x.data(), params.data(), got.data(), B, C, T, fs};
+  const tile::Problem pb{x.data(), view_stride, params.data(), got.data(), B, C, T, fs};
   for (int64_t k = 0; k < slots; ++k) {
     tile::Shared sh;
     std::memset(&sh, 0xff, sizeof sh);  // garbage, as uninitialised shared memory
@@ -95,18 +100,54 @@ static void check_case(int64_t B, int64_t C, int64_t T, double fs, int64_t slots
   bool changed = false;  // the case did augment something
   for (int64_t item = 0; item < items && !changed; ++item) {
     const int64_t vb = item / C, b = vb % B, c = item % C;
-    changed = std::memcmp(want.data() + item * T, x.data() + (b * C + c) * T, T * sizeof(float)) != 0;
+    changed = std::memcmp(want.data() + item * T, x.data() + (vb / B) * view_stride + (b * C + c) * T,
+                          T * sizeof(float)) != 0;
   }
   ECG_CHECK(changed || rate == 0);
 }
 
+// Step 0 (crop_sample, which the CUDA crop kernel runs per element and the CPU kernel per row): a plain
+// crop is the record's samples from crop_start; a resized crop of fraction 1 starting on a sample is that
+// copy too (weights 0); one of fraction 1/2 is the midpoints and samples alternately.
+static void check_crop() {
+  const int T = 300, L = 100;
+  std::vector<float> x(T);
+  for (int t = 0; t < T; ++t) x[t] = static_cast<float>(std::sin(0.1 * t) + 0.01 * t);
+  std::vector<double> p(aug::kNumParams, 0.0);
+  std::vector<float> y(L);
+  p[aug::kCropStart] = 57;
+  ECG_CHECK(aug::crop_in_range(p.data(), T, L));
+  aug::crop_lead(x.data(), y.data(), T, L, p.data());
+  ECG_CHECK(std::memcmp(y.data(), x.data() + 57, L * sizeof(float)) == 0);
+  p[aug::kRrcOn] = 1, p[aug::kRrcStart] = 57, p[aug::kRrcFrac] = 1.0;
+  aug::crop_lead(x.data(), y.data(), T, L, p.data());
+  ECG_CHECK(std::memcmp(y.data(), x.data() + 57, L * sizeof(float)) == 0);
+  p[aug::kRrcStart] = 10, p[aug::kRrcFrac] = 0.5;
+  aug::crop_lead(x.data(), y.data(), T, L, p.data());
+  for (int t = 0; t < L; ++t) {
+    const int i = 10 + t / 2;
+    if (t % 2 == 0) {
+      ECG_CHECK(y[t] == x[i]);
+    } else {
+      ECG_CHECK(std::fabs(y[t] - 0.5f * (x[i] + x[i + 1])) <= 1e-6f);
+    }
+  }
+  p[aug::kCropStart] = T - L + 1;  // one past the last start
+  ECG_CHECK(!aug::crop_in_range(p.data(), T, L));
+  p[aug::kCropStart] = -1;
+  ECG_CHECK(!aug::crop_in_range(p.data(), T, L));
+}
+
 int main() {
+  check_crop();
   check_case(/*B=*/5, /*C=*/12, /*T=*/1000, 100.0, /*slots=*/2, /*rate=*/1.0, 1);  // 120 rows: 3 full tiles + 24
   check_case(4, 12, 1000, 100.0, 3, 0.5, 2);                                       // 96 rows: exactly 3 tiles
   check_case(7, 3, 257, 100.0, 1, 0.7, 3);                                         // 42 rows, T not a multiple of 32
   check_case(1, 12, 64, 100.0, 4, 1.0, 4);                                         // 24 rows: one partial tile
   check_case(3, 12, 5000, 500.0, 1, 0.6, 5);                                       // 500 Hz
   check_case(2, 12, 200, 100.0, 1, 0.0, 6);                                        // nothing on: a copy
+  check_case(5, 12, 250, 100.0, 2, 1.0, 7, /*per_view=*/true);                     // the views' crops as input
+  check_case(3, 12, 97, 100.0, 1, 0.6, 8, /*per_view=*/true);
   std::puts("test_augment_tile: ok");
   return 0;
 }

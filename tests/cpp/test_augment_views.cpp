@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "augment/augment_lead.h"
@@ -11,7 +12,8 @@
 using ecgfast::augment::kNumParams;
 namespace col = ecgfast::augment;
 
-using AugmentOp = c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&, double)>;
+using AugmentOp =
+    c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&, double, std::optional<int64_t>)>;
 
 at::Tensor no_augmentation(int64_t B) { return at::zeros({2, B, kNumParams}, at::kDouble); }
 
@@ -34,7 +36,7 @@ void check_frequency_warp(const AugmentOp& op) {
         params[v][b][col::kWarpOn] = 1;
         params[v][b][col::kWarpR] = r[v][b];
       }
-    auto out = op.call(x, params, 100.0);
+    auto out = op.call(x, params, 100.0, std::nullopt);
     auto xa = x.to(at::kDouble);
     for (int v = 0; v < 2; ++v)
       for (int b = 0; b < B; ++b) {
@@ -94,7 +96,7 @@ void check_bandpass(const AugmentOp& op) {
         params[1][0][first + i] = coef[i];
       }
     }
-    auto out = op.call(xc, params, fs);
+    auto out = op.call(xc, params, fs, std::nullopt);
     ECG_CHECK(at::equal(out[0], xc));  // view 0: no band-pass
     for (int j = 0; j < 3; ++j) {
       if (kLeads[j] >= C) continue;
@@ -119,7 +121,7 @@ void check_motion_artifact(const AugmentOp& op) {
       params[v][b][col::kMotionFreq] = freq[v][b];
       params[v][b][col::kMotionPhase] = phase[v][b];
     }
-  auto out = op.call(x, params, fs);
+  auto out = op.call(x, params, fs, std::nullopt);
   auto t = at::arange(T, at::kDouble);
   for (int v = 0; v < 2; ++v)
     for (int b = 0; b < B; ++b) {
@@ -144,8 +146,8 @@ void check_channel_noise(const AugmentOp& op) {
     params[v][0][col::kNoiseKeyLo] = static_cast<double>(lo[v]);
     params[v][0][col::kNoiseKeyHi] = static_cast<double>(hi[v]);
   }
-  auto out = op.call(x, params, 100.0);
-  ECG_CHECK(at::equal(out, op.call(x, params, 100.0)));  // a pure function of the key
+  auto out = op.call(x, params, 100.0, std::nullopt);
+  ECG_CHECK(at::equal(out, op.call(x, params, 100.0, std::nullopt)));  // a pure function of the key
   auto lead_std = x[0].to(at::kDouble).std(1, /*unbiased=*/false);
   std::vector<at::Tensor> z(2);
   for (int v = 0; v < 2; ++v) {
@@ -166,15 +168,56 @@ void check_channel_noise(const AugmentOp& op) {
   ECG_CHECK(std::abs((z[0] * z[1]).mean().item<double>()) < 0.05);  // the views' keys differ
 }
 
+// Step 0: with a view length, each view is first cut to it (crop_start), and the seven steps run on the
+// crop: CutMix's span and partner are in the view's time and the partner's crop of the same view.
+void check_crop(const AugmentOp& op) {
+  const int64_t B = 3, C = 12, T = 300, L = 120;
+  auto x = at::randn({B, C, T});
+  auto params = no_augmentation(B);
+  const int64_t start[2][3] = {{0, 180, 57}, {13, 0, 99}};
+  for (int v = 0; v < 2; ++v)
+    for (int b = 0; b < B; ++b) params[v][b][col::kCropStart] = static_cast<double>(start[v][b]);
+  auto out = op.call(x, params, 100.0, L);
+  ECG_CHECK(out.sizes() == at::IntArrayRef({2, B, C, L}));
+  for (int v = 0; v < 2; ++v)
+    for (int b = 0; b < B; ++b) ECG_CHECK(at::equal(out[v][b], x[b].slice(1, start[v][b], start[v][b] + L)));
+  // The whole record as the view, start 0: the views of no view length (a copy, bit for bit).
+  ECG_CHECK(at::equal(op.call(x, no_augmentation(B), 100.0, T), op.call(x, no_augmentation(B), 100.0, std::nullopt)));
+  params[1][0][col::kCutOn] = 1;
+  params[1][0][col::kCutStart] = 30;
+  params[1][0][col::kCutLen] = 20;
+  params[1][0][col::kCutPartner] = 2;
+  out = op.call(x, params, 100.0, L);
+  ECG_CHECK(at::equal(out[1][0].slice(1, 30, 50), x[2].slice(1, 99 + 30, 99 + 50)));
+  ECG_CHECK(at::equal(out[1][0].slice(1, 0, 30), x[0].slice(1, 13, 13 + 30)));
+  // A crop start past the record's end, and a view longer than the record, are refused.
+  params[0][1][col::kCropStart] = T - L + 1;
+  bool threw = false;
+  try {
+    op.call(x, params, 100.0, L);
+  } catch (const c10::Error&) {
+    threw = true;
+  }
+  ECG_CHECK(threw);
+  threw = false;
+  try {
+    op.call(x, no_augmentation(B), 100.0, T + 1);
+  } catch (const c10::Error&) {
+    threw = true;
+  }
+  ECG_CHECK(threw);
+}
+
 int main() {
-  auto op = find_op<at::Tensor(const at::Tensor&, const at::Tensor&, double)>("ecgfast::augment_views");
+  auto op = find_op<at::Tensor(const at::Tensor&, const at::Tensor&, double, std::optional<int64_t>)>(
+      "ecgfast::augment_views");
   at::manual_seed(0);
   const int64_t B = 3, C = 12, T = 200;
   auto x = at::randn({B, C, T});
   auto params = at::zeros({2, B, kNumParams}, at::kDouble);
 
   // Every augmentation off: both views are the input.
-  auto out = op.call(x, params, 100.0);
+  auto out = op.call(x, params, 100.0, std::nullopt);
   ECG_CHECK(out.sizes() == at::IntArrayRef({2, B, C, T}));
   ECG_CHECK(at::equal(out[0], x) && at::equal(out[1], x));
 
@@ -183,7 +226,7 @@ int main() {
   params[1][0][col::kCutStart] = 50;
   params[1][0][col::kCutLen] = 40;
   params[1][0][col::kCutPartner] = 2;
-  out = op.call(x, params, 100.0);
+  out = op.call(x, params, 100.0, std::nullopt);
   ECG_CHECK(at::equal(out[1][0].slice(1, 50, 90), x[2].slice(1, 50, 90)));
   ECG_CHECK(at::equal(out[1][0].slice(1, 0, 50), x[0].slice(1, 0, 50)));
   ECG_CHECK(at::equal(out[1][0].slice(1, 90, T), x[0].slice(1, 90, T)));  // the tail too
@@ -193,19 +236,20 @@ int main() {
   params[0][2][col::kMixOn] = 1;
   params[0][2][col::kMixLambda] = 0.75;
   params[0][2][col::kMixPartner] = 1;
-  out = op.call(x, params, 100.0);
+  out = op.call(x, params, 100.0, std::nullopt);
   ECG_CHECK(at::allclose(out[0][2], 0.75 * x[2] + 0.25 * x[1], 1e-6, 1e-6));
 
   // Temporal dropout: a straight line between the span's edges.
   params[0][1][col::kDropOn] = 1;
   params[0][1][col::kDropStart] = 20;
   params[0][1][col::kDropLen] = 9;
-  out = op.call(x, params, 100.0);
+  out = op.call(x, params, 100.0, std::nullopt);
   auto y = out[0][1][4];
   const float left = y[19].item<float>(), right = y[29].item<float>();
   for (int k = 0; k < 9; ++k) ECG_CHECK(std::abs(y[20 + k].item<float>() - (left + (right - left) * (k + 1) / 10.0f)) < 1e-5);
 
   check_frequency_warp(op);
+  check_crop(op);
   check_bandpass(op);
   check_motion_artifact(op);
   check_channel_noise(op);
@@ -214,7 +258,7 @@ int main() {
   params[0][0][col::kMixPartner] = 7;
   bool threw = false;
   try {
-    op.call(x, params, 100.0);
+    op.call(x, params, 100.0, std::nullopt);
   } catch (const c10::Error&) {
     threw = true;
   }

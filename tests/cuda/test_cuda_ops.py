@@ -83,6 +83,14 @@ def test_augment_views_each_ablation(config):
     assert_views_equal(dict(sampling_rate=100, seed=4, enabled=config, rates=ALL_ON), ecg_like(16, seed=4))
 
 
+@pytest.mark.parametrize("kw", [dict(crop_seconds=2.5), dict(crop_seconds=2.5, resized_crop_min=0.3),
+                                dict(resized_crop_min=0.5), dict(crop_seconds=2.57)],
+                         ids=["crop", "crop+rrc", "rrc", "crop-not-a-multiple-of-32"])
+def test_augment_views_crops(kw):
+    """Step 0 (the crop kernel) then the tiles reading each view's crops (Problem::view_stride)."""
+    assert_views_equal(dict(sampling_rate=100, seed=11, rates=ALL_ON, **kw), ecg_like(24, seed=11))
+
+
 def test_augment_views_design_rates_at_500_hz():
     assert_views_equal(dict(sampling_rate=500, seed=5), ecg_like(8, length=5000, fs=500, seed=5))
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,14 +95,38 @@ const IsaLevel& isa() {
 
 std::string augment_cpu_isa() { return isa().name; }
 
-at::Tensor augment_views_cpu(const at::Tensor& x_in, const at::Tensor& params_in, double fs) {
+// Step 0: every (view, sample, lead) row of the record cut to its view (2, B, C, L).
+at::Tensor crop_views(const at::Tensor& x, const double* pp, int64_t L) {
+  const int64_t B = x.size(0), C = x.size(1), T = x.size(2);
+  for (int64_t i = 0; i < 2 * B; ++i)
+    TORCH_CHECK(crop_in_range(pp + i * kNumParams, T, L), "augment_views: crop start ", pp[i * kNumParams + kCropStart],
+                " out of range for views of ", L, " samples of a record of ", T);
+  auto crops = at::empty({2, B, C, L}, x.options());
+  const float* xp = x.data_ptr<float>();
+  float* cp = crops.data_ptr<float>();
+  at::parallel_for(0, 2 * B * C, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t vb = row / C, c = row % C;
+      crop_lead(xp + ((vb % B) * C + c) * T, cp + row * L, static_cast<int>(T), static_cast<int>(L),
+                pp + vb * kNumParams);
+    }
+  });
+  return crops;
+}
+
+at::Tensor augment_views_cpu(const at::Tensor& x_in, const at::Tensor& params_in, double fs,
+                             std::optional<int64_t> view_length) {
   check_augment_views_args(x_in, params_in, fs);
+  const int64_t L = checked_view_length(x_in, view_length);
   const auto x = x_in.contiguous();
   const auto params = params_in.contiguous();
-  const int64_t B = x.size(0), C = x.size(1), T = x.size(2);
-  auto out = at::empty({2, B, C, T}, x.options());
-  const float* xp = x.data_ptr<float>();
+  const int64_t B = x.size(0), C = x.size(1);
   const double* pp = params.data_ptr<double>();
+  // The views' inputs: the crops (one batch per view), or the record itself for both views.
+  const auto input = view_length.has_value() ? crop_views(x, pp, L) : x;
+  const int64_t view_stride = view_length.has_value() ? B * C * L : 0;
+  auto out = at::empty({2, B, C, L}, x.options());
+  const float* xp = input.data_ptr<float>();
   float* yp = out.data_ptr<float>();
 
   for (int64_t i = 0; i < 2 * B; ++i) {  // partners index into the batch
@@ -113,6 +138,7 @@ at::Tensor augment_views_cpu(const at::Tensor& x_in, const at::Tensor& params_in
   // Work item = (view, sample): all leads of one sample stay in cache through
   // the seven steps; every item reads only the input, so order doesn't matter.
   const auto sample = isa().augment_sample;
+  const int64_t T = L;
   at::parallel_for(0, 2 * B, 1, [&](int64_t begin, int64_t end) {
     std::vector<double> ext((T + 2 * kBandpassPad) * C);
     std::vector<int> warp_i0(T);
@@ -120,9 +146,10 @@ at::Tensor augment_views_cpu(const at::Tensor& x_in, const at::Tensor& params_in
     SampleScratch scratch{ext.data(), warp_i0.data(), warp_w.data(), wave.data()};
     for (int64_t vb = begin; vb < end; ++vb) {
       const double* p = pp + vb * kNumParams;
-      sample(xp + (vb % B) * C * T, xp + static_cast<int64_t>(p[kMixPartner]) * C * T,
-                     xp + static_cast<int64_t>(p[kCutPartner]) * C * T, yp + vb * C * T, static_cast<int>(C),
-                     static_cast<int>(T), fs, p, scratch);
+      const float* xv = xp + (vb / B) * view_stride;  // this view's input batch
+      sample(xv + (vb % B) * C * T, xv + static_cast<int64_t>(p[kMixPartner]) * C * T,
+             xv + static_cast<int64_t>(p[kCutPartner]) * C * T, yp + vb * C * T, static_cast<int>(C),
+             static_cast<int>(T), fs, p, scratch);
     }
   });
   return out;

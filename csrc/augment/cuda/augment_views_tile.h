@@ -36,7 +36,8 @@ struct StridedRow {
 };
 
 struct Problem {
-  const float* x;        // (B, C, T) input, contiguous
+  const float* x;        // the views' input, contiguous: (B, C, T) read by both views, or (2, B, C, T) the crops
+  int64_t view_stride;   // elements from view 0's input batch to view 1's: 0, or B * C * T for the crops
   const double* params;  // (2, B, kNumParams), contiguous
   float* out;            // (2, B, C, T): row `item` = (view * B + sample) * C + lead at out + item * T
   int64_t B, C, T;
@@ -77,11 +78,11 @@ ECG_HD void process_tile(const Warp& w, const Problem& pb, int64_t tile, const S
   const int T = static_cast<int>(pb.T);
   float* xt = reinterpret_cast<float*>(s.ext);
 
-  // 0. Where each row's input is: sample (view * B + sample) % B, same lead.
+  // 0. Where each row's input is: sample (view * B + sample) % B, same lead, of the view's input batch.
   for (ECG_LANES(w, lane)) {
     if (lane < rows) {
       const int64_t item = item0 + lane, vb = item / pb.C;
-      sh.row[lane] = ((vb % pb.B) * pb.C + item % pb.C) * pb.T;
+      sh.row[lane] = (vb / pb.B) * pb.view_stride + ((vb % pb.B) * pb.C + item % pb.C) * pb.T;
     }
   }
   w.sync();
@@ -114,8 +115,9 @@ ECG_HD void process_tile(const Warp& w, const Problem& pb, int64_t tile, const S
       const double mix_d = p[kMixPartner], cut_d = p[kCutPartner];
       const double B = static_cast<double>(pb.B);
       w.check_partners(mix_d >= 0 && mix_d < B, cut_d >= 0 && cut_d < B);  // NaN fails both comparisons too
-      const float* mix = pb.x + (static_cast<int64_t>(mix_d) * pb.C + c) * pb.T;
-      const float* cut = pb.x + (static_cast<int64_t>(cut_d) * pb.C + c) * pb.T;
+      const float* xv = pb.x + (item / pb.C / pb.B) * pb.view_stride;  // the view's input batch
+      const float* mix = xv + (static_cast<int64_t>(mix_d) * pb.C + c) * pb.T;
+      const float* cut = xv + (static_cast<int64_t>(cut_d) * pb.C + c) * pb.T;
       const StridedRow<float> y{s.y + lane, kLanes};
       if (p[kBpOn] != 0) bandpass(y, T, p, StridedRow<double>{s.ext + lane, kLanes});
       augment_lead_rest(mix, cut, y, T, static_cast<int>(c), pb.fs, p, /*wave=*/nullptr, AddHashNoise{});
