@@ -1,11 +1,11 @@
 """Checkpoints: safe to load from any source, crash-safe to write, self-describing.
 
-Format (``format_version`` 3; docs/checkpoints.md). A checkpoint is a dict that
+Format (``format_version`` 4; docs/checkpoints.md). A checkpoint is a dict that
 holds only tensors, numbers, strings, booleans, None, lists, tuples and dicts,
 so it loads with ``torch.load(weights_only=True)``: a crafted pickle is refused
 without running any of its code. Keys:
 
-- ``format`` = ``"ecgfast-checkpoint"``, ``format_version`` = 3, ``kind`` =
+- ``format`` = ``"ecgfast-checkpoint"``, ``format_version`` = 4, ``kind`` =
   ``"encoder"`` | ``"classifier"`` | ``"resume"``;
 - ``encoder`` (kind encoder: the encoder's state dict, as DESIGN's
   ``{"encoder": state_dict}``) or ``classifier`` (``ECGClassifier`` state dict);
@@ -39,7 +39,9 @@ from ecgfast._fs import atomic_write
 from ecgfast.errors import CheckpointError
 
 FORMAT = "ecgfast-checkpoint"
-FORMAT_VERSION = 3  # 3: spec["encoder"] names the backbone (formats 1 and 2: the seed's ecg1dcnn)
+FORMAT_VERSION = 4  # 4: optional spec keys task/classes/crop_seconds/recipe/memory_format, resume checksums
+# 3: spec["encoder"] names the backbone (formats 1 and 2: the seed's ecg1dcnn). Every key added since
+# format 3 is optional and read with the old behaviour as its default, so files of formats 1-3 load unchanged.
 KINDS = ("encoder", "classifier", "resume")
 CHECKSUM_KEY = "checksum"  # optional (resume files from format 4): see state_checksum
 WEIGHT_KEYS = ("encoder", "classifier", "model")  # the state dicts whose values must be finite

@@ -55,7 +55,7 @@ def test_each_backbone_pretrains_with_simclr(encoders, name):
 
     out = _encoder_ckpt(encoders, name)
     ckpt = torch.load(out, weights_only=True)
-    assert ckpt["format_version"] == 3 and ckpt["spec"]["encoder"] == name and ckpt["config"]["encoder"] == name
+    assert ckpt["format_version"] == 4 and ckpt["spec"]["encoder"] == name and ckpt["config"]["encoder"] == name
     fresh = build_encoder(name)
     fresh.load_state_dict(ckpt["encoder"], strict=True)  # the plain backbone's keys
     assert all(torch.isfinite(v).all() for v in ckpt["encoder"].values() if v.is_floating_point())
