@@ -16,24 +16,9 @@ from ecgfast.train import pretrain
 from ecgfast.train.pretrain import resume_path
 from ecgfast.train_ssl_byol import main as byol_main
 from ecgfast.train_ssl_simclr import main as simclr_main
+from tiny_run import tiny_args
 
-TINY = ["--epochs", "1", "--batch-size", "32", "--signal-length", "128", "--no-progress", "--precision", "fp32"]
 NEW = [n for n in ENCODER_NAMES if n != "ecg1dcnn"]
-
-
-def _args(cache, out, *extra):
-    return ["--cache", str(cache), "--out", str(out), *TINY, *extra]
-
-
-@pytest.fixture(scope="module")
-def tiny_cache(tmp_path_factory):
-    """80 synthetic records at 100 Hz (72 in folds 1-8: two steps of 32), in one process (~5 s)."""
-    from ecgfast.data import build_cache, write_synthetic_ptbxl
-
-    d = tmp_path_factory.mktemp("tiny_ptbxl")
-    root = write_synthetic_ptbxl(d / "PTB-XL", n_records=80, seed=11, sampling_rates=(100,), progress=False,
-                                 workers=1)
-    return build_cache(root, d / "c100.h5", 100, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +30,7 @@ def encoders(tiny_cache, tmp_path_factory):
 def _encoder_ckpt(encoders, name):
     out = encoders["dir"] / f"{name}.pt"
     if not out.is_file():
-        assert simclr_main(_args(encoders["cache"], out, "--encoder", name)) == 0
+        assert simclr_main(tiny_args(encoders["cache"], out, "--encoder", name)) == 0
     return out
 
 
@@ -70,7 +55,7 @@ def test_each_backbone_pretrains_with_simclr(encoders, name):
 
 def test_byol_with_a_new_backbone(tiny_cache, tmp_path):
     out = tmp_path / "byol.pt"
-    assert byol_main(_args(tiny_cache, out, "--encoder", "inception1d", "--tau", "0.99")) == 0
+    assert byol_main(tiny_args(tiny_cache, out, "--encoder", "inception1d", "--tau", "0.99")) == 0
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["spec"]["encoder"] == "inception1d"
     build_encoder("inception1d").load_state_dict(ckpt["encoder"], strict=True)
@@ -81,7 +66,7 @@ def test_a_non_seed_backbone_resumes_bitwise(tiny_cache, tmp_path, monkeypatch, 
     resnet1d_wang run ends with the same encoder, bit for bit, as an uninterrupted one."""
     base = ["--epochs", "2", "--checkpoint-every", "1", "--encoder", "resnet1d_wang"]
     full, cut = tmp_path / "full.pt", tmp_path / "cut.pt"
-    assert simclr_main(_args(tiny_cache, full, *base)) == 0
+    assert simclr_main(tiny_args(tiny_cache, full, *base)) == 0
     real = pretrain.Pretrainer.train_step
 
     def interrupted(self, x):
@@ -90,21 +75,21 @@ def test_a_non_seed_backbone_resumes_bitwise(tiny_cache, tmp_path, monkeypatch, 
         return real(self, x)
 
     monkeypatch.setattr(pretrain.Pretrainer, "train_step", interrupted)
-    assert simclr_main(_args(tiny_cache, cut, *base)) == 130
+    assert simclr_main(tiny_args(tiny_cache, cut, *base)) == 130
     assert not cut.exists() and torch.load(resume_path(cut), weights_only=True)["global_step"] == 3
     monkeypatch.setattr(pretrain.Pretrainer, "train_step", real)
-    assert simclr_main(_args(tiny_cache, cut, *base, "--resume")) == 0
+    assert simclr_main(tiny_args(tiny_cache, cut, *base, "--resume")) == 0
     a, b = torch.load(full, weights_only=True)["encoder"], torch.load(cut, weights_only=True)["encoder"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # resuming it as another backbone names both
     capsys.readouterr()
-    assert simclr_main(_args(tiny_cache, cut, *base[:-1], "xresnet1d50", "--resume")) == 1
+    assert simclr_main(tiny_args(tiny_cache, cut, *base[:-1], "xresnet1d50", "--resume")) == 1
     assert "encoder: checkpoint 'resnet1d_wang' vs now 'xresnet1d50'" in capsys.readouterr().err
 
 
 def test_a_resume_file_from_before_backbones_resumes_as_the_seed(tiny_cache, tmp_path):
     out = tmp_path / "old.pt"
-    args = _args(tiny_cache, out, "--checkpoint-every", "1")
+    args = tiny_args(tiny_cache, out, "--checkpoint-every", "1")
     assert simclr_main(args) == 0
     ckpt = torch.load(resume_path(out), weights_only=True)
     del ckpt["config"]["encoder"]  # what a run written before --encoder stored

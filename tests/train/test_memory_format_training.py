@@ -13,23 +13,8 @@ from ecgfast.models.backbones import build_encoder
 from ecgfast.train import pretrain
 from ecgfast.train.pretrain import resume_path
 from ecgfast.train_ssl_simclr import main as simclr_main
+from tiny_run import tiny_args
 
-TINY = ["--epochs", "1", "--batch-size", "32", "--signal-length", "128", "--no-progress", "--precision", "fp32"]
-
-
-def _args(cache, out, *extra):
-    return ["--cache", str(cache), "--out", str(out), *TINY, *extra]
-
-
-@pytest.fixture(scope="module")
-def tiny_cache(tmp_path_factory):
-    """80 synthetic records at 100 Hz (72 in folds 1-8: two steps of 32)."""
-    from ecgfast.data import build_cache, write_synthetic_ptbxl
-
-    d = tmp_path_factory.mktemp("tiny_ptbxl_mf")
-    root = write_synthetic_ptbxl(d / "PTB-XL", n_records=80, seed=11, sampling_rates=(100,), progress=False,
-                                 workers=1)
-    return build_cache(root, d / "c100.h5", 100, progress=False)
 
 
 def test_an_unknown_memory_format_lists_the_valid_ones(tmp_path, capsys):
@@ -56,7 +41,7 @@ def test_a_checkpoint_loads_and_embeds_alike_under_either_layout(tiny_cache, tmp
     from ecgfast.models.pretrained import load_encoder
 
     out = tmp_path / "enc.pt"
-    assert simclr_main(_args(tiny_cache, out, "--encoder", "resnet1d_wang", "--memory-format", trained)) == 0
+    assert simclr_main(tiny_args(tiny_cache, out, "--encoder", "resnet1d_wang", "--memory-format", trained)) == 0
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["spec"]["memory_format"] == ckpt["config"]["memory_format"] == trained
     build_encoder("resnet1d_wang").load_state_dict(ckpt["encoder"], strict=True)  # Conv1d-shaped weights
@@ -78,7 +63,7 @@ def test_a_checkpoint_without_a_memory_format_loads(tiny_cache, tmp_path):
     from ecgfast.train.checkpoint import spec_of
 
     out = tmp_path / "enc.pt"
-    assert simclr_main(_args(tiny_cache, out)) == 0
+    assert simclr_main(tiny_args(tiny_cache, out)) == 0
     ckpt = torch.load(out, weights_only=True)
     del ckpt["spec"]["memory_format"], ckpt["config"]["memory_format"]
     ckpt["format_version"] = 3
@@ -97,7 +82,7 @@ def test_a_resumed_run_keeps_its_memory_format_bitwise(tiny_cache, tmp_path, mon
     memory formats resumes contiguous."""
     base = ["--epochs", "2", "--checkpoint-every", "1"]
     full, cut = tmp_path / "full.pt", tmp_path / "cut.pt"
-    assert simclr_main(_args(tiny_cache, full, *base, "--memory-format", "contiguous")) == 0
+    assert simclr_main(tiny_args(tiny_cache, full, *base, "--memory-format", "contiguous")) == 0
     real = pretrain.Pretrainer.train_step
 
     def interrupted(self, x):
@@ -106,18 +91,18 @@ def test_a_resumed_run_keeps_its_memory_format_bitwise(tiny_cache, tmp_path, mon
         return real(self, x)
 
     monkeypatch.setattr(pretrain.Pretrainer, "train_step", interrupted)
-    assert simclr_main(_args(tiny_cache, cut, *base, "--memory-format", "contiguous")) == 130
+    assert simclr_main(tiny_args(tiny_cache, cut, *base, "--memory-format", "contiguous")) == 130
     saved = torch.load(resume_path(cut), weights_only=True)
     assert saved["config"]["memory_format"] == "contiguous"
     monkeypatch.setattr(pretrain.Pretrainer, "train_step", real)
     capsys.readouterr()
-    assert simclr_main(_args(tiny_cache, cut, *base, "--memory-format", "channels-last", "--resume")) == 1
+    assert simclr_main(tiny_args(tiny_cache, cut, *base, "--memory-format", "channels-last", "--resume")) == 1
     assert ("was trained with --memory-format contiguous, not channels-last; resume with --memory-format "
             "contiguous (or auto)") in capsys.readouterr().err
     del saved["config"]["memory_format"]  # what a run before --memory-format stored (with no checksum either)
     saved.pop("checksum", None)
     torch.save(saved, resume_path(cut))
-    assert simclr_main(_args(tiny_cache, cut, *base, "--resume")) == 0  # auto
+    assert simclr_main(tiny_args(tiny_cache, cut, *base, "--resume")) == 0  # auto
     a, b = torch.load(full, weights_only=True), torch.load(cut, weights_only=True)
     assert b["spec"]["memory_format"] == "contiguous"
     assert all(torch.equal(a["encoder"][k], b["encoder"][k]) for k in a["encoder"])
