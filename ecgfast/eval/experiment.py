@@ -44,8 +44,10 @@ AXES = ("encoder", "recipe", "task")
 ARMS = ("simclr", "byol", "simclr-probe", "byol-probe", "supervised", "random-init-probe")
 METRICS = ("macro_auroc", "macro_f1", "micro_sensitivity", "micro_specificity")
 # Settings that do not change a run's result: left out of the key that recognises a finished run.
-_NOT_IN_KEY = {"out", "log", "resume", "progress", "workers", "device", "compile", "data_root", "cache",
-               "skip_missing", "checkpoint_every", "log_every"}
+# How a run is computed, not what it computes: the memory format changes the numbers no more than
+# the device or compilation does (rounding), so it never makes a finished run run again.
+_NOT_IN_KEY = {"out", "log", "resume", "progress", "workers", "device", "compile", "memory_format", "data_root",
+               "cache", "skip_missing", "checkpoint_every", "log_every"}
 
 
 @dataclass

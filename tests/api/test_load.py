@@ -11,6 +11,7 @@ import ecgfast
 from ecgfast import CLASSES, LEADS
 from ecgfast.errors import CheckpointError
 from ecgfast.models.pretrained import PretrainedClassifier, PretrainedEncoder, load_classifier, load_encoder
+from ecgfast.train.checkpoint import FORMAT_VERSION
 
 from api_helpers import make_checkpoint
 
@@ -144,9 +145,9 @@ def test_wrong_shape_weights(tmp_path):
 def test_newer_format_refused(tmp_path):
     path = make_checkpoint(tmp_path / "e.pt")
     ckpt = torch.load(path, weights_only=True)
-    ckpt["format_version"] = 4
+    ckpt["format_version"] = FORMAT_VERSION + 1
     torch.save(ckpt, path)
-    with pytest.raises(CheckpointError, match="format version 4"):
+    with pytest.raises(CheckpointError, match=f"format version {FORMAT_VERSION + 1}"):
         load_encoder(path)
 
 
