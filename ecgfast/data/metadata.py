@@ -265,14 +265,18 @@ def task_labels(code_sets: list[list[str]], task: str, classes=None,
                     counts[c] = counts.get(c, 0) + 1
             classes = tuple(sorted(c for c, k in counts.items() if k > min_count))
     classes = tuple(str(c) for c in classes)
-    column = {c: j for j, c in enumerate(classes)}
-    labels = np.zeros((len(code_sets), len(classes)), dtype=np.float32)
-    for i, stated in enumerate(code_sets):
-        for c in stated:
-            j = column.get(c)
+    return _multi_hot(code_sets, {c: j for j, c in enumerate(classes)}, len(classes)), classes
+
+
+def _multi_hot(rows: list, column: dict, width: int) -> np.ndarray:
+    """(len(rows), width) float32: 1 where a row states a key that ``column`` maps to a column."""
+    labels = np.zeros((len(rows), width), dtype=np.float32)
+    for i, stated in enumerate(rows):
+        for key in stated:
+            j = column.get(key)
             if j is not None:
                 labels[i, j] = 1.0
-    return labels, classes
+    return labels
 
 
 def superdiagnostic_labels(scp_codes: list[dict], statements: pd.DataFrame,
@@ -280,13 +284,7 @@ def superdiagnostic_labels(scp_codes: list[dict], statements: pd.DataFrame,
     """Multi-hot (n, len(classes)) float32 labels from parsed ``scp_codes`` dicts."""
     diagnostic = statements[statements["diagnostic"] == 1]["diagnostic_class"].dropna()
     code_to_class = {code: classes.index(c) for code, c in diagnostic.items() if c in classes}
-    labels = np.zeros((len(scp_codes), len(classes)), dtype=np.float32)
-    for i, codes in enumerate(scp_codes):
-        for code in codes:
-            j = code_to_class.get(code)
-            if j is not None:
-                labels[i, j] = 1.0
-    return labels
+    return _multi_hot(scp_codes, code_to_class, len(classes))
 
 
 def load_metadata(root: str | Path) -> PTBXLMetadata:

@@ -62,24 +62,25 @@ def _umount(folder: Path) -> None:
     subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A 1 MiB tmpfs (a disk that fills up for real); skipped where mounting is not permitted."""
-    folder = tmp_path / f"full-{uuid.uuid4().hex[:6]}"
-    if not _mount(folder, "size=1m"):
+def _tmpfs(tmp_path: Path, name: str, options: str):
+    """A tmpfs mounted under ``tmp_path`` for the test, unmounted after; skipped where mounting is not permitted."""
+    folder = tmp_path / f"{name}-{uuid.uuid4().hex[:6]}"
+    if not _mount(folder, options):
         pytest.skip("cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)")
     yield folder
     _umount(folder)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB tmpfs (a disk that fills up for real)."""
+    yield from _tmpfs(tmp_path, "full", "size=1m")
 
 
 @pytest.fixture
 def read_only_disk(tmp_path):
-    """A read-only tmpfs (EROFS for root too); skipped where mounting is not permitted."""
-    folder = tmp_path / f"ro-{uuid.uuid4().hex[:6]}"
-    if not _mount(folder, "ro,size=1m"):
-        pytest.skip("cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)")
-    yield folder
-    _umount(folder)
+    """A read-only tmpfs (EROFS for root too)."""
+    yield from _tmpfs(tmp_path, "ro", "ro,size=1m")
 
 
 # ---------------------------------------------------------------------------------- the one home
