@@ -3,11 +3,12 @@ one process on the same global batch. One spawn runs all backbones (process star
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from ecgfast.models import SimCLRModel, build_encoder
 from ecgfast.models.backbones import ENCODER_NAMES
 from ecgfast.train.pretrain import simclr_loss
+
+from ddp import spawn_ranks
 
 NEW = [n for n in ENCODER_NAMES if n != "ecg1dcnn"]
 N, T, TAU = 8, 96, 0.1
@@ -48,7 +49,7 @@ def _worker(rank, world, store, out):
 
 def test_every_backbone_trains_data_parallel_like_one_process(tmp_path):
     out = tmp_path / "rank0.pt"
-    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
+    spawn_ranks(_worker, (2, str(tmp_path / "store"), str(out)))
     two = torch.load(out)
     for name in NEW:
         model = _model(name)

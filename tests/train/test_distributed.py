@@ -8,10 +8,11 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from ecgfast.models import SimCLRModel
 from ecgfast.train.pretrain import simclr_loss
+
+from ddp import spawn_ranks
 
 N, T, TAU = 16, 128, 0.1
 
@@ -54,12 +55,11 @@ def _worker(rank, world, store, out):
         torch.save({"loss": mean / world, "grads": {k: p.grad for k, p in net.module.named_parameters()}}, out)
     dist.barrier()  # no rank tears gloo down while another still talks to it
     dist.destroy_process_group()
-    os._exit(0)  # done and saved: skip interpreter teardown, where gloo's thread join has been seen to hang
 
 
 def test_two_processes_equal_one_on_the_same_global_batch(tmp_path):
     out = tmp_path / "rank0.pt"
-    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
+    spawn_ranks(_worker, (2, str(tmp_path / "store"), str(out)))
     two = torch.load(out)
     model = _model()
     v1, v2 = _batch()
