@@ -10,7 +10,7 @@ from benchmarks.plain_augment import PerSampleAugment
 def cases(quick: bool, device: str = "cpu") -> list[Case]:
     if device != "cpu":
         return device_cases(quick, device)
-    from ecgfast._extension import EXTENSION_AVAILABLE
+    from ecgfast.base.extension import EXTENSION_AVAILABLE
     from ecgfast.augment import AugmentPipeline
 
     B, T = (64 if quick else 256), 1000
@@ -55,7 +55,7 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
 def device_cases(quick: bool, device: str) -> list[Case]:
     """On one device (a GPU): the torch reference pipeline vs the fused op, the latter both as a whole
     pipeline step (parameters drawn on the host, copied from pinned memory) and as the kernel alone."""
-    from ecgfast._extension import EXTENSION_AVAILABLE
+    from ecgfast.base.extension import EXTENSION_AVAILABLE
     from ecgfast.augment import AugmentPipeline
 
     dev_type = torch.device(device).type

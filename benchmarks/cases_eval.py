@@ -10,7 +10,7 @@ from benchmarks.workdir import synthetic_cache
 
 def cases(quick: bool, device: str = "cpu") -> list[Case]:
     from ecgfast.data import Normalizer
-    from ecgfast.eval.metrics import bootstrap_ci, classification_metrics
+    from ecgfast.report.metrics import bootstrap_ci, classification_metrics
     from ecgfast.models import ECGClassifier
     from ecgfast.eval.inference import predict
 

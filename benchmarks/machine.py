@@ -52,7 +52,7 @@ def describe() -> dict:
     except (OSError, IndexError):
         gcc = "unknown"
     from benchmarks.roofline import matmul_peaks
-    from ecgfast._extension import EXTENSION_AVAILABLE
+    from ecgfast.base.extension import EXTENSION_AVAILABLE
 
     return {
         "cpu": cpu_model(),

@@ -1,7 +1,7 @@
-"""``ecgfast experiment``: every arm x seed x label fraction (see ecgfast.eval.experiment)."""
+"""``ecgfast experiment``: every arm x seed x label fraction (see ecgfast.study.experiment)."""
 import sys
 
-from ecgfast.eval.experiment import ExperimentConfig, main, run
+from ecgfast.study.experiment import ExperimentConfig, main, run
 
 __all__ = ["ExperimentConfig", "main", "run"]
 

@@ -3,7 +3,7 @@ tests/devices.py's checker (a helper made without ``device=`` would fail or copy
 import pytest
 import torch
 
-import ecgfast._extension as ext
+import ecgfast.base.extension as ext
 from ecgfast.losses import BYOLLoss, NTXentLoss, byol_loss, ema_update_, nt_xent
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
 from ecgfast.models import BYOLModel, ECGClassifier, ECGEncoder1DCNN, SimCLRModel

@@ -2,14 +2,14 @@
 
 Which implementation serves a tensor is decided by :class:`ecgfast.augment.AugmentPipeline`:
 the compiled op where it has a kernel for the tensor's device
-(:func:`ecgfast._extension.use_compiled`), the Numba kernel for CPU tensors when
+(:func:`ecgfast.base.extension.use_compiled`), the Numba kernel for CPU tensors when
 asked for (or when the extension is not built), else the plain-torch reference.
 """
 from __future__ import annotations
 
 import torch
 
-from ecgfast._extension import EXTENSION_AVAILABLE, requested_backend
+from ecgfast.base.extension import EXTENSION_AVAILABLE, requested_backend
 
 if EXTENSION_AVAILABLE:
 

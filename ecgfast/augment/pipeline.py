@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from ecgfast import _extension
+from ecgfast.base import extension as _extension
 from ecgfast.augment import functional as F
 from ecgfast.augment._ops import augment_views, backend as default_backend
 from ecgfast.augment.params import (AUGMENTATIONS, COL, MIN_LENGTH, VIEW_AUGMENTATIONS, AugmentParams,

@@ -1,7 +1,7 @@
 """``ecgfast::gather_dequantize``: rows of int16 storage to float32 mV in one pass.
 
 The compiled op serves a tensor where the build has a kernel for its device
-(:func:`ecgfast._extension.use_compiled`); elsewhere the plain-torch path does,
+(:func:`ecgfast.base.extension.use_compiled`); elsewhere the plain-torch path does,
 with the same arithmetic (bit-identical) and the same argument checks. Both read
 ``raw`` where it is, whatever its strides: only the gathered rows are read.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ecgfast._extension import EXTENSION_AVAILABLE, use_compiled
+from ecgfast.base.extension import EXTENSION_AVAILABLE, use_compiled
 
 
 def gather_dequantize_reference(raw: torch.Tensor, index: torch.Tensor, gain: torch.Tensor,

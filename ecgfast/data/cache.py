@@ -63,7 +63,7 @@ import torch
 from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS, __version__
-from ecgfast._fs import explain_os_error, os_error_message, remove_stale_temps, temp_path
+from ecgfast.base.fs import explain_os_error, os_error_message, remove_stale_temps, temp_path
 from ecgfast.data._ops import gather_dequantize
 from ecgfast.data.errors import CacheError, DataError, PTBXLError
 from ecgfast.data.metadata import (DATABASE_CSV, DEFAULT_TASK, STATEMENTS_CSV, check_sampling_rate, check_task,

@@ -1,5 +1,5 @@
-"""The data layer's error types; all are ``ecgfast.errors.DataError`` (and so ``ValueError``)."""
-from ecgfast.errors import DataError
+"""The data layer's error types; all are ``ecgfast.base.errors.DataError`` (and so ``ValueError``)."""
+from ecgfast.base.errors import DataError
 
 
 class PTBXLError(DataError):

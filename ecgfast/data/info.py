@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgfast.errors import DataError
+from ecgfast.base.errors import DataError
 from ecgfast.data.cache import SPLITS
 
 SPLIT_FOLDS = {"train (folds 1-8)": SPLITS["train"], "val (fold 9)": SPLITS["val"], "test (fold 10)": SPLITS["test"]}

@@ -35,7 +35,7 @@ import pandas as pd
 
 from ecgfast import CLASSES, TASKS
 from ecgfast.data.errors import PTBXLError, UnsafePathError
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 
 DATABASE_CSV = "ptbxl_database.csv"
 STATEMENTS_CSV = "scp_statements.csv"

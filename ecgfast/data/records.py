@@ -262,7 +262,7 @@ def read_indexed_record(job):
             adc, gain, baseline, (sizes, mtimes, sha, dat) = read_record_digital(path, sampling_rate, root,
                                                                                  with_digest=True)
         except OSError as exc:  # unreadable file (permissions, I/O error): a bad record, named
-            from ecgfast._fs import os_error_message
+            from ecgfast.base.fs import os_error_message
 
             raise BadRecordError(f"record {path}: {os_error_message(exc, exc.filename or path, 'read')}") from exc
     except BadRecordError as exc:

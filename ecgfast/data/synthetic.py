@@ -252,7 +252,7 @@ def write_synthetic_ptbxl(out: str | Path, n_records: int = 2000, seed: int = 0,
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             rows = list(tqdm(pool.imap(_write_record, jobs, chunksize=16), **bar))
     db = pd.DataFrame(rows).set_index("ecg_id")
-    from ecgfast._fs import atomic_write
+    from ecgfast.base.fs import atomic_write
 
     atomic_write(out / "ptbxl_database.csv", lambda f: db.to_csv(f), mode="w")  # written last: marks it complete
     return out

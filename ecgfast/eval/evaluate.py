@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecgfast.errors import CheckpointError, ConfigError
+from ecgfast.base.errors import CheckpointError, ConfigError
 from ecgfast.train.config import DataConfig
 
 NOISE_MV = (0.05, 0.1, 0.2)
@@ -29,7 +29,7 @@ def load_classifier_checkpoint(path: Path, device: torch.device | str = "cpu"):
     from ecgfast.data import Normalizer
     from ecgfast.models import ECGClassifier, build_encoder
     from ecgfast.models.backbones import state_mismatch
-    from ecgfast.train.checkpoint import encoder_of, load_checkpoint, spec_of
+    from ecgfast.base.checkpoint import encoder_of, load_checkpoint, spec_of
 
     ckpt = load_checkpoint(path, ("classifier", "classes"), kind="classifier")
     if not isinstance(ckpt["classifier"], dict):
@@ -68,9 +68,9 @@ def evaluate(checkpoint: Path, data: DataConfig | None = None, *, cache_path: Pa
              progress: bool = False) -> dict:
     """Fold-10 metrics of a classifier checkpoint (``data`` or ``cache_path`` names the cache)."""
     from ecgfast.eval.inference import forward_cache
-    from ecgfast.eval.metrics import bootstrap_ci, classification_metrics
+    from ecgfast.report.metrics import bootstrap_ci, classification_metrics
     from ecgfast.models.windows import crop_samples
-    from ecgfast.train.checkpoint import check_matches_cache, spec_of, task_of
+    from ecgfast.base.checkpoint import check_matches_cache, spec_of, task_of
     from ecgfast.train.common import resolve_device
 
     if n_boot < 0:
@@ -154,8 +154,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def go():
-        from ecgfast._fs import check_writable
-        from ecgfast.train.checkpoint import atomic_write_text, load_checkpoint, spec_of
+        from ecgfast.base.fs import check_writable
+        from ecgfast.base.checkpoint import atomic_write_text, load_checkpoint, spec_of
 
         if args.json:
             check_writable(args.json)  # before the whole evaluation, not after it

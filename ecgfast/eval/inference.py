@@ -18,13 +18,13 @@ def forward_cache(fn: Callable[[torch.Tensor], torch.Tensor], cache, indices, no
     (window averaging, ``ecgfast.models.windows``).
 
     Batches come from ``ECGBatchLoader`` on ``device`` and go through the one inference loop
-    (``ecgfast.eval._loop.inference_loop``). ``perturb`` (optional) changes each batch in mV
+    (``ecgfast.deploy._loop.inference_loop``). ``perturb`` (optional) changes each batch in mV
     before normalisation (robustness checks). ``loader``: an unshuffled ``ECGBatchLoader`` over
     ``indices`` on ``device`` to reuse (a training loop scoring fold 9 every epoch keeps its
     GPU-resident split instead of uploading it again).
     """
     from ecgfast.data import ECGBatchLoader
-    from ecgfast.eval._loop import inference_loop
+    from ecgfast.deploy._loop import inference_loop
     from ecgfast.models.windows import window_average
 
     device = torch.device(device)

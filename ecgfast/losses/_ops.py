@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ecgfast._extension import EXTENSION_AVAILABLE, use_compiled
+from ecgfast.base.extension import EXTENSION_AVAILABLE, use_compiled
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:

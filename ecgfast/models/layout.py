@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 
 MEMORY_FORMATS = ("auto", "channels-last", "contiguous")
 CHANNELS_LAST, CONTIGUOUS = "channels-last", "contiguous"

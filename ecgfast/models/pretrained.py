@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgfast.errors import CheckpointError, ConfigError, DataError
+from ecgfast.base.errors import CheckpointError, ConfigError, DataError
 from ecgfast.models.backbones import build_encoder
 from ecgfast.models.windows import crop_samples, window_average
 
@@ -105,7 +105,7 @@ def checkpoint_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dic
         length = config.get("signal_length", 10 * int(rate))
         out = {"sampling_rate": rate, "signal_length": length, "leads": list(LEADS), "units": "mV",
                "normalizer": norm}
-    from ecgfast.train.checkpoint import encoder_of
+    from ecgfast.base.checkpoint import encoder_of
 
     out["encoder"] = encoder_of(ckpt, path)  # formats 1 and 2: the seed's ecg1dcnn
     out["sampling_rate"] = int(out["sampling_rate"])
@@ -133,7 +133,7 @@ def checkpoint_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dic
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, str]:
     """Load a checkpoint safely and return ``(ckpt, kind)`` (``kind``: encoder, classifier or resume)."""
-    from ecgfast.train.checkpoint import FORMAT_VERSION, infer_kind, load_checkpoint
+    from ecgfast.base.checkpoint import FORMAT_VERSION, infer_kind, load_checkpoint
 
     ckpt = load_checkpoint(path)
     fmt = ckpt.get("format")
@@ -459,7 +459,7 @@ def _meta(ckpt: dict, path, kind: str) -> dict:
 
 
 def _device(device) -> torch.device:
-    from ecgfast.eval._loop import resolve_device
+    from ecgfast.deploy._loop import resolve_device
 
     return resolve_device(device)
 

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ecgfast.errors import CheckpointError, ConfigError, TrainingError
+from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.eval.inference import embed, predict
 from ecgfast.models.windows import random_crops
-from ecgfast.train.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, encoder_of,
+from ecgfast.base.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, encoder_of,
                                       load_checkpoint, preprocessing_spec)
 from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs, deterministic_kernels,
                                   make_optimizer, make_schedule,
@@ -100,7 +100,7 @@ def oversample(indices: np.ndarray, labels: np.ndarray, rng: np.random.Generator
 
 
 def macro_auroc(y: np.ndarray, p: np.ndarray) -> float:
-    from ecgfast.eval.metrics import classification_metrics
+    from ecgfast.report.metrics import classification_metrics
 
     return classification_metrics(y, p, [str(i) for i in range(y.shape[1])])["macro_auroc"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecgfast.errors import ConfigError, EcgfastError
+from ecgfast.base.errors import ConfigError, EcgfastError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE_MODES = ("auto", "on", "off")
@@ -311,7 +311,7 @@ def set_seed(seed: int) -> None:
 def versions() -> dict:
     """Versions stored beside every checkpoint (plain strings), so a result can be traced to its software."""
     from ecgfast import __version__
-    from ecgfast._extension import EXTENSION_AVAILABLE
+    from ecgfast.base.extension import EXTENSION_AVAILABLE
 
     return {
         "ecgfast": __version__,
@@ -326,7 +326,7 @@ def versions() -> dict:
 def check_training_outputs(out: str | os.PathLike, log: str | os.PathLike | None = None) -> None:
     """Refuse, before the data are read or a step is taken, a run whose checkpoint ``out`` (and its
     resume file and model card, in the same folder) or ``log`` cannot be written."""
-    from ecgfast._fs import check_writable
+    from ecgfast.base.fs import check_writable
 
     check_writable(out)
     if log is not None:
@@ -348,7 +348,7 @@ class JsonlLogger:
     def log(self, **record) -> None:
         if self.path is None:
             return
-        from ecgfast._fs import explain_os_error
+        from ecgfast.base.fs import explain_os_error
 
         record.setdefault("time", time.time())
         try:
@@ -391,7 +391,7 @@ non_negative_float = _number(float, 0, what=">= 0")
 def run_command(name: str, fn, *args, **kwargs) -> int:
     """Run a command's body ``fn``: an ``EcgfastError`` or a file-system error becomes one line
     ``ecgfast NAME: error: ...`` on stderr and exit status 1, never a traceback."""
-    from ecgfast._fs import os_error_message
+    from ecgfast.base.fs import os_error_message
 
     try:
         result = fn(*args, **kwargs)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecgfast import TASKS
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encoder_name
 from ecgfast.models.layout import MEMORY_FORMATS, check_memory_format
 from ecgfast.train.common import (COMPILE_MODES, PRECISIONS, non_negative_float, non_negative_int, open_unit,

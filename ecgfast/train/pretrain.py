@@ -30,10 +30,10 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ecgfast.augment import AugmentPipeline
-from ecgfast.errors import CheckpointError, ConfigError, TrainingError
+from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.models.backbones import DEFAULT_ENCODER
 from ecgfast.models.layout import CONTIGUOUS, resolve_memory_format, set_memory_format
-from ecgfast.train.checkpoint import (atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec,
+from ecgfast.base.checkpoint import (atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec,
                                       with_checksum)
 from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs, deterministic_kernels,
                                   make_optimizer, make_schedule,
@@ -497,7 +497,7 @@ def _cpu(state: dict) -> dict:
 
 def _write_card(out: Path, ckpt: dict, metrics: dict | None = None) -> None:
     try:
-        from ecgfast.eval.card import write_model_card
+        from ecgfast.report.card import write_model_card
     except ImportError:  # the model-card writer is optional for the engine
         return
     write_model_card(out, ckpt, wall_time_s=ckpt.get("wall_time_s", 0.0), device=ckpt.get("device", "cpu"),

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 
 RECIPES = ("seed", "field")
 PROBES = ("head", "logistic")

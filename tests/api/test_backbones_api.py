@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ecgfast.cli import main as cli
-from ecgfast.errors import CheckpointError
-from ecgfast.eval.export import export_model, load_exported
+from ecgfast.base.errors import CheckpointError
+from ecgfast.deploy.export import export_model, load_exported
 from ecgfast.models.backbones import ENCODER_NAMES, build_encoder
 from ecgfast.models.pretrained import load_classifier, load_encoder, load_model
 
@@ -141,7 +141,7 @@ def test_format_2_checkpoints_load_as_the_seed_encoder(tmp_path):
 
 
 def test_card_names_the_backbone_and_its_size(backbone_ckpts, tmp_path):
-    from ecgfast.eval.card import write_model_card
+    from ecgfast.report.card import write_model_card
 
     ckpt = torch.load(backbone_ckpts["xresnet1d101", "classifier"], weights_only=True)
     md, js = write_model_card(tmp_path / "c.pt", ckpt, wall_time_s=1.0, device="cpu")

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from ecgfast.errors import ConfigError
-from ecgfast.eval._loop import batches_of, inference_loop, resolve_device
-from ecgfast.eval.card import card_paths, write_model_card
+from ecgfast.base.errors import ConfigError
+from ecgfast.deploy._loop import batches_of, inference_loop, resolve_device
+from ecgfast.report.card import card_paths, write_model_card
 
 from api_helpers import make_checkpoint
 

@@ -12,7 +12,7 @@ import torch
 
 from ecgfast import LEADS
 from ecgfast.cli import main as cli
-from ecgfast.eval.export import export_model, load_exported
+from ecgfast.deploy.export import export_model, load_exported
 from ecgfast.models.pretrained import load_model
 
 SHUFFLED = [LEADS[i] for i in (6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 4, 5)]  # V1-V6 first

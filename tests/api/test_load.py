@@ -9,9 +9,9 @@ import torch
 
 import ecgfast
 from ecgfast import CLASSES, LEADS
-from ecgfast.errors import CheckpointError
+from ecgfast.base.errors import CheckpointError
 from ecgfast.models.pretrained import PretrainedClassifier, PretrainedEncoder, load_classifier, load_encoder
-from ecgfast.train.checkpoint import FORMAT_VERSION
+from ecgfast.base.checkpoint import FORMAT_VERSION
 
 from api_helpers import make_checkpoint
 
@@ -152,7 +152,7 @@ def test_newer_format_refused(tmp_path):
 
 
 def test_device_errors(encoder_ckpt):
-    from ecgfast.errors import ConfigError
+    from ecgfast.base.errors import ConfigError
 
     with pytest.raises(ConfigError, match="device"):
         load_encoder(encoder_ckpt, device="tpu")

@@ -6,7 +6,7 @@ import torch
 
 from api_helpers import make_checkpoint
 from ecgfast.cli import main as cli
-from ecgfast.errors import CheckpointError
+from ecgfast.base.errors import CheckpointError
 
 
 def _poisoned(path, kind, value):
@@ -49,7 +49,7 @@ def test_every_loader_refuses_non_finite_weights(tmp_path, capsys, small_cache, 
 
 
 def test_finite_weights_and_integer_buffers_load(tmp_path):
-    from ecgfast.train.checkpoint import load_checkpoint
+    from ecgfast.base.checkpoint import load_checkpoint
 
     path = make_checkpoint(tmp_path / "ok.pt", "encoder", seed=4)
     ckpt = load_checkpoint(path)
@@ -57,7 +57,7 @@ def test_finite_weights_and_integer_buffers_load(tmp_path):
 
 
 def test_non_finite_count_is_exact_for_every_float_dtype():
-    from ecgfast.train.checkpoint import _non_finite
+    from ecgfast.base.checkpoint import _non_finite
 
     for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         t = torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), 0.0], dtype=dtype)

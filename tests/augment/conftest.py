@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ecgfast._extension import EXTENSION_AVAILABLE
+from ecgfast.base.extension import EXTENSION_AVAILABLE
 
 BACKENDS = ["cpp", "numba", "torch"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import ecgfast._extension as ext
+import ecgfast.base.extension as ext
 from ecgfast.augment import AUGMENTATIONS, AugmentPipeline, TorchReferencePipeline
 from ecgfast.augment._ops import augment_views
 from ecgfast.augment.pipeline import reference_views
@@ -33,7 +33,7 @@ def _rebuild_warnings(record):
     return [w for w in record if issubclass(w.category, RuntimeWarning) and ext.REBUILD_COMMAND in str(w.message)]
 
 
-# --- which implementation serves a tensor (ecgfast._extension.use_compiled) ---------------------------------
+# --- which implementation serves a tensor (ecgfast.base.extension.use_compiled) ---------------------------------
 
 @needs_ext
 def test_no_compiled_kernel_for_the_device_takes_the_reference_with_one_warning(monkeypatch, fresh_warnings):

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from ecgfast._extension import EXTENSION_AVAILABLE
+from ecgfast.base.extension import EXTENSION_AVAILABLE
 from ecgfast.augment import AugmentPipeline, backend as default_backend
 
 from ecg_signals import ecg_like

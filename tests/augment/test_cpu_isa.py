@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ecgfast._extension import EXTENSION_AVAILABLE
+from ecgfast.base.extension import EXTENSION_AVAILABLE
 from ecgfast.augment import AugmentPipeline
 
 from ecg_signals import ecg_like
@@ -52,7 +52,7 @@ def test_each_isa_compilation_gives_the_reference_views(isa, tmp_path):
 
 
 def test_an_unknown_isa_is_refused_with_the_valid_names(tmp_path):
-    run = subprocess.run([sys.executable, "-c", "import torch, ecgfast._extension; torch.ops.ecgfast.augment_cpu_isa()"],
+    run = subprocess.run([sys.executable, "-c", "import torch, ecgfast.base.extension; torch.ops.ecgfast.augment_cpu_isa()"],
                          env={**os.environ, "ECGFAST_CPU_ISA": "avx9000"}, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode != 0

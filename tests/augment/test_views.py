@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ecgfast._extension import EXTENSION_AVAILABLE
+from ecgfast.base.extension import EXTENSION_AVAILABLE
 from ecgfast.augment import AUGMENTATIONS, CONFIGS, AugmentPipeline
 from ecgfast.augment.params import COL
 

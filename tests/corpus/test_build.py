@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from ecgfast.errors import DataError
+from ecgfast.base.errors import DataError
 from ecgfast.data.corpus import build_corpus, open_corpus
 from ecgfast.data.corpus.harmonise import harmonise, resample
 from ecgfast.data.sources.readers import SourceRecord

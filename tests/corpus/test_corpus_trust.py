@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import ecgfast.data.corpus.store as store
 from ecgfast.data.corpus import StreamingLoader, build_corpus_from_arrays, open_corpus
 from ecgfast.data.corpus.build import FORMAT_VERSION, SUFFIXES, upgrade_corpus
-from ecgfast.errors import ConfigError, DataError
+from ecgfast.base.errors import ConfigError, DataError
 
 T = 100
 
@@ -286,7 +286,7 @@ def _as_version_1(folder):
 
 
 def test_a_version_1_manifest_is_refused_with_the_command_that_upgrades_it(corpus, capsys):
-    from ecgfast.corpus_cli import main
+    from ecgfast.cli.corpus import main
 
     before = open_corpus(corpus).fingerprint_digest
     mf = _as_version_1(corpus)
@@ -503,7 +503,7 @@ def test_fuzzed_source_index_files_give_records_or_a_named_error(layouts, tmp_pa
 
 
 def test_corpus_info_verify_rehashes_everything_and_names_an_edited_file(corpus, capsys, monkeypatch):
-    from ecgfast.corpus_cli import main
+    from ecgfast.cli.corpus import main
 
     open_corpus(corpus)  # remembered: info --verify must still read every file
     hashed = _Counter(monkeypatch)

@@ -19,7 +19,7 @@ from ecgfast.data.corpus import build_corpus, open_corpus
 from ecgfast.data.errors import UnsafePathError
 from ecgfast.data.sources.readers import MissingSourceRecord, open_source
 from ecgfast.data.sources.synthetic import write_cinc_record, write_synthetic_code15
-from ecgfast.errors import ConfigError, DataError
+from ecgfast.base.errors import ConfigError, DataError
 
 ZERO = np.zeros((12, 1000))
 
@@ -290,7 +290,7 @@ def test_npz_objects_and_array_metadata_are_clear_errors(tmp_path):
                                   ["--workers", "0"], ["--exclude-folds", "0"], ["--exclude-folds", "11"],
                                   ["--source-rate", "inf"], ["--adc-gain", "0"], ["--max-record-samples", "0"]])
 def test_build_flags_out_of_range_are_usage_errors(layouts, tmp_path, capsys, flag):
-    from ecgfast.corpus_cli import main
+    from ecgfast.cli.corpus import main
 
     with pytest.raises(SystemExit) as e:
         main(["build", "--layout", "numpy", "--source", str(layouts / "numpy"), "--out", str(tmp_path / "o"),
@@ -301,7 +301,7 @@ def test_build_flags_out_of_range_are_usage_errors(layouts, tmp_path, capsys, fl
 
 
 def test_out_naming_a_file_and_stream_flags(layouts, tmp_path, capsys):
-    from ecgfast.corpus_cli import main
+    from ecgfast.cli.corpus import main
 
     (tmp_path / "f").write_text("x")
     with pytest.raises(SystemExit):
@@ -337,7 +337,7 @@ def test_out_equal_to_source_and_unknown_layout(layouts, tmp_path):
 
 
 def test_empty_corpus_says_so(tmp_path, capsys):
-    from ecgfast.corpus_cli import main
+    from ecgfast.cli.corpus import main
 
     x = np.full((2, 12, 1000), np.nan, np.float32)
     np.save(tmp_path / "a.npy", x)

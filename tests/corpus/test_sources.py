@@ -9,7 +9,7 @@ import pytest
 import wfdb
 
 from ecgfast import LEADS
-from ecgfast.errors import DataError
+from ecgfast.base.errors import DataError
 from ecgfast.data.sources.readers import MissingSourceRecord, open_source
 
 

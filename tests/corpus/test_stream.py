@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.data.corpus import StreamingLoader, build_corpus, open_corpus
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ecgfast._extension import EXTENSION_AVAILABLE
+from ecgfast.base.extension import EXTENSION_AVAILABLE
 
 REPO = Path(__file__).resolve().parents[2]
 

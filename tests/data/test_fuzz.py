@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from ecgfast import CLASSES
 from ecgfast.data.metadata import load_metadata
 from ecgfast.data.records import Confiner, read_record_digital, record_path
-from ecgfast.errors import DataError
+from ecgfast.base.errors import DataError
 
 FUZZ = settings(max_examples=60, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

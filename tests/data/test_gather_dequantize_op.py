@@ -5,7 +5,7 @@ import warnings
 import pytest
 import torch
 
-import ecgfast._extension as ext
+import ecgfast.base.extension as ext
 from ecgfast.data._ops import gather_dequantize, gather_dequantize_reference
 
 from devices import cpu_and_cuda, no_cpu_tensors, on_meta

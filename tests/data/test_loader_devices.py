@@ -4,7 +4,7 @@ import warnings
 import pytest
 import torch
 
-import ecgfast._extension as ext
+import ecgfast.base.extension as ext
 from ecgfast.data import ECGBatchLoader, build_cache, open_cache
 
 from devices import cpu_and_cuda, no_cpu_tensors

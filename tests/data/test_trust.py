@@ -24,7 +24,7 @@ from ecgfast.data.errors import BadRecordError, UnsafePathError
 from ecgfast.data.loader import ECGBatchLoader
 from ecgfast.data.metadata import load_metadata
 from ecgfast.data.records import read_record
-from ecgfast.errors import DataError
+from ecgfast.base.errors import DataError
 
 
 def _rec(root, ecg_id):

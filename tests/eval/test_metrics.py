@@ -3,8 +3,8 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import f1_score, roc_auc_score
 
-from ecgfast.eval.metrics import auroc_batched, bootstrap_ci, classification_metrics
-from ecgfast.eval.stats import mean_sd_ci, paired_test
+from ecgfast.report.metrics import auroc_batched, bootstrap_ci, classification_metrics
+from ecgfast.report.stats import mean_sd_ci, paired_test
 
 CLASSES = ("CD", "HYP", "MI", "NORM", "STTC")
 

@@ -7,10 +7,10 @@ import torch
 
 from ecgfast import CLASSES, TASKS
 from ecgfast.data import label_fraction_indices, open_cache
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.eval.evaluate import evaluate
-from ecgfast.eval.experiment import ExperimentConfig, build_parser, from_args, settings_key
-from ecgfast.train.checkpoint import task_of
+from ecgfast.study.experiment import ExperimentConfig, build_parser, from_args, settings_key
+from ecgfast.base.checkpoint import task_of
 from ecgfast.train.config import ClassifierConfig
 from ecgfast.train_finetune import main as finetune_main
 from ecgfast.train_supervised import main as supervised_main

@@ -16,7 +16,7 @@ import os
 import pytest
 import torch
 
-from ecgfast._extension import EXTENSION_AVAILABLE, EXTENSION_ERROR
+from ecgfast.base.extension import EXTENSION_AVAILABLE, EXTENSION_ERROR
 
 pytestmark = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason=f"ecgfast._C not importable: {EXTENSION_ERROR}")
 EXPECT_CUDA = os.environ.get("ECGFAST_EXPECT_CUDA_KERNELS") == "1"

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import ecgfast._extension
-from ecgfast._extension import EXTENSION_AVAILABLE
+import ecgfast.base.extension
+from ecgfast.base.extension import EXTENSION_AVAILABLE
 from ecgfast.losses import byol_loss, nt_xent
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
 
@@ -35,7 +35,7 @@ def nt_xent_impl(request, monkeypatch):
     if request.param == "op" and not EXTENSION_AVAILABLE:
         pytest.skip("compiled extension not built")
     if request.param == "fallback":
-        monkeypatch.setattr(ecgfast._extension, "EXTENSION_AVAILABLE", False)
+        monkeypatch.setattr(ecgfast.base.extension, "EXTENSION_AVAILABLE", False)
     return (nt_xent_reference if request.param == "reference" else nt_xent), request.param == "op"
 
 
@@ -101,7 +101,7 @@ def test_byol_loss_under_autocast_equals_float32(impl, device, dtype, noise, mon
     if impl == "op" and not EXTENSION_AVAILABLE:
         pytest.skip("compiled extension not built")
     if impl == "fallback":
-        monkeypatch.setattr(ecgfast._extension, "EXTENSION_AVAILABLE", False)
+        monkeypatch.setattr(ecgfast.base.extension, "EXTENSION_AVAILABLE", False)
     fn = byol_loss_reference if impl == "reference" else byol_loss
     views = _views(noise, d=250)  # D not a multiple of the CUDA kernel's 32-lane rows
     ref_loss, ref_grad = _loss_and_grads(byol_loss_reference, views, device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ecgfast._extension import EXTENSION_AVAILABLE
+from ecgfast.base.extension import EXTENSION_AVAILABLE
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
 
 from devices import cpu_and_cuda

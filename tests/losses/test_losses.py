@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import ecgfast.losses.reference as reference
-from ecgfast._extension import EXTENSION_AVAILABLE, use_compiled
+from ecgfast.base.extension import EXTENSION_AVAILABLE, use_compiled
 from ecgfast.losses import BYOLLoss, NTXentLoss, byol_loss, ema_update_, nt_xent
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
 
@@ -19,7 +19,7 @@ def branch(request, monkeypatch):
     reference formulas are spied on so each call can check which branch actually ran."""
     fallback = request.param == "fallback"
     if fallback:
-        monkeypatch.setattr("ecgfast._extension.EXTENSION_AVAILABLE", False)
+        monkeypatch.setattr("ecgfast.base.extension.EXTENSION_AVAILABLE", False)
     assert use_compiled("nt_xent", "cpu") is not fallback
     calls = []
     for name in ("nt_xent_reference", "byol_loss_reference"):

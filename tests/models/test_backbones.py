@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.models import BYOLModel, ECGClassifier, ECGEncoder1DCNN, SimCLRModel
 from ecgfast.models.backbones import (ENCODER_NAMES, ENCODERS, REFERENCE_PARAMETERS, build_encoder,
                                       check_encoder_name, count_parameters, identify_encoder,

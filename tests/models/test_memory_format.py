@@ -11,7 +11,7 @@ import copy
 import pytest
 import torch
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.models import BYOLModel, ECGClassifier, SimCLRModel
 from ecgfast.models.backbones import ENCODER_NAMES, build_encoder
 from ecgfast.models.layout import (MEMORY_FORMATS, check_memory_format, memory_format_of, resolve_memory_format,

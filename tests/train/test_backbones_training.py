@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import ENCODER_NAMES, build_encoder
 from ecgfast.train import pretrain
 from ecgfast.train.pretrain import resume_path
@@ -157,7 +157,7 @@ def test_finetune_probe_supervised_and_evaluate_with_backbones(synthetic_cache_p
 
 
 def test_experiment_with_a_backbone(synthetic_cache_path, synthetic_root, tmp_path):
-    from ecgfast.eval import experiment
+    from ecgfast.study import experiment
 
     argv = ["--data-root", str(synthetic_root), "--cache", str(synthetic_cache_path), "--arms", "supervised",
             "--seeds", "1", "--label-fractions", "0.25", "--no-reference", "--finetune-epochs", "1",
@@ -177,7 +177,7 @@ def test_experiment_with_a_backbone(synthetic_cache_path, synthetic_root, tmp_pa
 
 def test_experiment_keys_of_the_seed_encoder_are_unchanged():
     """Runs finished before --encoder existed keep their key: the seed's encoder is not in it."""
-    from ecgfast.eval.experiment import settings_key
+    from ecgfast.study.experiment import settings_key
 
     assert settings_key({"lr": 1e-3, "encoder": "ecg1dcnn"}) == settings_key({"lr": 1e-3}) == {"lr": 1e-3}
     assert settings_key({"lr": 1e-3, "encoder": None}) == {"lr": 1e-3}

@@ -16,7 +16,7 @@ import pytest
 
 _SCRIPT = r"""
 import json, sys, torch
-import ecgfast._extension as ext
+import ecgfast.base.extension as ext
 assert ext.EXTENSION_AVAILABLE == (sys.argv[3] == "1"), ext.EXTENSION_ERROR
 if not ext.EXTENSION_AVAILABLE:
     assert not hasattr(torch.ops.ecgfast, "nt_xent") or not torch._C._dispatch_has_kernel_for_dispatch_key(

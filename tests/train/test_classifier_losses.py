@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, log_loss
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.train.classifier import f1_thresholds, make_loss, oversample
 
 # Six training records, three classes with 4, 1 and 2 positives; record 4 has no label.

@@ -6,7 +6,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from ecgfast.errors import ConfigError  # noqa: E402
+from ecgfast.base.errors import ConfigError  # noqa: E402
 
 FLAGS = ["--epochs", "--batch-size", "--lr", "--signal-length", "--temperature", "--tau", "--projection-dim",
          "--checkpoint-every", "--log-every", "--workers", "--sampling-rate", "--precision", "--compile",
@@ -22,7 +22,7 @@ ARGV = st.lists(st.tuples(st.sampled_from(FLAGS), VALUES), max_size=6).map(
 def _parsers():
     import argparse
 
-    from ecgfast.eval import experiment
+    from ecgfast.study import experiment
     from ecgfast.train.config import (add_classifier_flags, add_pretrain_flags, classifier_from_args,
                                       pretrain_from_args)
 

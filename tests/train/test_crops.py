@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ecgfast.eval.export import export_model, load_exported
+from ecgfast.deploy.export import export_model, load_exported
 from ecgfast.eval.evaluate import evaluate
 from ecgfast.models.pretrained import load_classifier, load_encoder
 from ecgfast.models.windows import crop_samples, random_crops, window_average, window_starts
@@ -122,7 +122,7 @@ def test_a_model_without_crops_is_scored_on_the_whole_window(tmp_path):
 
 
 def test_a_checkpoint_with_a_crop_longer_than_its_window_is_refused(tmp_path):
-    from ecgfast.errors import CheckpointError
+    from ecgfast.base.errors import CheckpointError
 
     path = make_checkpoint(tmp_path / "c.pt", "encoder")
     ckpt = torch.load(path, weights_only=True)
@@ -156,8 +156,8 @@ def test_embed_and_predict_commands_average_over_crops(tmp_path):
     is the mean over its half-overlapping crops, the same as the loaded model's ``embed`` of the window."""
     import csv
 
-    from ecgfast.eval.embed import run_embed
-    from ecgfast.eval.predict import run_predict
+    from ecgfast.deploy.embed import run_embed
+    from ecgfast.deploy.predict import run_predict
 
     path = make_checkpoint(tmp_path / "c.pt", "classifier")
     ckpt = torch.load(path, weights_only=True)

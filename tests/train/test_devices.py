@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.models import ECGEncoder1DCNN
 from ecgfast.train.common import resolve_compile, resolve_device, resolve_precision
 from ecgfast.train_ssl_byol import main as byol_main

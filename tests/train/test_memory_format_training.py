@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import build_encoder
 from ecgfast.train import pretrain
 from ecgfast.train.pretrain import resume_path
@@ -18,7 +18,7 @@ from tiny_run import tiny_args
 
 
 def test_an_unknown_memory_format_lists_the_valid_ones(tmp_path, capsys):
-    from ecgfast.eval.embed import main as embed_main
+    from ecgfast.deploy.embed import main as embed_main
     from ecgfast.train.config import RunConfig
     from ecgfast.train_supervised import main as supervised_main
 
@@ -36,7 +36,7 @@ def test_an_unknown_memory_format_lists_the_valid_ones(tmp_path, capsys):
 
 @pytest.mark.parametrize("trained", ["channels-last", "contiguous"])
 def test_a_checkpoint_loads_and_embeds_alike_under_either_layout(tiny_cache, tmp_path, trained):
-    from ecgfast.eval.embed import run_embed
+    from ecgfast.deploy.embed import run_embed
     from ecgfast.models.layout import memory_format_of
     from ecgfast.models.pretrained import load_encoder
 
@@ -60,7 +60,7 @@ def test_a_checkpoint_loads_and_embeds_alike_under_either_layout(tiny_cache, tmp
 def test_a_checkpoint_without_a_memory_format_loads(tiny_cache, tmp_path):
     """Older checkpoints name no memory format; they load as before (and the spec has no such key)."""
     from ecgfast.models.pretrained import load_encoder
-    from ecgfast.train.checkpoint import spec_of
+    from ecgfast.base.checkpoint import spec_of
 
     out = tmp_path / "enc.pt"
     assert simclr_main(tiny_args(tiny_cache, out)) == 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.train.common import LARS, LRSchedule, layer_lr_scales, make_optimizer, make_schedule, param_groups
 from ecgfast.train.config import ClassifierConfig, PretrainConfig
 from ecgfast.train.recipe import apply_recipe
@@ -231,7 +231,7 @@ def test_finetune_probe_logistic_writes_a_classifier_that_evaluates(synthetic_ca
 
 
 def test_older_checkpoints_are_the_seed_recipe():
-    from ecgfast.train.checkpoint import preprocessing_spec, recipe_of, spec_of
+    from ecgfast.base.checkpoint import preprocessing_spec, recipe_of, spec_of
 
     spec = preprocessing_spec(100, 1000, {"mean": [0.0], "std": [1.0]})
     assert "recipe" not in spec and spec_of({"spec": spec})["recipe"] == "seed" and recipe_of({}) == "seed"
@@ -242,7 +242,7 @@ def test_older_checkpoints_are_the_seed_recipe():
 
 # -- the experiment's axes -------------------------------------------------------------------------
 def test_experiment_keys_keep_the_seeds_and_name_the_new_axes():
-    from ecgfast.eval.experiment import run_dir, settings_key
+    from ecgfast.study.experiment import run_dir, settings_key
 
     seed = {"lr": 1e-3, "recipe": "seed", "schedule": "constant", "optimizer": "adam", "weight_decay": 0.0,
             "warmup_epochs": 0, "crop_seconds": None, "task": "superdiagnostic", "probe": "head"}
@@ -262,8 +262,8 @@ def _row(encoder, recipe, arm, seed, auroc):
 
 
 def test_experiment_table_groups_by_the_axes_and_pairs_recipes_backbone_by_backbone():
-    from ecgfast.eval.experiment import summarize
-    from ecgfast.eval.stats import mean_sd_ci
+    from ecgfast.study.experiment import summarize
+    from ecgfast.report.stats import mean_sd_ci
 
     field = {1: 0.80, 2: 0.83, 3: 0.79}
     seed = {1: 0.75, 2: 0.74, 3: 0.78}
@@ -282,7 +282,7 @@ def test_experiment_table_groups_by_the_axes_and_pairs_recipes_backbone_by_backb
 
 
 def test_experiment_compares_recipes_end_to_end(synthetic_cache_path, synthetic_root, tmp_path):
-    from ecgfast.eval import experiment
+    from ecgfast.study import experiment
 
     argv = ["--data-root", str(synthetic_root), "--cache", str(synthetic_cache_path), "--arms", "supervised",
             "--seeds", "1", "2", "--label-fractions", "0.5", "--no-reference", "--finetune-epochs", "2",

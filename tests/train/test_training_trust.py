@@ -6,8 +6,8 @@ import pickle
 import pytest
 import torch
 
-from ecgfast.errors import CheckpointError
-from ecgfast.train.checkpoint import atomic_save, load_checkpoint
+from ecgfast.base.errors import CheckpointError
+from ecgfast.base.checkpoint import atomic_save, load_checkpoint
 from ecgfast.train.pretrain import resume_path
 from ecgfast.train_finetune import main as finetune_main
 from ecgfast.train_ssl_simclr import main as simclr_main
@@ -158,7 +158,7 @@ def _nan_at_step_3(monkeypatch):
 
 
 def test_checksum_covers_every_tensor_and_value():
-    from ecgfast.train.checkpoint import state_checksum, verify_checksum, with_checksum
+    from ecgfast.base.checkpoint import state_checksum, verify_checksum, with_checksum
 
     state = {"model": {"w": torch.arange(6.0).reshape(2, 3), "n": torch.tensor(3)},
              "optimizer": {"state": {0: {"step": torch.tensor(2.0)}}, "param_groups": [{"lr": 1e-3, "params": [0]}]},

@@ -11,7 +11,7 @@ Layout of ``OUT/``::
 Items of the source (records, or blocks of rows) are grouped into shards of
 about ``shard_records`` records, in the source's sorted order. Each shard is
 built by one worker process and each file is written through
-``ecgfast._fs.atomic_write``, so a killed build leaves whole shards; a rerun
+``ecgfast.base.fs.atomic_write``, so a killed build leaves whole shards; a rerun
 keeps every shard whose ``.json`` matches the build's settings and the sizes
 and mtimes of the shard's source files and whose files still hash as recorded
 (an edited shard is rebuilt, never kept), and rebuilds the others (or refuses
@@ -35,8 +35,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS, __version__
-from ecgfast._fs import atomic_write, prepare_output_folder
-from ecgfast.errors import ConfigError, DataError
+from ecgfast.base.fs import atomic_write, prepare_output_folder
+from ecgfast.base.errors import ConfigError, DataError
 from ecgfast.data.errors import UnsafePathError
 from ecgfast.data.corpus.harmonise import GAIN, harmonise
 from ecgfast.data.sources.readers import LAYOUTS, MAX_RECORD_SAMPLES, RATE_RANGE, MissingSourceRecord, open_source

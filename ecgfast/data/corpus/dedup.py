@@ -83,7 +83,7 @@ class DuplicateIndex:
         return int(self.ids[cand[best]]) if sims[best] >= self.threshold else None
 
     def save(self, path) -> None:
-        from ecgfast._fs import atomic_write
+        from ecgfast.base.fs import atomic_write
 
         atomic_write(path, lambda f: np.savez(f, desc=self.desc, ids=self.ids, threshold=self.threshold))
 

@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import firwin, resample_poly
 
-from ecgfast.errors import DataError
+from ecgfast.base.errors import DataError
 from ecgfast.data.sources.readers import SourceRecord, lead_order
 
 GAIN = 1000.0

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgfast.errors import ConfigError, DataError, EcgfastError
-from ecgfast._fs import atomic_write
+from ecgfast.base.errors import ConfigError, DataError, EcgfastError
+from ecgfast.base.fs import atomic_write
 from ecgfast.data.corpus.build import FORMAT, FORMAT_VERSION, MANIFEST, SUFFIXES, _sha256_file
 
 REBUILD = "rebuild it with `ecgfast corpus build` (same --out: unchanged shards are kept)"

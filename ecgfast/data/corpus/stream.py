@@ -53,7 +53,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.data._ops import gather_dequantize
 from ecgfast.data.corpus.store import Corpus, open_corpus
 from ecgfast.data.loader import Batch

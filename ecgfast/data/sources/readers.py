@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ecgfast import CLASSES, LEADS
-from ecgfast.errors import DataError
+from ecgfast.base.errors import DataError
 from ecgfast.data.errors import UnsafePathError
 from ecgfast.data.sources.snomed import superclass_labels
 

@@ -29,7 +29,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 
 DEFAULT_ENCODER = "ecg1dcnn"
 

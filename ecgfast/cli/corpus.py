@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ecgfast.errors import DataError
+from ecgfast.base.errors import DataError
 from ecgfast.train.common import (non_negative_int, positive_float, positive_int, run_command,
                                   unit_fraction, _number)
 

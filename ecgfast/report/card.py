@@ -85,7 +85,7 @@ def _limitations(card_data: dict, spec: Any) -> list[str]:
 
 
 def _kind(ckpt: dict) -> str:
-    from ecgfast.train.checkpoint import infer_kind
+    from ecgfast.base.checkpoint import infer_kind
 
     return infer_kind(ckpt) or "unknown"
 
@@ -133,7 +133,7 @@ def model_card(checkpoint_path, ckpt: dict, *, wall_time_s: float, device: str, 
 def _encoder(ckpt: dict, path, spec: Any) -> tuple[str | None, int | None]:
     """The backbone's name (``ecg1dcnn`` for checkpoints that name none) and its parameter count."""
     from ecgfast.models.backbones import build_encoder, count_parameters
-    from ecgfast.train.checkpoint import encoder_of
+    from ecgfast.base.checkpoint import encoder_of
 
     try:
         name = encoder_of(ckpt, path)
@@ -260,7 +260,7 @@ def write_model_card(checkpoint_path, ckpt: dict, *, wall_time_s: float, device:
     (``ecgfast.evaluate``'s dict, with ``ci95``) where the run evaluated one,
     else ``ckpt["metrics"]`` if present.
     """
-    from ecgfast._fs import atomic_write
+    from ecgfast.base.fs import atomic_write
 
     card = model_card(checkpoint_path, ckpt, wall_time_s=wall_time_s, device=device, metrics=metrics)
     if card["metrics"]:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, check_encoder_name
 from ecgfast.train.config import ClassifierConfig, DataConfig, PretrainConfig, RunConfig
 from ecgfast import TASKS
@@ -252,7 +252,7 @@ def pretrain(cfg: ExperimentConfig, method: str, seed: int, timings: dict, datas
              cell: Cell = Cell()) -> tuple[Path, str]:
     """The (encoder, recipe, method, seed) encoder, pretrained once (again when its settings or the ``dataset``
     fingerprint changed); resumes when interrupted."""
-    from ecgfast.train.checkpoint import load_checkpoint
+    from ecgfast.base.checkpoint import load_checkpoint
     from ecgfast.train.pretrain import pretrain as run_pretrain
     from ecgfast.train.pretrain import resume_path
 
@@ -292,7 +292,7 @@ def _label(cell: Cell) -> str:
 def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: float, encoder: tuple | None,
                        timings: dict, dataset: str, cell: Cell = Cell()) -> dict:
     from ecgfast.eval.evaluate import evaluate
-    from ecgfast.train.checkpoint import atomic_write_text
+    from ecgfast.base.checkpoint import atomic_write_text
     from ecgfast.train.classifier import train
 
     d = run_dir(cfg.out, arm, seed, fraction, cell.encoder, cell.recipe, cell.task)
@@ -328,8 +328,8 @@ def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: flo
 
 def _card_with_metrics(path: Path, result: dict) -> None:
     """Rewrite the run's model card with its fold-10 metrics and CIs."""
-    from ecgfast.eval.card import write_model_card
-    from ecgfast.train.checkpoint import load_checkpoint
+    from ecgfast.report.card import write_model_card
+    from ecgfast.base.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path, kind="classifier")
     write_model_card(path, ckpt, wall_time_s=float(ckpt.get("wall_time_s", 0.0)), device=str(ckpt.get("device", "cpu")),
@@ -354,7 +354,7 @@ def summarize(rows: list[dict], arms: list[str], axes: dict | None = None) -> tu
     """Markdown: mean +- SD and t-based 95 % CI per (varying axes, arm, fraction); paired tests over seeds:
     each arm vs supervised, each recipe vs the first recipe and each encoder vs the first encoder
     (within the same values of the other axes)."""
-    from ecgfast.eval.stats import mean_sd_ci
+    from ecgfast.report.stats import mean_sd_ci
 
     varying = _varying(rows, axes)
     order = {n: list((axes or {}).get(n) or dict.fromkeys(_axis_of(r, n) for r in rows)) for n in AXES}
@@ -417,7 +417,7 @@ def _by_seed(rows, varying, group, arm, fraction) -> dict:
 
 
 def _paired_line(name: str, fraction: float, a: dict, b: dict) -> list[str]:
-    from ecgfast.eval.stats import mean_sd_ci, paired_test
+    from ecgfast.report.stats import mean_sd_ci, paired_test
 
     seeds = sorted(set(a) & set(b))
     if not seeds:
@@ -434,7 +434,7 @@ def _p(v):
 
 
 def _save_png(fig, path: Path) -> Path:
-    from ecgfast._fs import atomic_write
+    from ecgfast.base.fs import atomic_write
 
     return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
 
@@ -450,7 +450,7 @@ def plot(rows: list[dict], arms: list[str], out: Path, axes: dict | None = None)
     import matplotlib.pyplot as plt
     from sklearn.metrics import roc_curve
 
-    from ecgfast.eval.stats import mean_sd_ci
+    from ecgfast.report.stats import mean_sd_ci
 
     varying = _varying(rows, axes)
     groups = list(dict.fromkeys(_group(r, varying) for r in rows))
@@ -505,7 +505,7 @@ def _plot_axes(rows, arms, out: Path, varying: list[str], groups: list[tuple]) -
     combination of the varying axes, side by side: seed vs field recipe, backbone by backbone."""
     import matplotlib.pyplot as plt
 
-    from ecgfast.eval.stats import mean_sd_ci
+    from ecgfast.report.stats import mean_sd_ci
 
     fractions = sorted({r["fraction"] for r in rows})
     fig, axs = plt.subplots(1, len(fractions), figsize=(max(4.5, 1.2 * len(arms) * len(groups) ** 0.5 + 3)
@@ -539,7 +539,7 @@ def _plot_axes(rows, arms, out: Path, varying: list[str], groups: list[tuple]) -
 
 def write_outputs(rows: list[dict], arms: list[str], out: Path, timings: dict, encoder: str = DEFAULT_ENCODER,
                   axes: dict | None = None) -> str:
-    from ecgfast.train.checkpoint import atomic_write_text
+    from ecgfast.base.checkpoint import atomic_write_text
 
     axes = axes or {"encoder": [encoder], "recipe": [DEFAULT_RECIPE], "task": [DEFAULT_TASK]}
     flat = [{**{n: _axis_of(r, n) for n in AXES}, "arm": r["arm"], "seed": r["seed"], "label_fraction": r["fraction"],
@@ -572,7 +572,7 @@ def run(cfg: ExperimentConfig, timings: dict | None = None) -> str:
     # Resolved once, so that a finished run's settings say what really ran.
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(
         cfg.run, precision=resolve_precision(cfg.run.precision, resolve_device(cfg.run.device))))
-    from ecgfast._fs import prepare_output_folder
+    from ecgfast.base.fs import prepare_output_folder
 
     timings = {} if timings is None else timings
     prepare_output_folder(cfg.out)  # a read-only or full --out fails now, not after the first run

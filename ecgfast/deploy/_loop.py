@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.train.common import autocast as _autocast
 from ecgfast.train.common import resolve_device, run_command  # noqa: F401 (re-exported for the commands)
 

@@ -9,7 +9,7 @@ those whose process is gone (never a live writer's) on the next run.
 Every ecgfast writer goes through :func:`atomic_write` (or, for HDF5 caches that
 h5py writes by path, its own temp + rename with :func:`explain_os_error`): a
 full disk, a read-only file system or a missing permission becomes one
-:class:`~ecgfast.errors.OutputError` naming the file and the reason, the temp
+:class:`~ecgfast.base.errors.OutputError` naming the file and the reason, the temp
 file is removed and the old file (if any) is left as it was. Commands call
 :func:`check_writable` on their outputs before the long work, so a wrong
 ``--out`` fails in a second, not after an hour of training or evaluation.
@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from ecgfast.errors import OutputError
+from ecgfast.base.errors import OutputError
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 

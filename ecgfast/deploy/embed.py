@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.train.common import positive_int
 
 OUT_SUFFIXES = (".h5", ".hdf5", ".npy")
@@ -98,7 +98,7 @@ def _ids_csv(ids) -> str:
 
 def write_embeddings(out: str | Path, ids, embeddings, attrs: dict | None = None) -> list[Path]:
     """Write ``embeddings`` (N, D) and ``ids`` to ``out`` (.h5/.hdf5 or .npy + .ids.csv), atomically."""
-    from ecgfast._fs import atomic_write
+    from ecgfast.base.fs import atomic_write
 
     out = Path(out)
     kind = output_kind(out)
@@ -140,11 +140,11 @@ def _run_embed(checkpoint, inputs, out, *, device, batch_size, sampling_rate, le
                encoder, memory_format="auto") -> tuple[list[Path], int, int]:
     """``run_embed``, also returning the representation's width."""
     from ecgfast import __version__
-    from ecgfast.eval._loop import resolve_device
-    from ecgfast.eval.inputs import embed_records, open_input
+    from ecgfast.deploy._loop import resolve_device
+    from ecgfast.deploy.inputs import embed_records, open_input
     from ecgfast.models.pretrained import load_encoder
 
-    from ecgfast._fs import check_writable
+    from ecgfast.base.fs import check_writable
 
     out = Path(out)
     kind = output_kind(out)  # refuse a bad --out before any work
@@ -164,7 +164,7 @@ def _run_embed(checkpoint, inputs, out, *, device, batch_size, sampling_rate, le
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ecgfast.eval._loop import command_parser, run_command
+    from ecgfast.deploy._loop import command_parser, run_command
 
     p = command_parser("embed", __doc__)
     add_input_arguments(p)

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.models.windows import window_starts
 
 FORMATS = ("torchscript", "exported", "onnx")
@@ -151,7 +151,7 @@ def export_model(checkpoint, fmt: str, out, *, input_length: int | None = None, 
     """
     import warnings
 
-    from ecgfast._fs import atomic_write, check_writable
+    from ecgfast.base.fs import atomic_write, check_writable
     from ecgfast.models.pretrained import load_model
 
     if fmt not in FORMATS:
@@ -187,7 +187,7 @@ def load_exported(path, fmt: str | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ecgfast.eval._loop import command_parser, run_command
+    from ecgfast.deploy._loop import command_parser, run_command
 
     p = command_parser("export", __doc__)
     p.add_argument("--checkpoint", required=True, type=Path, help="encoder or classifier checkpoint")

@@ -12,7 +12,7 @@ import sys
 COMMANDS = {
     "synth": ("ecgfast.data.synthetic", "write a synthetic PTB-XL in the real layout"),
     "cache": ("ecgfast.data.cache", "convert a PTB-XL folder into one HDF5 cache"),
-    "corpus": ("ecgfast.corpus_cli", "build, inspect or stream pretraining corpora (CinC 2021, MIMIC-IV-ECG, CODE-15%, arrays)"),
+    "corpus": ("ecgfast.cli.corpus", "build, inspect or stream pretraining corpora (CinC 2021, MIMIC-IV-ECG, CODE-15%, arrays)"),
     "info": ("ecgfast.data.info", "summarise a PTB-XL folder or cache: splits and labels"),
     "pretrain-simclr": ("ecgfast.train_ssl_simclr", "self-supervised pretraining with SimCLR"),
     "pretrain-byol": ("ecgfast.train_ssl_byol", "self-supervised pretraining with BYOL"),
@@ -20,10 +20,10 @@ COMMANDS = {
     "supervised": ("ecgfast.train_supervised", "the supervised baseline from random init"),
     "evaluate": ("ecgfast.evaluate", "evaluate a classifier checkpoint on fold 10"),
     "experiment": ("ecgfast.experiment", "every arm x seed x label fraction, with statistics"),
-    "embed": ("ecgfast.eval.embed", "one representation per record from a trained encoder"),
-    "predict": ("ecgfast.eval.predict", "class probabilities and labels per record from a classifier"),
-    "export": ("ecgfast.eval.export", "a checkpoint as TorchScript, torch.export or ONNX, preprocessing inside"),
-    "demo": ("ecgfast.demo", "the whole job on a synthetic PTB-XL, end to end"),
+    "embed": ("ecgfast.deploy.embed", "one representation per record from a trained encoder"),
+    "predict": ("ecgfast.deploy.predict", "class probabilities and labels per record from a classifier"),
+    "export": ("ecgfast.deploy.export", "a checkpoint as TorchScript, torch.export or ONNX, preprocessing inside"),
+    "demo": ("ecgfast.study.demo", "the whole job on a synthetic PTB-XL, end to end"),
 }
 
 

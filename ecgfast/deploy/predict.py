@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecgfast.errors import ConfigError
+from ecgfast.base.errors import ConfigError
 
 
 def predict_records(model, source, *, device="cpu", batch_size=256, pad=False, progress=False,
                     precision="fp32") -> tuple[list[str], np.ndarray, np.ndarray]:
     """``(ids, probabilities (N, C) float32, labels (N, C) int)`` of a ``PretrainedClassifier`` over a source."""
-    from ecgfast.eval.inputs import embed_records
+    from ecgfast.deploy.inputs import embed_records
 
     ids, feats = embed_records(model, source, device=device, batch_size=batch_size, pad=pad, progress=progress,
                                precision=precision, desc="predicting")
@@ -49,10 +49,10 @@ def predictions_csv(ids, classes, probs, labels) -> str:
 
 def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampling_rate=None, leads=None,
                 units="mV", pad=False, progress=True, encoder=None, memory_format="auto") -> tuple[Path, int]:
-    from ecgfast._fs import atomic_write, check_writable
-    from ecgfast.eval._loop import resolve_device
-    from ecgfast.eval.embed import in_memory_format
-    from ecgfast.eval.inputs import open_input
+    from ecgfast.base.fs import atomic_write, check_writable
+    from ecgfast.deploy._loop import resolve_device
+    from ecgfast.deploy.embed import in_memory_format
+    from ecgfast.deploy.inputs import open_input
     from ecgfast.models.pretrained import load_classifier
 
     out = Path(out)
@@ -70,8 +70,8 @@ def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampl
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ecgfast.eval._loop import command_parser, run_command
-    from ecgfast.eval.embed import add_input_arguments, input_options
+    from ecgfast.deploy._loop import command_parser, run_command
+    from ecgfast.deploy.embed import add_input_arguments, input_options
 
     p = command_parser("predict", __doc__)
     add_input_arguments(p)

@@ -35,9 +35,9 @@ def main(argv=None) -> int:
 def _demo(args) -> int:
     from ecgfast.data import ensure_cache, write_synthetic_ptbxl
     from ecgfast.data.info import summarize
-    from ecgfast.eval import experiment
+    from ecgfast.study import experiment
     from ecgfast.train.config import DataConfig, RunConfig
-    from ecgfast.train.checkpoint import atomic_write_text
+    from ecgfast.base.checkpoint import atomic_write_text
 
     root, cache_path = args.out / "PTB-XL", args.out / "ptbxl100.h5"
     timings: dict[str, float] = {}

@@ -35,8 +35,8 @@ from typing import Any
 
 import torch
 
-from ecgfast._fs import atomic_write
-from ecgfast.errors import CheckpointError
+from ecgfast.base.fs import atomic_write
+from ecgfast.base.errors import CheckpointError
 
 FORMAT = "ecgfast-checkpoint"
 FORMAT_VERSION = 4  # 4: optional spec keys task/classes/crop_seconds/recipe/memory_format, resume checksums
@@ -177,7 +177,7 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
                     map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint dict safely (``weights_only=True``), with clear errors.
 
-    Raises :class:`~ecgfast.errors.CheckpointError` when the file is missing, is
+    Raises :class:`~ecgfast.base.errors.CheckpointError` when the file is missing, is
     not a torch file, holds code (a crafted pickle: refused, not run), does not
     match the checksum stored in it, is of another ``kind`` than asked, lacks
     ``required_keys``, or holds a non-finite weight.
@@ -299,7 +299,7 @@ def spec_of(ckpt: dict) -> dict:
 
 def check_matches_cache(ckpt: dict, path: str | os.PathLike, cache) -> dict:
     """Refuse a cache whose rate, length, leads or classes differ from what the model was trained on."""
-    from ecgfast.errors import ConfigError
+    from ecgfast.base.errors import ConfigError
 
     spec = spec_of(ckpt)
     where = f"checkpoint {path} was trained on"

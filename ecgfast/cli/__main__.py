@@ -1,0 +1,5 @@
+import sys
+
+from ecgfast.cli import main
+
+sys.exit(main())
