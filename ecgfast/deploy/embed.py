@@ -54,7 +54,7 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
                    help="layout of the encoder's convolutions (channels-last or contiguous; auto = the faster one "
                         "measured for the device); the results are the same up to rounding")
-    from ecgfast.train.config import add_encoder_flag
+    from ecgfast.cli.flags import add_encoder_flag
 
     add_encoder_flag(p, None, "the backbone the checkpoint must hold (default: whichever it holds); another one "
                               "is refused, naming both")

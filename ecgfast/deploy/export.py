@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="lead order of the exported model's input (default: the trained order)")
     p.add_argument("--crop", choices=("first", "center"), default="first",
                    help="window kept of a longer input (default first, as training)")
-    from ecgfast.train.config import add_encoder_flag
+    from ecgfast.cli.flags import add_encoder_flag
 
     add_encoder_flag(p, None, "the backbone the checkpoint must hold (default: whichever it holds); another one "
                               "is refused, naming both")

@@ -121,7 +121,7 @@ def _pretrain_method(arm: str):
 def build_parser() -> argparse.ArgumentParser:
     from ecgfast.models.backbones import ENCODER_NAMES
     from ecgfast.train.common import non_negative_int, positive_int, unit_fraction
-    from ecgfast.train.config import add_data_flags, add_encoder_flag, add_task_flag
+    from ecgfast.cli.flags import add_data_flags, add_encoder_flag, add_run_flags, add_task_flag
 
     p = argparse.ArgumentParser(prog="ecgfast experiment", description=__doc__.split("\n\n")[0])
     add_data_flags(p)
@@ -136,9 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe-epochs", type=positive_int, default=100, help="epochs of the linear head on frozen features")
     p.add_argument("--signal-length", type=positive_int, default=1000)
     add_task_flag(p)
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
+    add_run_flags(p, only=("device", "precision", "compile"))
     p.add_argument("--bootstrap", type=non_negative_int, default=1000)
     p.add_argument("--out", type=Path, default=Path("runs/experiment"))
     p.add_argument("--no-progress", action="store_true")
@@ -155,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def from_args(a: argparse.Namespace) -> ExperimentConfig:
-    from ecgfast.train.config import data_from_args
+    from ecgfast.cli.flags import data_from_args
 
     return ExperimentConfig(data=data_from_args(a), run=RunConfig(a.device, a.precision, a.compile, 0, not a.no_progress),
                             out=a.out, arms=tuple(a.arms), seeds=tuple(a.seeds), label_fractions=tuple(a.label_fractions),

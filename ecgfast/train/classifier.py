@@ -35,7 +35,7 @@ from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs,
                                   make_optimizer, make_schedule,
                                   resolve_compile, resolve_device, resolve_precision, run_command, set_seed,
                                   versions)
-from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig, add_classifier_flags, classifier_from_args
+from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig
 
 __all__ = ["LOSSES", "SAMPLINGS", "ClassifierConfig", "encoder_name", "train", "train_classifier",
            "load_encoder_weights"]
@@ -380,15 +380,15 @@ def cli(argv, mode: str) -> int:
         description=("Fine-tune (or, with --freeze-encoder, linear-probe) a pretrained encoder on a fraction "
                      "of the labels." if finetune else "The supervised baseline: the same classifier from "
                      "random initialisation."))
-    if finetune:
-        p.add_argument("--ssl-checkpoint", required=True,
-                       help="encoder checkpoint of a pretraining run; 'none' for a random-init encoder")
-        p.add_argument("--freeze-encoder", action="store_true", help="train the linear head only (probe)")
-    add_classifier_flags(p, mode)
+    from ecgfast.cli.flags import add_classifier_flags, classifier_from_args
+    from ecgfast.train.config import write_run_file
+
+    add_classifier_flags(p, mode)  # --ssl-checkpoint and --freeze-encoder too, for finetune
     cfg = classifier_from_args(p.parse_args(argv), mode)
 
     def go():
         out = train(cfg)
+        write_run_file(cfg)  # OUT.run.toml: --config replays this run
         ckpt = load_checkpoint(out, kind="classifier")
         print(f"saved the classifier to {out} (best fold-9 macro AUROC {ckpt['val_macro_auroc']:.4f})")
 

@@ -31,7 +31,6 @@ from tqdm import tqdm
 
 from ecgfast.augment import AugmentPipeline
 from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
-from ecgfast.models.backbones import DEFAULT_ENCODER
 from ecgfast.models.layout import CONTIGUOUS, resolve_memory_format, set_memory_format
 from ecgfast.base.checkpoint import (atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec,
                                       with_checksum)
@@ -39,20 +38,16 @@ from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs,
                                   make_optimizer, make_schedule,
                                   resolve_compile, resolve_device, resolve_precision, run_command, set_seed,
                                   versions)
-from ecgfast.train.config import PretrainConfig, add_pretrain_flags, pretrain_from_args
+from ecgfast.train.config import PretrainConfig, resume_mismatches
 
-METHODS = ("simclr", "byol")
-# Settings that must match between a run and the checkpoint it resumes. lr may be
-# lowered and precision changed on resume (the advice after a divergence).
-RESUME_KEYS = ("encoder", "method", "batch_size", "temperature", "projection_dim", "tau", "signal_length",
-               "sampling_rate", "seed", "augment", "epochs", "crop_seconds", "resized_crop_min", "optimizer",
-               "weight_decay", "schedule", "warmup_epochs", "recipe")
 MAX_WEIGHT_GROWTH = 1e3  # weight norm growing this much since the start (or resume) counts as divergence
 
 
 def build_parser(method: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m ecgfast.train_ssl_{method}",
                                 description=f"Self-supervised pretraining of the ECG encoder with {method.upper()}.")
+    from ecgfast.cli.flags import add_pretrain_flags
+
     add_pretrain_flags(p, method)
     return p
 
@@ -364,15 +359,10 @@ class Pretrainer:
                                   "--checkpoint-every steps); start without --resume")
         ckpt = load_checkpoint(path, ("model", "optimizer", "augment", "epoch", "step_in_epoch", "config"),
                                kind="resume")
-        from ecgfast.train.recipe import SEED_VALUES
-
-        # Older resume files name no encoder, recipe or optimiser: they ran the seed's.
-        mine, theirs = self.config(), {"encoder": DEFAULT_ENCODER, **SEED_VALUES, **ckpt["config"]}
-        changed = [k for k in RESUME_KEYS if k in mine and mine.get(k) != theirs.get(k)]
-        if mine["lr"] > theirs.get("lr", mine["lr"]):
-            changed.append("lr")
+        # The fields' resume rules (ecgfast.train.config): lr may only go down, precision may change.
+        changed = resume_mismatches(ckpt["config"], self.cfg)
         if changed:
-            diffs = ", ".join(f"{k}: checkpoint {theirs.get(k)!r} vs now {mine.get(k)!r}" for k in changed)
+            diffs = ", ".join(changed)
             raise CheckpointError(f"--resume: {path} was written by a different run ({diffs}); only a lower --lr "
                                   "or another --precision may change on resume: start over without --resume, "
                                   "or use the original settings")
@@ -381,7 +371,7 @@ class Pretrainer:
             raise CheckpointError(f"--resume: {path} was trained on other data than {where} (the "
                                   "dataset fingerprint differs): resume with the data it was trained on, or "
                                   "start over without --resume")
-        self._keep_memory_format(theirs.get("memory_format", CONTIGUOUS), path)
+        self._keep_memory_format(ckpt["config"].get("memory_format", CONTIGUOUS), path)
         try:
             self.model.load_state_dict(ckpt["model"])
         except RuntimeError as exc:
@@ -514,12 +504,16 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
 
 def main_for(method: str, argv=None) -> int:
+    from ecgfast.cli.flags import pretrain_from_args
+    from ecgfast.train.config import write_run_file
+
     args = build_parser(method).parse_args(argv)
     cfg = pretrain_from_args(args, method)
 
     def go():
         out = pretrain(cfg)
         if int(os.environ.get("RANK", "0")) == 0:
+            write_run_file(cfg)  # OUT.run.toml: --config replays this run
             print(f"saved the encoder to {out}")
 
     return run_command(method, go)

@@ -23,8 +23,7 @@ def _parsers():
     import argparse
 
     from ecgfast.study import experiment
-    from ecgfast.train.config import (add_classifier_flags, add_pretrain_flags, classifier_from_args,
-                                      pretrain_from_args)
+    from ecgfast.cli.flags import add_classifier_flags, add_pretrain_flags, classifier_from_args, pretrain_from_args
 
     def pretrain(method):
         p = argparse.ArgumentParser()

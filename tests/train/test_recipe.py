@@ -116,7 +116,7 @@ def test_the_seed_recipe_is_the_seeds_settings_and_field_is_the_table():
 
 
 def test_each_part_of_a_recipe_is_settable_alone():
-    from ecgfast.train.config import add_pretrain_flags, pretrain_from_args
+    from ecgfast.cli.flags import add_pretrain_flags, pretrain_from_args
     import argparse
 
     p = argparse.ArgumentParser()
