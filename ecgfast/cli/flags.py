@@ -21,7 +21,7 @@ from pathlib import Path
 from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES
 from ecgfast.train.config import (AUGMENT_CONFIGS, ClassifierConfig, DataConfig, PretrainConfig, RunConfig,
-                                  default_of, field_types, flag_of, has_flag, leaf_fields, read_run_file,
+                                  coerce, default_of, field_types, flag_of, has_flag, leaf_fields, read_run_file,
                                   yaml_available)
 
 GIVEN = "_flags_given"  # namespace attribute: the dests given explicitly on the command line
@@ -117,7 +117,7 @@ class RunFileAction(argparse.Action):
     def __call__(self, parser, namespace, value, option_string=None):
         setattr(namespace, self.dest, value)
         given = set(getattr(namespace, GIVEN, ()) or ())
-        fields = {f.name: f for _, f in leaf_fields(self.config_class) if has_flag(f, self.command)}
+        fields = {f.name: (owner, f) for owner, f in leaf_fields(self.config_class) if has_flag(f, self.command)}
         if value in AUGMENT_CONFIGS and "augment" in fields:
             warnings.warn(f"--config {value}: an augmentation ablation is now --augment {value} (--config takes "
                           "a run file)", FutureWarning, stacklevel=2)
@@ -136,6 +136,11 @@ class RunFileAction(argparse.Action):
         if unknown:
             parser.error(f"--config {value}: {', '.join(unknown)}: not a setting of {parser.prog}")
         for k, v in values.items():
+            owner, f = fields[k]
+            try:
+                coerce(field_types(owner)[k], f, v, f"--config {value}: ")  # a wrong type fails here, naming the file
+            except ConfigError as exc:
+                parser.error(str(exc))
             if k not in given:
                 setattr(namespace, k, v)
 
@@ -170,8 +175,9 @@ def classifier_from_args(a: argparse.Namespace, mode: str) -> ClassifierConfig:
     return ClassifierConfig.from_args(a, mode)
 
 
-def add_data_flags(p: argparse.ArgumentParser) -> None:
-    add_flags(p, DataConfig)
+def add_data_flags(p: argparse.ArgumentParser, **adapt) -> None:
+    """``--data-root``, ``--cache``, ``--sampling-rate``, ... (``adapt``: add_flags' only/skip/help/defaults)."""
+    add_flags(p, DataConfig, **adapt)
 
 
 def data_from_args(a: argparse.Namespace) -> DataConfig:
@@ -181,6 +187,10 @@ def data_from_args(a: argparse.Namespace) -> DataConfig:
 def add_run_flags(p: argparse.ArgumentParser, only=None) -> None:
     """Device, precision, compile, seed, progress, memory format (or just those in ``only``)."""
     add_flags(p, RunConfig, only=only)
+
+
+def add_device_flag(p: argparse.ArgumentParser) -> None:
+    add_run_flags(p, only=("device",))
 
 
 def run_from_args(a: argparse.Namespace) -> RunConfig:

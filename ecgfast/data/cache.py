@@ -66,8 +66,8 @@ from ecgfast import CLASSES, LEADS, __version__
 from ecgfast.base.fs import explain_os_error, os_error_message, remove_stale_temps, temp_path
 from ecgfast.data._ops import gather_dequantize
 from ecgfast.data.errors import CacheError, DataError, PTBXLError
-from ecgfast.data.metadata import (DATABASE_CSV, DEFAULT_TASK, STATEMENTS_CSV, check_sampling_rate, check_task,
-                                   file_sha256, load_metadata, task_code_sets, task_labels)
+from ecgfast.data.metadata import (DATABASE_CSV, DEFAULT_TASK, SAMPLING_RATES, STATEMENTS_CSV, check_sampling_rate,
+                                   check_task, file_sha256, load_metadata, task_code_sets, task_labels)
 from ecgfast.data.records import (Confiner, expected_length, read_indexed_record, record_digest,
                                   record_path)
 
@@ -730,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ecgfast cache", description="Convert a PTB-XL folder into one HDF5 cache.")
     p.add_argument("--data-root", type=Path, default=None,
                    help="PTB-XL folder (with ptbxl_database.csv); required unless --verify --out is given")
-    p.add_argument("--sampling-rate", type=int, default=100, choices=[100, 500])
+    p.add_argument("--sampling-rate", type=int, default=100, choices=tuple(SAMPLING_RATES))
     p.add_argument("--out", type=Path, default=None,
                    help="cache file (default: DATA_ROOT/ecgfast_cache_<rate>hz.h5)")
     p.add_argument("--skip-missing", action="store_true", help="cache the records present, skip the rest")

@@ -36,6 +36,7 @@ import wfdb
 from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS
+from ecgfast.data.metadata import SAMPLING_RATES
 from ecgfast.data.records import RECORD_SECONDS
 
 STATEMENTS = Path(__file__).parent / "resources" / "scp_statements.csv"
@@ -123,7 +124,7 @@ def draw_statements(rng: np.random.Generator, codes: dict) -> dict:
     return codes
 
 
-def synthesize_ecg(rng: np.random.Generator, classes: list[str], sampling_rates=(100, 500),
+def synthesize_ecg(rng: np.random.Generator, classes: list[str], sampling_rates=tuple(SAMPLING_RATES),
                    seconds: float = RECORD_SECONDS) -> dict:
     """A ``seconds``-long (10 s by default) 12-lead ECG in mV for each sampling rate, with the effects of ``classes``.
 
@@ -222,14 +223,14 @@ def _write_record(job) -> dict:
 
 
 def write_synthetic_ptbxl(out: str | Path, n_records: int = 2000, seed: int = 0,
-                          sampling_rates=(100, 500), progress: bool = True,
+                          sampling_rates=tuple(SAMPLING_RATES), progress: bool = True,
                           workers: int | None = None) -> Path:
     """Write a synthetic PTB-XL of ``n_records`` records into ``out``; returns ``out``."""
     out = Path(out)
     sampling_rates = tuple(sorted(set(int(f) for f in sampling_rates)))
     if n_records < 1:
         raise ValueError(f"n_records must be positive, got {n_records}")
-    if not sampling_rates or any(f not in (100, 500) for f in sampling_rates):
+    if not sampling_rates or any(f not in SAMPLING_RATES for f in sampling_rates):
         raise ValueError(f"sampling rates must be among 100 and 500 Hz, got {sampling_rates}")
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(STATEMENTS, out / "scp_statements.csv")
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path, help="folder to write (created)")
     p.add_argument("--records", type=int, default=2000, help="number of records (default 2000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sampling-rates", type=int, nargs="+", default=[100, 500], choices=[100, 500])
+    p.add_argument("--sampling-rates", type=int, nargs="+", default=list(SAMPLING_RATES), choices=list(SAMPLING_RATES))
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     args = p.parse_args(argv)
     if args.layout != "ptbxl":

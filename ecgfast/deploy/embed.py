@@ -39,7 +39,9 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, nargs="+", metavar="SRC",
                    help="HDF5 cache, PTB-XL folder, text file of WFDB record paths, WFDB record path(s), "
                         ".npy (N, 12, T) with --sampling-rate, or a corpus manifest .json")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default auto)")
+    from ecgfast.cli.flags import add_device_flag
+
+    add_device_flag(p)
     p.add_argument("--batch-size", type=positive_int, default=256, help="windows per forward pass (default 256)")
     p.add_argument("--sampling-rate", type=float, default=None,
                    help="Hz of a .npy input (required there); the rate to read a PTB-XL folder at")

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ecgfast.base.errors import ConfigError, DataError
+from ecgfast.data.metadata import SAMPLING_RATES
 
 __all__ = ["Chunk", "InputSource", "embed_records", "open_input", "read_wfdb"]
 
@@ -281,7 +282,7 @@ def open_input(paths, *, sampling_rate=None, leads: Sequence[str] | None = None,
         if not (p / "ptbxl_database.csv").is_file():
             raise DataError(f"input {p}: a folder without ptbxl_database.csv is not a PTB-XL folder")
         if sampling_rate is None:
-            sampling_rate = model_rate if model_rate in (100, 500) else 100
+            sampling_rate = model_rate if model_rate in SAMPLING_RATES else 100
         return PTBXLFolderSource(p, sampling_rate)
     suffix = p.suffix.lower()
     if suffix in CACHE_SUFFIXES:

@@ -140,15 +140,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m ecgfast.evaluate",
                                 description="Evaluate a classifier checkpoint on fold 10, with bootstrap CIs.")
     p.add_argument("--checkpoint", required=True, type=Path, help="a classifier checkpoint")
-    p.add_argument("--data-root", type=Path, default=Path("data/PTB-XL"))
-    p.add_argument("--cache", type=Path, default=None)
-    p.add_argument("--sampling-rate", type=int, default=None, choices=[100, 500],
-                   help="default: the checkpoint's (a different one is refused)")
-    p.add_argument("--skip-missing", action="store_true")
-    p.add_argument("--skip-bad", action="store_true")
+    from ecgfast.cli.flags import add_data_flags, add_device_flag
+
+    add_data_flags(p, skip=("workers",), defaults={"sampling_rate": None},
+                   help={"sampling_rate": "default: the checkpoint's (a different one is refused)"})
     p.add_argument("--bootstrap", type=non_negative_int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    add_device_flag(p)
     p.add_argument("--robustness", action="store_true", help="also with added noise and masked spans")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     args = p.parse_args(argv)

@@ -10,6 +10,8 @@ import torch
 
 from ecgfast.base.extension import EXTENSION_AVAILABLE, use_compiled
 
+DEFAULT_TEMPERATURE = 0.07  # NT-Xent's temperature for ECG SimCLR (the seed's; the pretraining default)
+
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32  # bf16/fp16 computed in float32
@@ -92,7 +94,7 @@ if EXTENSION_AVAILABLE:
     torch.library.register_autograd("ecgfast::byol_loss", _byol_backward, setup_context=_byol_setup)
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.07, *, z1_all: torch.Tensor | None = None,
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE, *, z1_all: torch.Tensor | None = None,
             z2_all: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
     """NT-Xent of the views ``z1``, ``z2`` (n, D); the mean over the 2n rows.
 

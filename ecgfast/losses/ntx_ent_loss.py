@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ecgfast.losses._ops import nt_xent
+from ecgfast.losses._ops import DEFAULT_TEMPERATURE, nt_xent
 
 
 class NTXentLoss(nn.Module):
@@ -39,7 +39,7 @@ class NTXentLoss(nn.Module):
         loss = loss_fn(z1, z2)
     """
 
-    def __init__(self, temperature: float = 0.07, gather_distributed: bool = False):
+    def __init__(self, temperature: float = DEFAULT_TEMPERATURE, gather_distributed: bool = False):
         super().__init__()
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")

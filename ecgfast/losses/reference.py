@@ -12,6 +12,8 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from ecgfast.losses._ops import DEFAULT_TEMPERATURE
+
 
 def _float32_without_autocast(*tensors):
     """The context that turns autocast off on the tensors' device, and the tensors in float32 (or float64)."""
@@ -22,7 +24,7 @@ def _float32_without_autocast(*tensors):
     return off, cast
 
 
-def nt_xent_reference(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.07, *,
+def nt_xent_reference(z1: torch.Tensor, z2: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE, *,
                       z1_all: torch.Tensor | None = None, z2_all: torch.Tensor | None = None,
                       offset: int = 0) -> torch.Tensor:
     """NT-Xent as cross-entropy over the (2n, 2N) logits; ``z1_all``/``z2_all``/``offset``

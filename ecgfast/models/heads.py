@@ -13,6 +13,8 @@ from torch import nn
 
 from ecgfast.models.encoder import ECGEncoder1DCNN
 
+DEFAULT_TAU = 0.999  # BYOL's EMA rate of the target network (the seed's; the pretraining default)
+
 
 def mlp(in_dim: int, hidden: int, out_dim: int, batch_norm: bool) -> nn.Sequential:
     """Linear -> [BatchNorm1d] -> ReLU -> Linear."""
@@ -47,7 +49,7 @@ class BYOLModel(nn.Module):
     them by ``update_target()``: theta_t <- tau theta_t + (1 - tau) theta_o.
     """
 
-    def __init__(self, encoder: nn.Module | None = None, tau: float = 0.999, hidden: int = 2048,
+    def __init__(self, encoder: nn.Module | None = None, tau: float = DEFAULT_TAU, hidden: int = 2048,
                  out_dim: int = 256):
         super().__init__()
         if not 0 < tau < 1:

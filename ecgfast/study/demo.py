@@ -24,7 +24,9 @@ def main(argv=None) -> int:
     p.add_argument("--pretrain-epochs", type=positive_int, default=25)
     p.add_argument("--finetune-epochs", type=positive_int, default=25)
     p.add_argument("--label-fraction", type=unit_fraction, default=0.1)
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    from ecgfast.cli.flags import add_device_flag
+
+    add_device_flag(p)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     from ecgfast.train.common import run_command

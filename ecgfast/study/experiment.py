@@ -35,7 +35,7 @@ import numpy as np
 
 from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, check_encoder_name
-from ecgfast.train.config import ClassifierConfig, DataConfig, PretrainConfig, RunConfig
+from ecgfast.train.config import METHODS, ClassifierConfig, DataConfig, PretrainConfig, RunConfig
 from ecgfast import TASKS
 from ecgfast.train.recipe import RECIPES, SEED_VALUES, apply_recipe
 
@@ -115,7 +115,7 @@ class ExperimentConfig:
 
 
 def _pretrain_method(arm: str):
-    return arm.split("-")[0] if arm.split("-")[0] in ("simclr", "byol") else None
+    return arm.split("-")[0] if arm.split("-")[0] in METHODS else None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,19 +24,21 @@ from pathlib import Path
 from ecgfast import TASKS
 from ecgfast.augment.params import CONFIGS as AUGMENT_CONFIGS
 from ecgfast.base.errors import ConfigError
+from ecgfast.data.metadata import DEFAULT_TASK, SAMPLING_RATES as PTBXL_RATE_COLUMNS
+from ecgfast.losses import DEFAULT_TEMPERATURE
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encoder_name
+from ecgfast.models.heads import DEFAULT_TAU
 from ecgfast.models.layout import MEMORY_FORMATS, check_memory_format
 from ecgfast.train.common import COMPILE_MODES, OPTIMIZERS, PRECISIONS, SCHEDULES
-from ecgfast.train.recipe import PROBES, RECIPES, SEED_VALUES, apply_recipe, check_recipe_name, explicit_parts
+from ecgfast.train.recipe import (PROBES, RECIPES, SEED_VALUES, apply_recipe, check_recipe_name, explicit_parts,
+                                  recipe_values)
 
-SAMPLING_RATES = (100, 500)
+SAMPLING_RATES = tuple(PTBXL_RATE_COLUMNS)  # PTB-XL's rates: 100, 500 Hz
 LOSSES = ("bce", "focal", "weighted", "class_balanced")
 SAMPLINGS = ("standard", "oversample")
 METHODS = ("simclr", "byol")
 CLASSIFIER_MODES = ("finetune", "supervised")
 MIN_SIGNAL_LENGTH = 64  # the band-pass needs > 30 samples; the encoder's stride-8 pyramid a few more
-DEFAULT_TEMPERATURE = 0.07  # SimCLR's NT-Xent temperature for ECGs here
-DEFAULT_TAU = 0.999  # BYOL's EMA rate of the target network
 DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N"
 
 # Resume rules: what a field may do between a run and the periodic checkpoint it resumes.
@@ -176,7 +178,7 @@ def default_of(f: dataclasses.Field, command: str | None = None):
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
-def _coerce(ftype: FieldType, f: dataclasses.Field, value, where: str):
+def coerce(ftype: FieldType, f: dataclasses.Field, value, where: str):
     """``value`` (from a flag or a run file) as field ``f`` holds it, or a ConfigError naming ``where``."""
     flag = flag_of(f) or f.name
     none_word = f.metadata.get("none_word")
@@ -186,7 +188,7 @@ def _coerce(ftype: FieldType, f: dataclasses.Field, value, where: str):
         raise ConfigError(f"{where}{flag}: a value is required")
     if ftype.sequence:
         items = value if isinstance(value, (list, tuple)) else [value]
-        return tuple(_coerce(FieldType(ftype.base), f, v, where) for v in items)
+        return tuple(coerce(FieldType(ftype.base), f, v, where) for v in items)
     base = ftype.base
     ok = {bool: isinstance(value, bool), int: isinstance(value, int) and not isinstance(value, bool),
           float: isinstance(value, (int, float)) and not isinstance(value, bool),
@@ -243,7 +245,7 @@ class Settings:
         for owner, f in leaves:
             value = values[f.name] if f.name in values else default_of(f, command)
             if f.name in values:
-                value = _coerce(field_types(owner)[f.name], f, value, where)
+                value = coerce(field_types(owner)[f.name], f, value, where)
             kw.setdefault(owner, {})[f.name] = value
         top = kw.pop(cls, {})
         name = _command_field(cls)
@@ -352,8 +354,8 @@ class RunConfig(Settings):
 _SIGNAL_LENGTH = (NON_NEGATIVE, Range(MIN_SIGNAL_LENGTH, note="samples"))
 _RECIPE_HELP = ("seed (constant-lr Adam, whole-window views: the seed's) or field (2.5 s crop views with "
                 "random-resized-crop, AdamW + weight decay or LARS from batch 1024, warm-up then cosine, "
-                "logistic probe; docs/recipes.md); --optimizer, --weight-decay, --schedule, --warmup-epochs, --lr override its "
-                "parts")
+                "logistic probe; docs/recipes.md); --optimizer, --weight-decay, --schedule, --warmup-epochs and "
+                "--lr override its parts")
 
 
 def _optimisation():
@@ -471,7 +473,7 @@ class ClassifierConfig(Settings):
                                   help=f"the encoder (backbone): {', '.join(ENCODER_NAMES)}; default "
                                        f"{DEFAULT_ENCODER}, or when fine-tuning the --ssl-checkpoint's (another "
                                        "one is refused)")
-    task: str = setting("superdiagnostic", choices=TASKS,
+    task: str = setting(DEFAULT_TASK, choices=TASKS,
                         help="the PTB-XL benchmark task whose labels the classifier learns (default superdiagnostic, "
                              "5 classes; all 71 statements, diagnostic 44, subdiagnostic 23, form 19, rhythm 12 "
                              "on the full PTB-XL)")
@@ -565,7 +567,20 @@ def run_file_values(cfg, command: str | None = None) -> dict:
     flat = cfg.flat()
     keep = [f.name for _, f in leaf_fields(type(cfg))
             if f.metadata.get("run_file", True) and (f.metadata.get("command") or has_flag(f, command))]
-    return {k: flat[k] for k in keep if flat.get(k) is not None}
+    derived = _recipe_derived(cfg)
+    return {k: flat[k] for k in keep if flat.get(k) is not None and k not in derived}
+
+
+def _recipe_derived(cfg) -> set[str]:
+    """The recipe parts of ``cfg`` that hold the value its recipe gives them: a run file leaves them out,
+    so that its replay derives them again, as a command line that did not give them (an explicit
+    ``--probe logistic`` freezes the encoder, the recipe's does not)."""
+    if not any(f.name == "recipe" for f in dataclasses.fields(cfg)):
+        return set()
+    own = recipe_values(cfg.recipe, cfg)
+    given = recipe_values(cfg.recipe, cfg, {"optimizer": cfg.optimizer})
+    derived = {k for k, v in given.items() if k != "optimizer" and getattr(cfg, k) == v}
+    return derived | ({"optimizer"} if own.get("optimizer") == cfg.optimizer else set())
 
 
 def _toml_value(v) -> str:
@@ -620,12 +635,15 @@ def read_run_file(path) -> dict:
     where PyYAML is installed); one flat table of settings. Errors name the file."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json", ".yaml", ".yml"):
+        raise ConfigError(f"--config {path}: unknown run-file type {suffix or '(no suffix)'}; expected .toml or "
+                          f".json{' (or .yaml)' if yaml_available() else ''}")
     try:
         raw = path.read_bytes()
     except OSError as exc:
         from ecgfast.base.fs import os_error_message
 
-        raise ConfigError(f"--config {path}: {os_error_message(exc, path, 'read')}") from None
+        raise ConfigError(f"--config: {os_error_message(exc, path, 'read')}") from None
     try:
         if suffix == ".toml":
             import tomllib
@@ -639,9 +657,6 @@ def read_run_file(path) -> dict:
             import yaml
 
             values = yaml.safe_load(raw)
-        else:
-            raise ConfigError(f"--config {path}: unknown run-file type {suffix or '(no suffix)'}; expected .toml or "
-                              f".json{' (or .yaml)' if yaml_available() else ''}")
     except ConfigError:
         raise
     except Exception as exc:  # the parsers' own errors (TOMLDecodeError, JSONDecodeError, YAMLError, Unicode)

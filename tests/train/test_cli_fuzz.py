@@ -10,7 +10,7 @@ from ecgfast.base.errors import ConfigError  # noqa: E402
 
 FLAGS = ["--epochs", "--batch-size", "--lr", "--signal-length", "--temperature", "--tau", "--projection-dim",
          "--checkpoint-every", "--log-every", "--workers", "--sampling-rate", "--precision", "--compile",
-         "--device", "--config", "--label-fraction", "--loss", "--sampling", "--seed", "--bootstrap", "--encoder"]
+         "--device", "--config", "--augment", "--label-fraction", "--loss", "--sampling", "--seed", "--bootstrap", "--encoder"]
 VALUES = st.one_of(st.integers(-10**6, 10**6).map(str), st.floats(allow_nan=True, allow_infinity=True).map(str),
                    st.sampled_from(["", "abc", "1e-3", "0", "-1", "nan", "inf", "auto", "cpu", "cuda:9", "bf16",
                                     "full", "no-mixup", "3.5", "1.0", "0.5", "xresnet1d50", "ecg1dcnn"]),
