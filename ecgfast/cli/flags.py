@@ -22,7 +22,7 @@ from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES
 from ecgfast.train.config import (AUGMENT_CONFIGS, ClassifierConfig, DataConfig, PretrainConfig, RunConfig,
                                   coerce, default_of, field_types, flag_of, has_flag, leaf_fields, read_run_file,
-                                  yaml_available)
+                                  run_file_values, to_toml, yaml_available)
 
 GIVEN = "_flags_given"  # namespace attribute: the dests given explicitly on the command line
 
@@ -70,6 +70,8 @@ def add_flags(p: argparse.ArgumentParser, cls, command: str | None = None, only=
     experiment). The dest of every flag is its field's name."""
     for owner, f in leaf_fields(cls):
         if not has_flag(f, command) or (only is not None and f.name not in only) or f.name in skip:
+            continue
+        if flag_of(f) in p._option_string_actions:  # declared by the command itself (same dest): keep its own
             continue
         p.add_argument(flag_of(f), **_argument(owner, f, command, (help or {}).get(f.name),
                                                (defaults or {}).get(f.name, dataclasses.MISSING)))
@@ -152,6 +154,17 @@ def add_config_flag(p: argparse.ArgumentParser, cls, command: str | None = None)
                    help=f"replay a run file: TOML or JSON ({yaml}), e.g. the OUT.run.toml every finished run "
                         "writes beside its checkpoint; flags given with it override it. (An augmentation "
                         "ablation name here is deprecated: use --augment.)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print this run's whole configuration as a run file (TOML) and exit, without running")
+
+
+def _print_config(cfg, a: argparse.Namespace, command: str):
+    """``cfg``; with ``--print-config``, its run file on stdout and exit 0 (Lightning's ``--print_config``)."""
+    if getattr(a, "print_config", False):
+        cfg.validate()
+        print(to_toml(run_file_values(cfg, command)), end="")
+        raise SystemExit(0)
+    return cfg
 
 
 # -- the training commands (names kept for ecgfast.cli.pretrain / cli.classifier) -----------------------
@@ -161,7 +174,7 @@ def add_pretrain_flags(p: argparse.ArgumentParser, method: str) -> None:
 
 
 def pretrain_from_args(a: argparse.Namespace, method: str) -> PretrainConfig:
-    return PretrainConfig.from_args(a, method)
+    return _print_config(PretrainConfig.from_args(a, method), a, method)
 
 
 def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:
@@ -172,7 +185,7 @@ def add_classifier_flags(p: argparse.ArgumentParser, mode: str) -> None:
 
 
 def classifier_from_args(a: argparse.Namespace, mode: str) -> ClassifierConfig:
-    return ClassifierConfig.from_args(a, mode)
+    return _print_config(ClassifierConfig.from_args(a, mode), a, mode)
 
 
 def add_data_flags(p: argparse.ArgumentParser, **adapt) -> None:

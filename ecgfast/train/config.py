@@ -24,7 +24,8 @@ from pathlib import Path
 from ecgfast import TASKS
 from ecgfast.augment.params import CONFIGS as AUGMENT_CONFIGS
 from ecgfast.base.errors import ConfigError
-from ecgfast.data.metadata import DEFAULT_TASK, SAMPLING_RATES as PTBXL_RATE_COLUMNS
+from ecgfast.data.metadata import DEFAULT_TASK
+from ecgfast.data.metadata import SAMPLING_RATES as PTBXL_RATE_COLUMNS
 from ecgfast.losses import DEFAULT_TEMPERATURE
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encoder_name
 from ecgfast.models.heads import DEFAULT_TAU
@@ -190,6 +191,11 @@ def coerce(ftype: FieldType, f: dataclasses.Field, value, where: str):
         items = value if isinstance(value, (list, tuple)) else [value]
         return tuple(coerce(FieldType(ftype.base), f, v, where) for v in items)
     base = ftype.base
+    if base is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     ok = {bool: isinstance(value, bool), int: isinstance(value, int) and not isinstance(value, bool),
           float: isinstance(value, (int, float)) and not isinstance(value, bool),
           str: isinstance(value, str), Path: isinstance(value, (str, Path))}.get(base, True)

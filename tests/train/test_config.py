@@ -12,14 +12,13 @@ import warnings
 import pytest
 import torch
 
-from ecgfast.train.recipe import PARTS, apply_recipe
-
 from ecgfast.base.errors import ConfigError
 from ecgfast.cli.flags import (add_classifier_flags, add_flags, add_pretrain_flags, classifier_from_args, number,
                                pretrain_from_args)
 from ecgfast.train.config import (LOWER, MATCH, METHODS, ClassifierConfig, DataConfig, PretrainConfig, Range,
                                   RunConfig, flag_of, leaf_fields, read_run_file, resume_mismatches, run_file_path,
                                   run_file_values, to_toml, write_run_file)
+from ecgfast.train.recipe import PARTS, apply_recipe
 
 COMMANDS = [(PretrainConfig, m) for m in METHODS] + [(ClassifierConfig, m) for m in ("finetune", "supervised")]
 REQUIRED = {"finetune": ["--ssl-checkpoint", "none"]}
@@ -80,7 +79,8 @@ def test_every_flag_round_trips_a_non_default_value(cls, command):
         got = _config(cls, command, argv).flat()
         assert got[f.name] == value, (flag, got[f.name], value)
         changed = {k for k in base if got[k] != base[k]} - {f.name} - (set(PARTS) if f.name == "recipe" else set())
-        assert not changed, (flag, changed)
+        implied = {"freeze_encoder"} if f.name == "probe" else set()  # --probe logistic: a frozen encoder
+        assert changed == implied, (flag, changed)
 
 
 def _other_value(owner, f, current, flag):
@@ -226,7 +226,7 @@ def test_config_with_an_ablation_name_is_augment_with_a_deprecation_note():
 def test_a_tiny_run_replayed_from_its_run_file_writes_the_same_config(tiny_cache, tmp_path):
     from ecgfast.train_ssl_simclr import main as simclr_main
 
-    tiny = ["--cache", str(tiny_cache.path), "--epochs", "1", "--batch-size", "32", "--signal-length", "256",
+    tiny = ["--cache", str(tiny_cache), "--epochs", "1", "--batch-size", "32", "--signal-length", "256",
             "--no-progress", "--precision", "fp32", "--device", "cpu", "--seed", "3", "--temperature", "0.2"]
     assert simclr_main(tiny + ["--out", str(tmp_path / "a.pt")]) == 0
     run_file = tmp_path / "a.run.toml"
@@ -244,3 +244,11 @@ def test_yaml_run_files_where_pyyaml_is_installed(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(run_file_values(cfg)))
     assert _config(ClassifierConfig, "supervised", ["--config", str(path)]) == cfg
+
+
+def test_print_config_prints_the_run_file_and_exits(capsys):
+    cfg = _config(PretrainConfig, "simclr", ["--epochs", "2", "--recipe", "field"])
+    with pytest.raises(SystemExit) as exc:
+        _config(PretrainConfig, "simclr", ["--epochs", "2", "--recipe", "field", "--print-config"])
+    assert exc.value.code == 0
+    assert tomllib.loads(capsys.readouterr().out) == run_file_values(cfg)
