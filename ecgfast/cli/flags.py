@@ -51,8 +51,10 @@ def number(kind: type, ranges=()):
 def _tracked(base: type) -> type:
     class Tracked(base):
         def __call__(self, parser, namespace, values, option_string=None):
-            super().__call__(parser, namespace, values, option_string)
             given = set(getattr(namespace, GIVEN, ()) or ())
+            if isinstance(self, argparse._AppendAction) and self.dest not in given:
+                setattr(namespace, self.dest, [])  # a repeated flag replaces a run file's list, not extends it
+            super().__call__(parser, namespace, values, option_string)
             setattr(namespace, GIVEN, given | {self.dest})
     Tracked.__name__ = "Tracked" + base.__name__.lstrip("_")
     return Tracked

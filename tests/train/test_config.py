@@ -181,6 +181,8 @@ def test_a_saved_run_file_replays_the_same_config(cls, command, tmp_path):
     assert tomllib.loads(path.read_text()) == run_file_values(cfg)
     replay = _config(cls, command, ["--config", str(path)])
     assert replay.flat() == cfg.flat() and replay == cfg
+    if cls is PretrainConfig:  # a list given on the command line replaces the file's
+        assert _config(cls, command, ["--config", str(path), "--corpus", "c.json"]).corpus == ("c.json",)
     # flags win over the file, before or after --config
     for argv in (["--epochs", "5", "--config", str(path)], ["--config", str(path), "--epochs", "5"]):
         again = _config(cls, command, argv)
