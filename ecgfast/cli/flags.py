@@ -150,7 +150,7 @@ class RunFileAction(argparse.Action):
 
 
 def add_config_flag(p: argparse.ArgumentParser, cls, command: str | None = None) -> None:
-    yaml = "YAML too (PyYAML is installed)" if yaml_available() else "YAML only where PyYAML is installed"
+    yaml = "YAML too: PyYAML is installed" if yaml_available() else "YAML only where PyYAML is installed: not here"
     p.add_argument("--config", action=RunFileAction, config_class=cls, command=command, default=None,
                    metavar="RUN_FILE",
                    help=f"replay a run file: TOML or JSON ({yaml}), e.g. the OUT.run.toml every finished run "
