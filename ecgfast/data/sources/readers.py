@@ -46,10 +46,10 @@ import pandas as pd
 from ecgfast import CLASSES, LEADS
 from ecgfast.base.errors import DataError
 from ecgfast.data.errors import UnsafePathError
+from ecgfast.data.sources import LAYOUTS
 from ecgfast.data.sources.snomed import superclass_labels
 
 LEAD_ALIASES = {"DI": "I", "DII": "II", "DIII": "III", "D1": "I", "D2": "II", "D3": "III"}
-LAYOUTS = ("ptbxl", "cinc2021", "mimic-iv-ecg", "code15", "numpy")
 # 2**21 samples per lead: 35 min at 1000 Hz, 2.3 h at 257 Hz (St Petersburg's 30-min records fit); at the
 # cap one record costs ~0.2 GB as float64, so a worker stays well under 1 GB whatever a header claims
 MAX_RECORD_SAMPLES = 2 ** 21
@@ -827,8 +827,7 @@ class NumpySource(_RowBlockSource):
                                self.labels[i], bool(self.labelled and self.labels[i].any()), where=where)
 
 
-SOURCES = {"ptbxl": PTBXLSource, "cinc2021": CinC2021Source, "mimic-iv-ecg": MIMICSource,
-           "code15": Code15Source, "numpy": NumpySource}
+SOURCES = {cls.layout: cls for cls in (PTBXLSource, CinC2021Source, MIMICSource, Code15Source, NumpySource)}
 
 
 def open_source(layout: str, root, **options) -> Source:
