@@ -9,7 +9,7 @@ _EXPORTS = {
     "PTBXLError": "errors", "CacheError": "errors", "BadRecordError": "errors", "UnsafePathError": "errors",
     "verify_cache": "cache",
     "load_metadata": "metadata", "PTBXLMetadata": "metadata",
-    "read_record": "records", "MissingRecordError": "records",
+    "read_record": "records", "MissingRecordError": "errors", "MissingSourceRecord": "errors",
     "build_cache": "cache", "open_cache": "cache", "ensure_cache": "cache", "ECGCache": "cache",
     "ECGBatchLoader": "loader", "Batch": "loader", "Normalizer": "loader",
     "label_fraction_indices": "loader",

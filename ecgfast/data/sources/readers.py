@@ -45,20 +45,16 @@ import pandas as pd
 
 from ecgfast import CLASSES, LEADS
 from ecgfast.base.errors import DataError
-from ecgfast.data.errors import UnsafePathError
+from ecgfast.data.errors import MissingSourceRecord, UnsafePathError  # noqa: F401  (MissingSourceRecord: re-exported)
+from ecgfast.data.leads import LEAD_ALIASES, lead_order  # noqa: F401  (re-exported: the one lead table)
 from ecgfast.data.sources import LAYOUTS
 from ecgfast.data.sources.snomed import superclass_labels
 
-LEAD_ALIASES = {"DI": "I", "DII": "II", "DIII": "III", "D1": "I", "D2": "II", "D3": "III"}
 # 2**21 samples per lead: 35 min at 1000 Hz, 2.3 h at 257 Hz (St Petersburg's 30-min records fit); at the
 # cap one record costs ~0.2 GB as float64, so a worker stays well under 1 GB whatever a header claims
 MAX_RECORD_SAMPLES = 2 ** 21
 RATE_RANGE = (10.0, 20000.0)  # Hz: outside it a rate is a typo or a unit error (and resampling would explode)
 MAX_HEADER_BYTES = 1 << 20    # a WFDB header of 12 signals is < 2 kB
-
-
-class MissingSourceRecord(DataError):
-    """A record the layout's index names is absent (a partial download)."""
 
 
 @dataclass
@@ -75,21 +71,6 @@ class SourceRecord:
     age: float = float("nan")   # years, NaN unknown
     sex: str = ""               # "M", "F" or "" unknown
     where: str = ""             # the record and its file, for messages (e.g. "record /data/x/A1")
-
-
-def lead_order(names, where: str) -> np.ndarray:
-    """Row index of each standard lead (I, II, ..., V6) in ``names``, matched case-insensitively.
-
-    A record missing any of the 12 leads is refused (no masking: every window in
-    a corpus has all 12 leads), as is one naming a lead twice.
-    """
-    upper = [LEAD_ALIASES.get(str(n).strip().upper(), str(n).strip().upper()) for n in names]
-    if len(set(upper)) != len(upper):
-        raise DataError(f"{where}: lead names {list(names)} repeat a lead")
-    missing = [l for l in LEADS if l not in upper]
-    if missing:
-        raise DataError(f"{where}: lacks lead(s) {missing} of the standard 12 (has {list(names)})")
-    return np.array([upper.index(l) for l in LEADS])
 
 
 def check_rate(fs, where: str) -> float:
@@ -400,12 +381,10 @@ class PTBXLSource(Source):
         return [p.with_name(p.name + ".hea"), p.with_name(p.name + ".dat")]
 
     def read(self, i):
-        from ecgfast.data.records import MissingRecordError, read_record_digital
+        from ecgfast.data.records import read_record_digital
 
-        try:  # root: the csv path and the header's .dat are confined to the PTB-XL folder
-            adc, gain, baseline = read_record_digital(self.root / self.files[i], self.rate, root=self.root)
-        except MissingRecordError as exc:
-            raise MissingSourceRecord(str(exc)) from exc
+        # root: the csv path and the header's .dat are confined to the PTB-XL folder
+        adc, gain, baseline = read_record_digital(self.root / self.files[i], self.rate, root=self.root)
         mv = (adc.astype(np.float32) - baseline[:, None]) / gain[:, None]
         m = self.meta
         row = m.records.iloc[i]
