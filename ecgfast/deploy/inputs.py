@@ -116,32 +116,15 @@ class PTBXLFolderSource(InputSource):
 
 
 def read_wfdb(path: str | os.PathLike) -> tuple[np.ndarray, float, list[str]]:
-    """Any WFDB record as (float64 (C, T) in mV, sampling rate, lead names); ``DataError`` naming it on failure."""
-    import wfdb
+    """Any WFDB record as (float32 (C, T) in mV, sampling rate, lead names as the header gives them).
 
-    from ecgfast.models.pretrained import UNITS
+    The one WFDB reader, ``ecgfast.data.records.read_wfdb``, with the file's channels kept in its
+    order (the model picks its leads by name) and no length cap; ``DataError`` naming the record.
+    """
+    from ecgfast.data.records import read_wfdb as read
 
-    p = Path(path)
-    if p.suffix in (".hea", ".dat"):
-        p = p.with_suffix("")
-    if not p.with_name(p.name + ".hea").is_file():
-        raise DataError(f"record {path}: header {p.name}.hea not found")
-    try:
-        rec = wfdb.rdrecord(str(p), physical=True)
-    except Exception as exc:
-        raise DataError(f"record {path}: unreadable ({type(exc).__name__}: {exc})") from None
-    if rec.p_signal is None:
-        raise DataError(f"record {path}: no signals")
-    x = np.asarray(rec.p_signal, dtype=np.float64).T
-    units = list(rec.units or ["mV"] * x.shape[0])
-    factors = []
-    for name, u in zip(rec.sig_name, units):
-        key = str(u or "mV").strip().lower()
-        if key not in UNITS:
-            raise DataError(f"record {path}: lead {name} in units {u!r}; expected V, mV or uV")
-        factors.append(UNITS[key] / UNITS["mv"])
-    x = x * np.asarray(factors)[:, None]
-    return x, float(rec.fs), [str(n) for n in rec.sig_name]
+    x, fs, header = read(path, leads=None, cap=None)
+    return x, fs, [str(n) for n in header.sig_name]
 
 
 class RecordListSource(InputSource):
