@@ -16,6 +16,7 @@ _EXPORTS = {
     "write_synthetic_ptbxl": "synthetic",
     "open_corpus": "corpus", "Corpus": "corpus", "StreamingLoader": "corpus", "build_corpus": "corpus",
     "open_source": "sources.readers",
+    "ECGSource": "source", "open_input": "source", "read_wfdb": "records",
 }
 __all__ = sorted(_EXPORTS)
 
