@@ -55,7 +55,7 @@ import wfdb
 from ecgfast import LEADS
 from ecgfast.base.errors import DataError
 from ecgfast.data.errors import BadRecordError, MissingRecordError, PTBXLError, UnsafePathError
-from ecgfast.data.leads import UNITS_HELP, is_unit, lead_order, unit_factor
+from ecgfast.data.leads import UNITS_HELP, is_unit, lead_key, lead_order, unit_factor
 from ecgfast.data.metadata import check_sampling_rate
 
 RECORD_SECONDS = 10
@@ -412,7 +412,7 @@ def _header(path: Path, root: Path | None, sampling_rate: int):
     n_sig, fs, sig_len = header.n_sig, header.fs, header.sig_len
     if n_sig != len(LEADS):
         raise BadRecordError(f"{where}: has {n_sig} leads, expected {len(LEADS)}")
-    names = tuple(str(n).upper() for n in header.sig_name)
+    names = tuple(lead_key(n) for n in header.sig_name)
     if names != LEADS:
         raise BadRecordError(f"{where}: leads {names} differ from PTB-XL's {LEADS}")
     if not math.isfinite(fs) or int(round(fs)) != sampling_rate:
