@@ -176,7 +176,7 @@ class WfdbHeader:
     record_name: str
     n_sig: int
     fs: float
-    sig_len: int
+    sig_len: int | None  # None: not in the header (``read_wfdb`` takes it from the signal file's size)
     file_name: list
     fmt: list
     byte_offset: list
@@ -224,7 +224,7 @@ def parse_header(text: str, where: str) -> WfdbHeader:
     try:
         n_sig = int(rec[1])
         fs = float(rec[2].split("/")[0].split("(")[0]) if len(rec) > 2 else 250.0
-        sig_len = int(rec[3]) if len(rec) > 3 else 0
+        sig_len = int(rec[3]) if len(rec) > 3 else None  # None: the signal file's size says (WFDB)
     except ValueError as exc:
         raise BadRecordError(f"{where}: malformed record line {' '.join(rec)!r}") from exc
     if len(rec) <= 2:  # WFDB's default 250 Hz is a guess, not a calibration
@@ -337,6 +337,15 @@ def _check_size(header: WfdbHeader, dat: Path, where: str, exact: bool, size: in
                              "header and .dat disagree")
 
 
+def _length_from_size(header: WfdbHeader, dat: Path, where: str) -> int:
+    """Samples per signal that the one signal file holds, for a header that gives no length."""
+    fmt = header.fmt[0]
+    if fmt not in _SIZE_OF or not _one_file(header):
+        raise BadRecordError(f"{where}: header gives no length, and its signal format(s) {sorted(set(header.fmt))} "
+                             "do not fix it from the file size")
+    return int((dat.stat().st_size - header.byte_offset[0]) // (header.n_sig * _SIZE_OF[fmt]))
+
+
 def read_digital(header: WfdbHeader, path: Path, dat: Path, where: str, nan_hint: str = "") -> np.ndarray:
     """The record's ADC values, (sig_len, n_sig) integers; ``BadRecordError`` for NaN samples or a bad file.
 
@@ -385,11 +394,13 @@ def read_wfdb(path: str | os.PathLike, where: str | None = None, *, confine: Con
     header, hea = read_header(path, where, confine)
     order = np.arange(header.n_sig) if leads is None else lead_order(header.sig_name, where, leads)
     check_rate(header.fs, where)
-    check_length(header.sig_len, where, cap if cap is not None else 2 ** 62)
     bad = sorted({u for u in header.units if not is_unit(u)})
     if bad:
         raise BadRecordError(f"{where}: units {bad}, expected {UNITS_HELP}")
     dat = signal_files(header, path, hea, where, confine)[0]
+    if header.sig_len is None:  # as WFDB does: the length the signal file holds
+        header.sig_len = _length_from_size(header, dat, where)
+    check_length(header.sig_len, where, cap if cap is not None else 2 ** 62)
     _check_size(header, dat, where, exact=False)
     adc = read_digital(header, path, dat, where)
     gain = np.asarray(header.adc_gain, np.float64)
@@ -417,6 +428,8 @@ def _header(path: Path, root: Path | None, sampling_rate: int):
         raise BadRecordError(f"{where}: leads {names} differ from PTB-XL's {LEADS}")
     if not math.isfinite(fs) or int(round(fs)) != sampling_rate:
         raise BadRecordError(f"{where}: sampled at {fs:g} Hz, expected {sampling_rate} Hz")
+    if sig_len is None:
+        raise BadRecordError(f"{where}: header gives no length, expected {T} samples per lead")
     if sig_len != T:
         raise BadRecordError(f"{where}: has {sig_len} samples per lead, expected {T}")
     if any(str(u).lower() != "mv" for u in header.units):

@@ -116,3 +116,14 @@ def test_ptbxl_promises_on_top(tmp_path):
     mv = (adc.astype(np.float64) - baseline[:, None]) / gain[:, None]
     np.testing.assert_allclose(mv, read_wfdb(ok)[0], atol=1e-6)
     assert [n.upper() for n in wfdb.rdheader(str(ok)).sig_name] == list(LEADS)
+
+
+def test_header_without_a_length_reads_the_file_as_wfdb_does(tmp_path):
+    rec = _write(tmp_path, "r", fs=100)  # 10 s at 100 Hz, as PTB-XL's
+    ref = read_wfdb(rec)[0]
+    hea = rec.with_suffix(".hea")
+    hea.write_text(hea.read_text().replace("r 12 100 1000", "r 12 100", 1))
+    assert wfdb.rdrecord(str(rec)).sig_len == 1000  # wfdb takes it from the file size too
+    np.testing.assert_array_equal(read_wfdb(rec)[0], ref)
+    with pytest.raises(BadRecordError, match="header gives no length, expected 1000"):
+        read_record_digital(rec, 100)  # PTB-XL's headers state it
