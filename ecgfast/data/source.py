@@ -38,6 +38,7 @@ from typing import Iterator, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from ecgfast.base.errors import ConfigError, DataError
+from ecgfast.data.errors import MissingRecordError
 
 __all__ = ["ArraySource", "CacheSource", "Chunk", "CorpusSource", "ECGSource", "PTBXLFolderSource",
            "RecordListSource", "RecordSource", "open_input", "read_channels"]
@@ -186,7 +187,7 @@ class RecordListSource(RecordSource):
             if rp.suffix in (".hea", ".dat"):
                 rp = rp.with_suffix("")
             if not rp.with_name(rp.name + ".hea").is_file():
-                raise DataError(f"input {path} line {n}: record {line} not found ({rp}.hea does not exist)")
+                raise MissingRecordError(f"input {path} line {n}: record {line} not found ({rp}.hea does not exist)")
             records.append((line, rp))
         return cls(records, f"record list {path}")
 
