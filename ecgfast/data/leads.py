@@ -12,7 +12,7 @@ Units are a voltage unit, matched case-insensitively (``mV``, ``uV``, ``µV``, `
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -45,12 +45,11 @@ import hashlib
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-import wfdb
 
 from ecgfast import LEADS
 from ecgfast.base.errors import DataError

@@ -31,9 +31,10 @@ and keeping unchanged ones; they read WFDB records through the same reader.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -170,7 +171,7 @@ class RecordListSource(RecordSource):
             yield Chunk([rid], x[None], fs, names, "mV")
 
     @classmethod
-    def from_list_file(cls, path: Path) -> "RecordListSource":
+    def from_list_file(cls, path: Path) -> RecordListSource:
         try:
             lines = path.read_text().splitlines()
         except UnicodeDecodeError:
@@ -233,7 +234,7 @@ class CorpusSource(RecordSource):
 
         self.corpus = c = open_corpus(path)
         self.ids = self._ids(c)
-        self.rate = getattr(c, "sampling_rate")
+        self.rate = c.sampling_rate
         self.leads = list(getattr(c, "leads", None) or []) or None
         self.units = getattr(c, "units", "mV") or "mV"
         self.description = f"corpus {path}"

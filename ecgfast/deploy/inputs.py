@@ -13,8 +13,17 @@ import numpy as np
 import torch
 
 from ecgfast.base.errors import ConfigError, DataError
-from ecgfast.data.source import (ArraySource, CacheSource, Chunk, CorpusSource, ECGSource,  # noqa: F401
-                                 PTBXLFolderSource, RecordListSource, RecordSource, open_input)
+from ecgfast.data.source import (  # noqa: F401
+    ArraySource,
+    CacheSource,
+    Chunk,
+    CorpusSource,
+    ECGSource,
+    PTBXLFolderSource,
+    RecordListSource,
+    RecordSource,
+    open_input,
+)
 from ecgfast.data.source import read_channels as read_wfdb  # noqa: F401  (its name here before)
 
 InputSource = RecordSource  # the name this module gave it before the protocol moved to ecgfast.data.source

@@ -174,8 +174,7 @@ def test_synth_command_writes_each_layout(tmp_path):
 
 def test_layouts_have_one_home():
     """Readers, synthetic writers and the layout names agree: one list, ``ecgfast.data.sources.LAYOUTS``."""
-    from ecgfast.data.sources import LAYOUTS
-    from ecgfast.data.sources import synthetic
+    from ecgfast.data.sources import LAYOUTS, synthetic
     from ecgfast.data.sources.readers import SOURCES
 
     assert tuple(SOURCES) == LAYOUTS

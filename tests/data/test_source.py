@@ -48,7 +48,7 @@ def test_every_input_is_one_source_of_the_same_records(mini_root_template, built
     with open_input(tmp / "corpus" / "manifest.json") as corpus:
         got = _records(corpus)
     assert set(got) <= set(ref) and len(got) > 0  # PTB-XL records are kept under their ecg_id
-    for rid, (x, fs, _) in got.items():
+    for rid, (x, _, _) in got.items():
         np.testing.assert_allclose(x, ref[rid][0], atol=0.5 / 1000 + 1e-6)  # re-quantised at 1000/mV
     # WFDB record paths, as a list file and as arguments
     from ecgfast.data.metadata import load_metadata

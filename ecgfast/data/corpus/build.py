@@ -28,21 +28,21 @@ import io
 import json
 import multiprocessing
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS, __version__
-from ecgfast.base.fs import atomic_write, prepare_output_folder
 from ecgfast.base.errors import ConfigError, DataError
-from ecgfast.data.errors import UnsafePathError
+from ecgfast.base.fs import atomic_write, prepare_output_folder
 from ecgfast.data.corpus.format import FORMAT, FORMAT_VERSION, MANIFEST, SUFFIXES, parse_shards  # noqa: F401
 from ecgfast.data.corpus.format import file_entries as _file_entries
 from ecgfast.data.corpus.format import sha256_file as _sha256_file
 from ecgfast.data.corpus.harmonise import GAIN, harmonise
-from ecgfast.data.sources.readers import LAYOUTS, MAX_RECORD_SAMPLES, RATE_RANGE, MissingSourceRecord, open_source
+from ecgfast.data.errors import UnsafePathError
+from ecgfast.data.sources import LAYOUTS
+from ecgfast.data.sources.readers import MAX_RECORD_SAMPLES, RATE_RANGE, MissingSourceRecord, open_source
 
 MAX_MESSAGES = 20
 

@@ -22,8 +22,7 @@ import numpy as np
 
 from ecgfast.base.errors import ConfigError, DataError, EcgfastError
 from ecgfast.base.fs import atomic_write
-from ecgfast.data.corpus.format import (FORMAT, FORMAT_VERSION, MANIFEST, REBUILD, SUFFIXES,  # noqa: F401
-                                        parse_shards)
+from ecgfast.data.corpus.format import FORMAT, FORMAT_VERSION, MANIFEST, REBUILD, SUFFIXES, parse_shards  # noqa: F401
 from ecgfast.data.corpus.format import sha256_file as _sha256_file
 
 _VERIFIED_FORMAT = "ecgfast-corpus-verified"

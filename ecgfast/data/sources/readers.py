@@ -50,10 +50,19 @@ from ecgfast import CLASSES, LEADS
 from ecgfast.base.errors import DataError
 from ecgfast.data.errors import MissingSourceRecord, UnsafePathError  # noqa: F401  (MissingSourceRecord: re-exported)
 from ecgfast.data.leads import LEAD_ALIASES, lead_order  # noqa: F401  (re-exported: the one lead table)
-from ecgfast.data.records import (MAX_HEADER_BYTES, MAX_RECORD_SAMPLES, RATE_RANGE, WfdbHeader,  # noqa: F401
-                                  check_length, check_rate, check_signal, parse_header, read_wfdb)
-from ecgfast.data.sources import LAYOUTS
+from ecgfast.data.records import (  # noqa: F401
+    MAX_HEADER_BYTES,
+    MAX_RECORD_SAMPLES,
+    RATE_RANGE,
+    WfdbHeader,
+    check_length,
+    check_rate,
+    check_signal,
+    parse_header,
+    read_wfdb,
+)
 from ecgfast.data.sources.snomed import superclass_labels
+
 
 @dataclass
 class SourceRecord:
