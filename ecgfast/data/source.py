@@ -71,6 +71,10 @@ class ECGSource(Protocol):
 
     def close(self) -> None: ...
 
+    def __enter__(self): ...
+
+    def __exit__(self, *exc): ...
+
 
 class RecordSource:
     """The base of this module's ``ECGSource``\\ s: ``close`` does nothing, ``with`` closes."""
@@ -94,6 +98,8 @@ class RecordSource:
 
 
 class CacheSource(RecordSource):
+    """An ecgfast HDF5 cache (``ECGCache``): ids are the ``ecg_id``\\ s."""
+
     def __init__(self, path: Path):
         from ecgfast.data import open_cache
 
@@ -118,6 +124,8 @@ class CacheSource(RecordSource):
 
 
 class PTBXLFolderSource(RecordSource):
+    """A PTB-XL folder at 100 or 500 Hz, read by the one WFDB reader: ids are the ``ecg_id``\\ s."""
+
     def __init__(self, root: Path, sampling_rate: int):
         from ecgfast.data import load_metadata
         from ecgfast.data.metadata import check_sampling_rate
@@ -194,6 +202,8 @@ class RecordListSource(RecordSource):
 
 
 class ArraySource(RecordSource):
+    """A ``.npy`` array (N, C, T) or (C, T), memory-mapped: ids are the row numbers."""
+
     def __init__(self, path: Path, sampling_rate, leads, units):
         if sampling_rate is None:
             raise ConfigError(f"input {path}: a .npy array carries no sampling rate; pass --sampling-rate")
