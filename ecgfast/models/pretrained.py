@@ -449,7 +449,7 @@ def _meta(ckpt: dict, path, kind: str) -> dict:
 
 
 def _device(device) -> torch.device:
-    from ecgfast.deploy._loop import resolve_device
+    from ecgfast.base.runtime import resolve_device
 
     return resolve_device(device)
 
