@@ -15,10 +15,11 @@ from typing import Callable, Iterable, Iterator
 import torch
 
 from ecgfast.base.errors import ConfigError
-from ecgfast.train.common import autocast as _autocast
-from ecgfast.train.common import resolve_device, run_command  # noqa: F401 (re-exported for the commands)
+from ecgfast.base.runtime import autocast as _autocast
+from ecgfast.base.runtime import resolve_device
+from ecgfast.train.common import run_command  # noqa: F401 (re-exported for the commands)
 
-__all__ = ["batches_of", "command_parser", "inference_loop", "resolve_device", "run_command"]
+__all__ = ["batches_of", "command_parser", "inference_loop", "run_command"]
 _FLUSH_BYTES = 64 << 20  # device outputs held before one copy back
 
 

@@ -30,7 +30,8 @@ from ecgfast.losses import DEFAULT_TEMPERATURE
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encoder_name
 from ecgfast.models.heads import DEFAULT_TAU
 from ecgfast.models.layout import MEMORY_FORMATS, check_memory_format
-from ecgfast.train.common import COMPILE_MODES, OPTIMIZERS, PRECISIONS, SCHEDULES
+from ecgfast.base.runtime import COMPILE_MODES, PRECISIONS
+from ecgfast.train.common import OPTIMIZERS, SCHEDULES
 from ecgfast.train.recipe import (PROBES, RECIPES, SEED_VALUES, apply_recipe, check_recipe_name, explicit_parts,
                                   recipe_values)
 
