@@ -20,9 +20,23 @@ from pathlib import Path
 
 from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES
-from ecgfast.train.config import (AUGMENT_CONFIGS, ClassifierConfig, DataConfig, PretrainConfig, RunConfig,
-                                  coerce, default_of, field_types, flag_of, has_flag, leaf_fields, read_run_file,
-                                  run_file_values, to_toml, yaml_available)
+from ecgfast.train.config import (
+    AUGMENT_CONFIGS,
+    ClassifierConfig,
+    DataConfig,
+    PretrainConfig,
+    RunConfig,
+    coerce,
+    default_of,
+    field_types,
+    flag_of,
+    has_flag,
+    leaf_fields,
+    read_run_file,
+    run_file_values,
+    to_toml,
+    yaml_available,
+)
 
 GIVEN = "_flags_given"  # namespace attribute: the dests given explicitly on the command line
 

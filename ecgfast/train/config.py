@@ -24,16 +24,23 @@ from pathlib import Path
 from ecgfast import TASKS
 from ecgfast.augment.params import CONFIGS as AUGMENT_CONFIGS
 from ecgfast.base.errors import ConfigError
+from ecgfast.base.runtime import COMPILE_MODES, PRECISIONS
 from ecgfast.data.metadata import DEFAULT_TASK
 from ecgfast.data.metadata import SAMPLING_RATES as PTBXL_RATE_COLUMNS
 from ecgfast.losses import DEFAULT_TEMPERATURE
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encoder_name
 from ecgfast.models.heads import DEFAULT_TAU
 from ecgfast.models.layout import MEMORY_FORMATS, check_memory_format
-from ecgfast.base.runtime import COMPILE_MODES, PRECISIONS
 from ecgfast.train.common import OPTIMIZERS, SCHEDULES
-from ecgfast.train.recipe import (PROBES, RECIPES, SEED_VALUES, apply_recipe, check_recipe_name, explicit_parts,
-                                  recipe_values)
+from ecgfast.train.recipe import (
+    PROBES,
+    RECIPES,
+    SEED_VALUES,
+    apply_recipe,
+    check_recipe_name,
+    explicit_parts,
+    recipe_values,
+)
 
 SAMPLING_RATES = tuple(PTBXL_RATE_COLUMNS)  # PTB-XL's rates: 100, 500 Hz
 LOSSES = ("bce", "focal", "weighted", "class_balanced")

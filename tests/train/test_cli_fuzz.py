@@ -10,7 +10,8 @@ from ecgfast.base.errors import ConfigError  # noqa: E402
 
 FLAGS = ["--epochs", "--batch-size", "--lr", "--signal-length", "--temperature", "--tau", "--projection-dim",
          "--checkpoint-every", "--log-every", "--workers", "--sampling-rate", "--precision", "--compile",
-         "--device", "--config", "--augment", "--label-fraction", "--loss", "--sampling", "--seed", "--bootstrap", "--encoder"]
+         "--device", "--config", "--augment", "--label-fraction", "--loss", "--sampling", "--seed", "--bootstrap",
+         "--encoder"]
 VALUES = st.one_of(st.integers(-10**6, 10**6).map(str), st.floats(allow_nan=True, allow_infinity=True).map(str),
                    st.sampled_from(["", "abc", "1e-3", "0", "-1", "nan", "inf", "auto", "cpu", "cuda:9", "bf16",
                                     "full", "no-mixup", "3.5", "1.0", "0.5", "xresnet1d50", "ecg1dcnn"]),
@@ -22,8 +23,8 @@ ARGV = st.lists(st.tuples(st.sampled_from(FLAGS), VALUES), max_size=6).map(
 def _parsers():
     import argparse
 
-    from ecgfast.study import experiment
     from ecgfast.cli.flags import add_classifier_flags, add_pretrain_flags, classifier_from_args, pretrain_from_args
+    from ecgfast.study import experiment
 
     def pretrain(method):
         p = argparse.ArgumentParser()

@@ -13,11 +13,32 @@ import pytest
 import torch
 
 from ecgfast.base.errors import ConfigError
-from ecgfast.cli.flags import (add_classifier_flags, add_flags, add_pretrain_flags, classifier_from_args, number,
-                               pretrain_from_args)
-from ecgfast.train.config import (LOWER, MATCH, METHODS, ClassifierConfig, DataConfig, PretrainConfig, Range,
-                                  RunConfig, flag_of, leaf_fields, read_run_file, resume_mismatches, run_file_path,
-                                  run_file_values, to_toml, write_run_file)
+from ecgfast.cli.flags import (
+    add_classifier_flags,
+    add_flags,
+    add_pretrain_flags,
+    classifier_from_args,
+    number,
+    pretrain_from_args,
+)
+from ecgfast.train.config import (
+    LOWER,
+    MATCH,
+    METHODS,
+    ClassifierConfig,
+    DataConfig,
+    PretrainConfig,
+    Range,
+    RunConfig,
+    flag_of,
+    leaf_fields,
+    read_run_file,
+    resume_mismatches,
+    run_file_path,
+    run_file_values,
+    to_toml,
+    write_run_file,
+)
 from ecgfast.train.recipe import PARTS, apply_recipe
 
 COMMANDS = [(PretrainConfig, m) for m in METHODS] + [(ClassifierConfig, m) for m in ("finetune", "supervised")]
