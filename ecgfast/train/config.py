@@ -549,8 +549,8 @@ def flatten(cfg) -> dict:
 
 
 def resume_mismatches(saved: dict, cfg) -> list[str]:
-    """The settings of ``cfg`` that its resume rule forbids to differ from ``saved`` (the flat config of
-    the checkpoint being resumed), each as ``"name: checkpoint A vs now B"``; [] when it may resume.
+    """The names of the settings of ``cfg`` that their resume rule forbids to differ from ``saved`` (the flat
+    config of the checkpoint being resumed), in field order; [] when it may resume.
     MATCH fields must be equal, a LOWER one (lr) may only go down, FREE ones may change. A checkpoint
     written before a setting existed ran with the seed's value (the seed's encoder and recipe parts)."""
     mine = cfg.flat()
@@ -561,7 +561,7 @@ def resume_mismatches(saved: dict, cfg) -> list[str]:
         if k not in mine or rule == FREE:
             continue
         if (rule == MATCH and mine[k] != theirs.get(k)) or (rule == LOWER and k in theirs and mine[k] > theirs[k]):
-            out.append(f"{k}: checkpoint {theirs.get(k)!r} vs now {mine[k]!r}")
+            out.append(k)
     return out
 
 

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from ecgfast.augment import AugmentPipeline
 from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
+from ecgfast.models.backbones import DEFAULT_ENCODER
 from ecgfast.models.layout import CONTIGUOUS, resolve_memory_format, set_memory_format
 from ecgfast.base.checkpoint import (atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec,
                                       with_checksum)
@@ -358,10 +359,13 @@ class Pretrainer:
                                   "--checkpoint-every steps); start without --resume")
         ckpt = load_checkpoint(path, ("model", "optimizer", "augment", "epoch", "step_in_epoch", "config"),
                                kind="resume")
-        # The fields' resume rules (ecgfast.train.config): lr may only go down, precision may change.
-        changed = resume_mismatches(ckpt["config"], self.cfg)
+        from ecgfast.train.recipe import SEED_VALUES
+
+        # Older resume files name no encoder, recipe or optimiser: they ran the seed's.
+        mine, theirs = self.config(), {"encoder": DEFAULT_ENCODER, **SEED_VALUES, **ckpt["config"]}
+        changed = resume_mismatches(theirs, self.cfg)  # the fields' resume rules (ecgfast.train.config)
         if changed:
-            diffs = ", ".join(changed)
+            diffs = ", ".join(f"{k}: checkpoint {theirs.get(k)!r} vs now {mine.get(k)!r}" for k in changed)
             raise CheckpointError(f"--resume: {path} was written by a different run ({diffs}); only a lower --lr "
                                   "or another --precision may change on resume: start over without --resume, "
                                   "or use the original settings")
@@ -370,7 +374,7 @@ class Pretrainer:
             raise CheckpointError(f"--resume: {path} was trained on other data than {where} (the "
                                   "dataset fingerprint differs): resume with the data it was trained on, or "
                                   "start over without --resume")
-        self._keep_memory_format(ckpt["config"].get("memory_format", CONTIGUOUS), path)
+        self._keep_memory_format(theirs.get("memory_format", CONTIGUOUS), path)
         try:
             self.model.load_state_dict(ckpt["model"])
         except RuntimeError as exc:
