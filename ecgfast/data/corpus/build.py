@@ -32,11 +32,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS, __version__
 from ecgfast.base.fs import atomic_write, prepare_output_folder
 from ecgfast.base.errors import ConfigError, DataError
+from ecgfast.base.progress import progress_bar
 from ecgfast.data.errors import UnsafePathError
 from ecgfast.data.corpus.harmonise import GAIN, harmonise
 from ecgfast.data.sources.readers import LAYOUTS, MAX_RECORD_SAMPLES, RATE_RANGE, MissingSourceRecord, open_source
@@ -350,7 +350,7 @@ def build_corpus(layout: str, source, out, *, sampling_rate: float = 100, second
             for suffix in (*SUFFIXES, ".json"):
                 (out / f"{p.stem}{suffix}").unlink(missing_ok=True)
 
-    bar = tqdm(total=len(jobs), desc=f"corpus {layout}", unit="shard", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc=f"corpus {layout}", unit="shard", enabled=progress)
     workers = max(1, min(int(workers), len(jobs) or 1))
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
