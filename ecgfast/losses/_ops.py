@@ -99,7 +99,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.07, *, z1
     Single process: leave ``z1_all``/``z2_all`` None. Data-parallel training
     (lightly's ``NTXentLoss(gather_distributed=True)``): ``z1``, ``z2`` are this
     rank's rows, ``z1_all``, ``z2_all`` (N, D) all ranks' rows gathered with
-    gradient (``torch.distributed.nn.functional.all_gather``) and ``offset`` the
+    gradient (``ecgfast.base.distributed.all_gather_with_grad``) and ``offset`` the
     index of this rank's first row in the global batch; each row is scored
     against all 2N columns. The mean of the ranks' losses is the global loss
     and, with all_gather summing the column gradients and DDP averaging, the

@@ -50,9 +50,9 @@ class NTXentLoss(nn.Module):
         import torch.distributed as dist
 
         if self.gather_distributed and dist.is_available() and dist.is_initialized():
-            from torch.distributed.nn.functional import all_gather
+            from ecgfast.base.distributed import all_gather_with_grad
 
-            z1_all, z2_all = torch.cat(all_gather(z1)), torch.cat(all_gather(z2))
+            z1_all, z2_all = torch.cat(all_gather_with_grad(z1)), torch.cat(all_gather_with_grad(z2))
             return nt_xent(z1, z2, self.temperature, z1_all=z1_all, z2_all=z2_all,
                            offset=dist.get_rank() * z1.shape[0])
         return nt_xent(z1, z2, self.temperature)
