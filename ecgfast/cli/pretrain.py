@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None, prog: str | None = None, command: str = 
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"saved the encoder to {out}")
 
-    return run_command(method, go)
+    return run_command(command, go)  # errors read 'ecgfast pretrain-simclr: error: ...'
 
 
 if __name__ == "__main__":

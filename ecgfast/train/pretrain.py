@@ -225,10 +225,10 @@ class Pretrainer:
                                       "weight": w, "ptbxl_duplicates_dropped": dropped if excluded else None})
             if self.rank == 0:
                 if excluded:
-                    log.info(f"ecgfast {self.method}: corpus {c.path}: {dropped} windows duplicating PTB-XL folds "
+                    log.info(f"ecgfast pretrain-{self.method}: corpus {c.path}: {dropped} windows duplicating PTB-XL folds "
                              f"{excluded.get('folds')} were dropped when it was built")
                 else:
-                    log.warning(f"ecgfast {self.method}: warning: corpus {c.path} was not deduplicated against "
+                    log.warning(f"ecgfast pretrain-{self.method}: warning: corpus {c.path} was not deduplicated against "
                                 "PTB-XL (build it with --exclude-ptbxl CACHE.h5): do not evaluate this encoder on "
                                 "PTB-XL folds 9-10 if it may hold their records")
 
