@@ -7,11 +7,13 @@ argparse's: one line and status 2, before the body runs.
 
 The library never prints: it logs to ``logging.getLogger("ecgfast")`` and warns with
 ``warnings.warn``. ``configure_logging()`` shows both as plain lines on stderr (INFO
-and up; a warning is one line, ``ecgfast: warning: ...``).
+and up; a warning is one line, ``ecgfast: warning: ...``). Under ``torchrun`` only rank 0
+says them (the other ranks show errors only), so a K-process run prints each line once.
 """
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 
@@ -32,7 +34,13 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0") or 0)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if _rank() != 0:  # rank 0 says it for all
+        return
     text = str(message).splitlines()[0] if str(message) else category.__name__
     if not text.startswith("ecgfast"):
         text = f"ecgfast: warning: {text}"
@@ -42,10 +50,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def configure_logging(level: int = logging.INFO) -> None:
     """Show the library's log records (``level`` and up) and warnings as plain lines on stderr.
 
-    Idempotent: a second call changes nothing but the level.
+    Idempotent: a second call changes nothing but the level. A ``torchrun`` rank other than 0
+    shows errors only.
     """
     logger = logging.getLogger(LOGGER)
-    logger.setLevel(level)
+    logger.setLevel(level if _rank() == 0 else max(level, logging.ERROR))
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         logger.addHandler(_StderrHandler())
     warnings.showwarning = _show_warning

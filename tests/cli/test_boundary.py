@@ -57,3 +57,24 @@ def test_log_records_and_warnings_are_single_lines_on_stderr(capsys):
     err = capsys.readouterr().err
     assert err.splitlines() == ["ecgfast: cache c.h5 is stale (csv changed); rebuilding it", "ecgfast: a notice",
                                 "ecgfast: warning: pin_memory needs CUDA; batches are not pinned"]
+
+
+def test_only_rank_zero_says_its_lines(capsys, monkeypatch):
+    """Under torchrun every rank runs the same code: a notice or a warning is said once, by rank 0."""
+    try:
+        monkeypatch.setenv("RANK", "1")
+        configure_logging()
+        logging.getLogger("ecgfast").warning("ecgfast: using cache c.h5 as it is")
+        logging.getLogger("ecgfast").error("ecgfast: an error every rank reports")
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            configure_logging()
+            warnings.warn("pin_memory needs CUDA", UserWarning, stacklevel=1)
+        assert capsys.readouterr().err.splitlines() == ["ecgfast: an error every rank reports"]
+        monkeypatch.setenv("RANK", "0")
+        configure_logging()
+        logging.getLogger("ecgfast").warning("ecgfast: using cache c.h5 as it is")
+        assert capsys.readouterr().err.splitlines() == ["ecgfast: using cache c.h5 as it is"]
+    finally:
+        monkeypatch.delenv("RANK", raising=False)
+        configure_logging()  # back to INFO for the tests that follow
