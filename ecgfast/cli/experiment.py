@@ -9,12 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from ecgfast import TASKS
 from ecgfast.cli.boundary import run_command
 from ecgfast.cli.types import non_negative_int, positive_int, unit_fraction
 from ecgfast.study import experiment
 from ecgfast.study.experiment import ARMS, AXES, DEFAULT_RECIPE, ExperimentConfig
 from ecgfast.train.recipe import RECIPES
-from ecgfast import TASKS
 
 
 def build_parser(prog: str = "ecgfast experiment") -> argparse.ArgumentParser:
