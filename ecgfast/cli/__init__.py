@@ -18,7 +18,8 @@ import sys
 COMMANDS = {
     "synth": ("ecgfast.cli.synth", "write a synthetic PTB-XL in the real layout"),
     "cache": ("ecgfast.cli.cache", "convert a PTB-XL folder into one HDF5 cache"),
-    "corpus": ("ecgfast.cli.corpus", "build, inspect or stream pretraining corpora (CinC 2021, MIMIC-IV-ECG, CODE-15%, arrays)"),
+    "corpus": ("ecgfast.cli.corpus",
+               "build, inspect or stream pretraining corpora (CinC 2021, MIMIC-IV-ECG, CODE-15%, arrays)"),
     "info": ("ecgfast.cli.info", "summarise a PTB-XL folder or cache: splits and labels"),
     "pretrain-simclr": ("ecgfast.cli.pretrain", "self-supervised pretraining with SimCLR"),
     "pretrain-byol": ("ecgfast.cli.pretrain", "self-supervised pretraining with BYOL"),

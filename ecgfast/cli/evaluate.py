@@ -11,7 +11,8 @@ from ecgfast.cli.types import non_negative_int
 
 
 def build_parser(prog: str = "ecgfast evaluate") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Evaluate a classifier checkpoint on fold 10, with bootstrap CIs.")
+    p = argparse.ArgumentParser(prog=prog,
+                                description="Evaluate a classifier checkpoint on fold 10, with bootstrap CIs.")
     p.add_argument("--checkpoint", required=True, type=Path, help="a classifier checkpoint")
     p.add_argument("--data-root", type=Path, default=Path("data/PTB-XL"))
     p.add_argument("--cache", type=Path, default=None)

@@ -31,7 +31,8 @@ def build_parser(prog: str = "ecgfast experiment") -> argparse.ArgumentParser:
     p.add_argument("--pretrain-batch-size", type=positive_int, default=256)
     p.add_argument("--finetune-epochs", type=positive_int, default=30)
     p.add_argument("--finetune-batch-size", type=positive_int, default=64)
-    p.add_argument("--probe-epochs", type=positive_int, default=100, help="epochs of the linear head on frozen features")
+    p.add_argument("--probe-epochs", type=positive_int, default=100,
+                   help="epochs of the linear head on frozen features")
     p.add_argument("--signal-length", type=positive_int, default=1000)
     add_task_flag(p)
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
@@ -55,8 +56,9 @@ def build_parser(prog: str = "ecgfast experiment") -> argparse.ArgumentParser:
 def from_args(a: argparse.Namespace) -> ExperimentConfig:
     from ecgfast.train.config import RunConfig, data_from_args
 
-    return ExperimentConfig(data=data_from_args(a), run=RunConfig(a.device, a.precision, a.compile, 0, not a.no_progress),
-                            out=a.out, arms=tuple(a.arms), seeds=tuple(a.seeds), label_fractions=tuple(a.label_fractions),
+    run = RunConfig(a.device, a.precision, a.compile, 0, not a.no_progress)
+    return ExperimentConfig(data=data_from_args(a), run=run, out=a.out, arms=tuple(a.arms), seeds=tuple(a.seeds),
+                            label_fractions=tuple(a.label_fractions),
                             reference=not a.no_reference, pretrain_epochs=a.pretrain_epochs,
                             pretrain_batch_size=a.pretrain_batch_size, finetune_epochs=a.finetune_epochs,
                             finetune_batch_size=a.finetune_batch_size, probe_epochs=a.probe_epochs,

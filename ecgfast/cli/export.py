@@ -1,4 +1,5 @@
-"""``ecgfast export``: a checkpoint as TorchScript, torch.export or ONNX, preprocessing inside (ecgfast.deploy.export)."""
+"""``ecgfast export``: a checkpoint as TorchScript, torch.export or ONNX, preprocessing inside
+(ecgfast.deploy.export)."""
 from __future__ import annotations
 
 import argparse

@@ -15,10 +15,10 @@ from typing import Callable, Iterable, Iterator
 import torch
 
 from ecgfast.base.errors import ConfigError
-from ecgfast.train.common import autocast as _autocast
-from ecgfast.train.common import resolve_device
+from ecgfast.base.runtime import autocast as _autocast
+from ecgfast.base.runtime import resolve_device
 
-__all__ = ["batches_of", "inference_loop", "resolve_device"]
+__all__ = ["batches_of", "inference_loop"]
 _FLUSH_BYTES = 64 << 20  # device outputs held before one copy back
 
 

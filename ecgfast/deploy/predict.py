@@ -49,7 +49,7 @@ def predictions_csv(ids, classes, probs, labels) -> str:
 def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampling_rate=None, leads=None,
                 units="mV", pad=False, progress=True, encoder=None, memory_format="auto") -> tuple[Path, int]:
     from ecgfast.base.fs import atomic_write, check_writable
-    from ecgfast.deploy._loop import resolve_device
+    from ecgfast.base.runtime import resolve_device
     from ecgfast.deploy.embed import in_memory_format
     from ecgfast.deploy.inputs import open_input
     from ecgfast.models.pretrained import load_classifier

@@ -69,7 +69,7 @@ def evaluate(checkpoint: Path, data: DataConfig | None = None, *, cache_path: Pa
     from ecgfast.report.metrics import bootstrap_ci, classification_metrics
     from ecgfast.models.windows import crop_samples
     from ecgfast.base.checkpoint import check_matches_cache, spec_of, task_of
-    from ecgfast.train.common import resolve_device
+    from ecgfast.base.runtime import resolve_device
 
     if n_boot < 0:
         raise ConfigError(f"--bootstrap {n_boot}: must be >= 0")

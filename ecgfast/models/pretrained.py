@@ -46,21 +46,11 @@ from ecgfast.models.windows import crop_samples, window_average
 __all__ = ["PretrainedClassifier", "PretrainedEncoder", "checkpoint_spec", "load_classifier", "load_encoder",
            "read_checkpoint", "UNITS"]
 
-# Volts per unit: x_mV = x * UNITS[unit] / UNITS["mv"].
-UNITS = {"v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "nv": 1e-9}
+from ecgfast.data.leads import UNITS  # noqa: E402  (re-exported: the one units table)
+from ecgfast.data.leads import lead_key as _lead_key  # noqa: E402  (the one lead-name table, aliases included)
+from ecgfast.data.leads import unit_factor as _unit_factor  # noqa: E402
+
 CROPS = ("first", "center")
-
-
-def _unit_factor(units: str) -> float:
-    """Multiply by this to turn ``units`` into mV."""
-    key = str(units).strip().lower()
-    if key not in UNITS:
-        raise ConfigError(f"unknown units {units!r}: expected one of V, mV, uV (µV)")
-    return UNITS[key] / UNITS["mv"]
-
-
-def _lead_key(name: str) -> str:
-    return str(name).strip().upper()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,7 +449,7 @@ def _meta(ckpt: dict, path, kind: str) -> dict:
 
 
 def _device(device) -> torch.device:
-    from ecgfast.deploy._loop import resolve_device
+    from ecgfast.base.runtime import resolve_device
 
     return resolve_device(device)
 

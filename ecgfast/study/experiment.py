@@ -518,7 +518,7 @@ def write_outputs(rows: list[dict], arms: list[str], out: Path, timings: dict, e
 
 
 def run(cfg: ExperimentConfig, timings: dict | None = None) -> str:
-    from ecgfast.train.common import resolve_device, resolve_precision
+    from ecgfast.base.runtime import resolve_device, resolve_precision
 
     cfg.validate()
     # Resolved once, so that a finished run's settings say what really ran.

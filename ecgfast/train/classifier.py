@@ -30,10 +30,9 @@ from ecgfast.eval.inference import embed, predict
 from ecgfast.models.windows import random_crops
 from ecgfast.base.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, encoder_of,
                                       load_checkpoint, preprocessing_spec)
-from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs, deterministic_kernels,
-                                  make_optimizer, make_schedule,
-                                  resolve_compile, resolve_device, resolve_precision, set_seed,
-                                  versions)
+from ecgfast.base.runtime import (autocast, deterministic_kernels, resolve_compile, resolve_device,
+                                   resolve_precision, set_seed, versions)
+from ecgfast.train.common import JsonlLogger, check_training_outputs, make_optimizer, make_schedule
 from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig
 
 __all__ = ["LOSSES", "SAMPLINGS", "ClassifierConfig", "encoder_name", "train", "train_classifier",

@@ -35,10 +35,9 @@ from ecgfast.models.backbones import DEFAULT_ENCODER
 from ecgfast.models.layout import CONTIGUOUS, resolve_memory_format, set_memory_format
 from ecgfast.base.checkpoint import (atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec,
                                       with_checksum)
-from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs, deterministic_kernels,
-                                  make_optimizer, make_schedule,
-                                  resolve_compile, resolve_device, resolve_precision, set_seed,
-                                  versions)
+from ecgfast.base.runtime import (autocast, deterministic_kernels, resolve_compile, resolve_device,
+                                   resolve_precision, set_seed, versions)
+from ecgfast.train.common import JsonlLogger, check_training_outputs, make_optimizer, make_schedule
 from ecgfast.train.config import PretrainConfig
 
 METHODS = ("simclr", "byol")

@@ -16,7 +16,8 @@ def _raise(exc):
 
 
 @pytest.mark.parametrize("exc, line, status", [
-    (CheckpointError("checkpoint x.pt: not a checkpoint"), "ecgfast evaluate: error: checkpoint x.pt: not a checkpoint", 1),
+    (CheckpointError("checkpoint x.pt: not a checkpoint"),
+     "ecgfast evaluate: error: checkpoint x.pt: not a checkpoint", 1),
     (OutputError("cannot write out.h5: disk full"), "ecgfast evaluate: error: cannot write out.h5: disk full", 1),
     (OSError("Unable to open file (file signature not found)\nmore"),
      "ecgfast evaluate: error: Unable to open file (file signature not found)", 1),

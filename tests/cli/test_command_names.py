@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ecgfast.cli import ALIASES, COMMANDS, main as ecgfast_main
+from ecgfast.cli import ALIASES, COMMANDS
+from ecgfast.cli import main as ecgfast_main
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ecgfast"
 
