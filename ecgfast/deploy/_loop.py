@@ -17,9 +17,8 @@ import torch
 from ecgfast.base.errors import ConfigError
 from ecgfast.base.runtime import autocast as _autocast
 from ecgfast.base.runtime import resolve_device
-from ecgfast.train.common import run_command  # noqa: F401 (re-exported for the commands)
 
-__all__ = ["batches_of", "command_parser", "inference_loop", "run_command"]
+__all__ = ["batches_of", "inference_loop"]
 _FLUSH_BYTES = 64 << 20  # device outputs held before one copy back
 
 
@@ -56,7 +55,7 @@ def inference_loop(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable
     batches). ``fn`` is called under ``torch.inference_mode()``; put the model
     in eval mode first.
     """
-    from tqdm import tqdm
+    from ecgfast.base.progress import progress_bar
 
     dev = resolve_device(device)
     outs: list[torch.Tensor] = []  # on the CPU
@@ -70,7 +69,7 @@ def inference_loop(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable
             pending.clear()
             pending_bytes = 0
 
-    bar = tqdm(total=total, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=total, desc=desc, unit=unit, enabled=progress, dynamic_ncols=True)
     try:
         with torch.inference_mode(), _deterministic_cudnn(dev):
             for batch in batches:
@@ -93,13 +92,3 @@ def inference_loop(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable
     if not outs:
         return torch.zeros(0)
     return torch.cat(outs)
-
-
-def command_parser(prog: str, doc: str):
-    """An argparse parser for ``ecgfast PROG`` whose help shows the module doc (first line, then the rest)."""
-    import argparse
-
-    head, _, rest = doc.partition("\n\n")
-    return argparse.ArgumentParser(prog=f"ecgfast {prog}", description=head.split(": ", 1)[-1].strip(),
-                                   epilog=rest.replace("``", ""),
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -10,8 +10,6 @@ checkpoints written before ``--task``).
 """
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -132,37 +130,3 @@ def format_report(r: dict) -> str:
         lines += ["", "robustness (macro AUROC): " + ", ".join(
             f"{k}: {v:.4f}" for k, v in r["robustness_macro_auroc"].items())]
     return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    from ecgfast.train.common import non_negative_int, run_command
-
-    p = argparse.ArgumentParser(prog="python -m ecgfast.evaluate",
-                                description="Evaluate a classifier checkpoint on fold 10, with bootstrap CIs.")
-    p.add_argument("--checkpoint", required=True, type=Path, help="a classifier checkpoint")
-    from ecgfast.cli.flags import add_data_flags, add_device_flag
-
-    add_data_flags(p, skip=("workers",), defaults={"sampling_rate": None},
-                   help={"sampling_rate": "default: the checkpoint's (a different one is refused)"})
-    p.add_argument("--bootstrap", type=non_negative_int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
-    add_device_flag(p)
-    p.add_argument("--robustness", action="store_true", help="also with added noise and masked spans")
-    p.add_argument("--json", type=Path, default=None, help="write the results here")
-    args = p.parse_args(argv)
-
-    def go():
-        from ecgfast.base.fs import check_writable
-        from ecgfast.base.checkpoint import atomic_write_text, load_checkpoint, spec_of
-
-        if args.json:
-            check_writable(args.json)  # before the whole evaluation, not after it
-        rate = args.sampling_rate or spec_of(load_checkpoint(args.checkpoint, kind="classifier"))["sampling_rate"]
-        data = DataConfig(args.data_root, args.cache, rate, args.skip_missing, skip_bad=args.skip_bad)
-        r = evaluate(args.checkpoint, data, n_boot=args.bootstrap, seed=args.seed, robustness=args.robustness,
-                     device=args.device)
-        print(format_report(r))
-        if args.json:
-            atomic_write_text(args.json, json.dumps(r, indent=1))
-
-    return run_command("evaluate", go)

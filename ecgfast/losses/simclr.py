@@ -81,7 +81,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = DEFAULT_TEM
     Single process: leave ``z1_all``/``z2_all`` None. Data-parallel training
     (lightly's ``NTXentLoss(gather_distributed=True)``): ``z1``, ``z2`` are this
     rank's rows, ``z1_all``, ``z2_all`` (N, D) all ranks' rows gathered with
-    gradient (``torch.distributed.nn.functional.all_gather``) and ``offset`` the
+    gradient (``ecgfast.base.distributed.all_gather_with_grad``) and ``offset`` the
     index of this rank's first row in the global batch; each row is scored
     against all 2N columns. The mean of the ranks' losses is the global loss
     and, with all_gather summing the column gradients and DDP averaging, the
@@ -145,9 +145,9 @@ class NTXentLoss(nn.Module):
         import torch.distributed as dist
 
         if self.gather_distributed and dist.is_available() and dist.is_initialized():
-            from torch.distributed.nn.functional import all_gather
+            from ecgfast.base.distributed import all_gather_with_grad
 
-            z1_all, z2_all = torch.cat(all_gather(z1)), torch.cat(all_gather(z2))
+            z1_all, z2_all = torch.cat(all_gather_with_grad(z1)), torch.cat(all_gather_with_grad(z2))
             return nt_xent(z1, z2, self.temperature, z1_all=z1_all, z2_all=z2_all,
                            offset=dist.get_rank() * z1.shape[0])
         return nt_xent(z1, z2, self.temperature)

@@ -15,7 +15,6 @@ and checked for divergence once an epoch (no host sync per step).
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import time
@@ -24,16 +23,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
+from ecgfast.base.progress import progress_bar
 from ecgfast.eval.inference import embed, predict
 from ecgfast.models.windows import random_crops
 from ecgfast.base.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, encoder_of,
                                       load_checkpoint, preprocessing_spec)
 from ecgfast.base.runtime import (autocast, deterministic_kernels, resolve_compile, resolve_device,
                                    resolve_precision, set_seed, versions)
-from ecgfast.train.common import JsonlLogger, check_training_outputs, make_optimizer, make_schedule, run_command
+from ecgfast.train.common import JsonlLogger, check_training_outputs, make_optimizer, make_schedule
 from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig
 
 __all__ = ["LOSSES", "SAMPLINGS", "ClassifierConfig", "encoder_name", "train", "train_classifier",
@@ -161,7 +160,7 @@ def train_logistic_probe(model, cache, train_idx, val_idx, normalizer, cfg: Clas
     z_train, z_val = (x_train - mu) / sigma, (x_val - mu) / sigma
     y_train, y_val = cache.labels[train_idx], cache.labels[val_idx]
     history, best = [], None
-    for c in tqdm(LOGISTIC_C_GRID, desc="logistic probe", unit="C", disable=not cfg.run.progress):
+    for c in progress_bar(LOGISTIC_C_GRID, desc="logistic probe", unit="C", enabled=cfg.run.progress):
         t0 = time.perf_counter()
         w, b = fit_logistic(z_train, y_train, c)
         p_val = 1 / (1 + np.exp(-(z_val @ w.T + b)))
@@ -231,8 +230,8 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
         steps_per_epoch = -(-len(train_idx) // cfg.batch_size)
     schedule = make_schedule(cfg.schedule, cfg.warmup_epochs, cfg.epochs, steps_per_epoch)
     step = 0
-    bar = tqdm(range(cfg.epochs), desc="probe" if freeze_encoder else "fine-tune", unit="epoch",
-               disable=not cfg.run.progress, dynamic_ncols=True)
+    bar = progress_bar(range(cfg.epochs), desc="probe" if freeze_encoder else "fine-tune", unit="epoch",
+                       enabled=cfg.run.progress, dynamic_ncols=True)
     for epoch in bar:
         t0 = time.perf_counter()
         idx = oversample(train_idx, cache.labels[train_idx], rng) if oversampling else train_idx
@@ -370,25 +369,3 @@ def train(cfg: ClassifierConfig) -> Path:
     atomic_save(ckpt, cfg.out)
     _write_card(cfg.out, ckpt)
     return cfg.out
-
-
-def cli(argv, mode: str) -> int:
-    finetune = mode == "finetune"
-    p = argparse.ArgumentParser(
-        prog=f"python -m ecgfast.train_{mode}",
-        description=("Fine-tune (or, with --freeze-encoder, linear-probe) a pretrained encoder on a fraction "
-                     "of the labels." if finetune else "The supervised baseline: the same classifier from "
-                     "random initialisation."))
-    from ecgfast.cli.flags import add_classifier_flags, classifier_from_args
-    from ecgfast.train.config import write_run_file
-
-    add_classifier_flags(p, mode)  # --ssl-checkpoint and --freeze-encoder too, for finetune
-    cfg = classifier_from_args(p.parse_args(argv), mode)
-
-    def go():
-        out = train(cfg)
-        write_run_file(cfg)  # OUT.run.toml: --config replays this run
-        ckpt = load_checkpoint(out, kind="classifier")
-        print(f"saved the classifier to {out} (best fold-9 macro AUROC {ckpt['val_macro_auroc']:.4f})")
-
-    return run_command(mode, go)

@@ -1,19 +1,19 @@
-"""Pieces the training commands share: optimisers, learning-rate schedules, logging, the command boundary.
+"""Pieces the training commands share: optimisers, learning-rate schedules, the run log.
 
-Devices, precision, compilation, seeds and versions: :mod:`ecgfast.base.runtime`."""
+Devices, precision, compilation, seeds and versions: :mod:`ecgfast.base.runtime`; the argument types
+and the command boundary: :mod:`ecgfast.cli.types`, :mod:`ecgfast.cli.boundary`."""
 from __future__ import annotations
 
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ecgfast.base.errors import ConfigError, EcgfastError
+from ecgfast.base.errors import ConfigError
 
 
 def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
@@ -222,57 +222,3 @@ class JsonlLogger:
                 f.write(json.dumps(record, default=float) + "\n")
         except OSError as exc:
             raise explain_os_error(exc, self.path) from exc
-
-
-# -- argparse types: a bad number is a one-line usage error, before any work --------------
-def _number(kind, low=None, high=None, low_open=False, high_open=False, what=""):
-    def parse(text: str):
-        import argparse
-
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-        bad = ((low is not None and (value <= low if low_open else value < low))
-               or (high is not None and (value >= high if high_open else value > high)))
-        if bad:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
-        return value
-    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
-    return parse
-
-
-positive_int = _number(int, 1, what=">= 1")
-non_negative_int = _number(int, 0, what=">= 0")
-positive_float = _number(float, 0, low_open=True, what="> 0")
-unit_fraction = _number(float, 0, 1, low_open=True, what="in (0, 1]")
-open_unit = _number(float, 0, 1, low_open=True, high_open=True, what="in (0, 1)")
-non_negative_float = _number(float, 0, what=">= 0")
-
-
-# -- the command boundary ------------------------------------------------------------------
-def run_command(name: str, fn, *args, **kwargs) -> int:
-    """Run a command's body ``fn``: an ``EcgfastError`` or a file-system error becomes one line
-    ``ecgfast NAME: error: ...`` on stderr and exit status 1, never a traceback."""
-    from ecgfast.base.fs import os_error_message
-
-    try:
-        result = fn(*args, **kwargs)
-    except EcgfastError as exc:
-        print(f"ecgfast {name}: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        if exc.errno is None:  # not a file-system error as such (e.g. h5py's): its own words
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        else:
-            message = os_error_message(exc, exc.filename or "a file", "access")
-        print(f"ecgfast {name}: error: {message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"ecgfast {name}: interrupted; a run with periodic checkpoints continues with --resume",
-              file=sys.stderr)
-        return 130
-    return 0 if result is None else int(result)

@@ -17,9 +17,9 @@ global batch with each rank computing its own rows against all columns.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -27,29 +27,21 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from ecgfast.augment import AugmentPipeline
 from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
+from ecgfast.base.progress import progress_bar
 from ecgfast.models.backbones import DEFAULT_ENCODER
 from ecgfast.models.layout import CONTIGUOUS, resolve_memory_format, set_memory_format
 from ecgfast.base.checkpoint import (atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec,
                                       with_checksum)
 from ecgfast.base.runtime import (autocast, deterministic_kernels, resolve_compile, resolve_device,
                                    resolve_precision, set_seed, versions)
-from ecgfast.train.common import JsonlLogger, check_training_outputs, make_optimizer, make_schedule, run_command
+from ecgfast.train.common import JsonlLogger, check_training_outputs, make_optimizer, make_schedule
 from ecgfast.train.config import PretrainConfig, resume_mismatches
 
+log = logging.getLogger("ecgfast")
 MAX_WEIGHT_GROWTH = 1e3  # weight norm growing this much since the start (or resume) counts as divergence
-
-
-def build_parser(method: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m ecgfast.train_ssl_{method}",
-                                description=f"Self-supervised pretraining of the ECG encoder with {method.upper()}.")
-    from ecgfast.cli.flags import add_pretrain_flags
-
-    add_pretrain_flags(p, method)
-    return p
 
 
 def simclr_loss(net, v1: torch.Tensor, v2: torch.Tensor, temperature: float, world: int = 1) -> torch.Tensor:
@@ -183,8 +175,6 @@ class Pretrainer:
 
     def _init_corpora(self, cfg: PretrainConfig) -> None:
         """Weighted corpora built by ``ecgfast corpus build``, streamed from their shards (memory bounded)."""
-        import sys
-
         import numpy as np
 
         from ecgfast.data import Normalizer
@@ -228,12 +218,12 @@ class Pretrainer:
                                       "weight": w, "ptbxl_duplicates_dropped": dropped if excluded else None})
             if self.rank == 0:
                 if excluded:
-                    print(f"ecgfast {self.method}: corpus {c.path}: {dropped} windows duplicating PTB-XL folds "
-                          f"{excluded.get('folds')} were dropped when it was built", file=sys.stderr)
+                    log.info(f"ecgfast pretrain-{self.method}: corpus {c.path}: {dropped} windows duplicating PTB-XL folds "
+                             f"{excluded.get('folds')} were dropped when it was built")
                 else:
-                    print(f"ecgfast {self.method}: warning: corpus {c.path} was not deduplicated against PTB-XL "
-                          "(build it with --exclude-ptbxl CACHE.h5): do not evaluate this encoder on PTB-XL folds "
-                          "9-10 if it may hold their records", file=sys.stderr)
+                    log.warning(f"ecgfast pretrain-{self.method}: warning: corpus {c.path} was not deduplicated against "
+                                "PTB-XL (build it with --exclude-ptbxl CACHE.h5): do not evaluate this encoder on "
+                                "PTB-XL folds 9-10 if it may hold their records")
 
     def _check_length(self, available: int, where) -> None:
         if self.cfg.signal_length > available:
@@ -447,8 +437,8 @@ class Pretrainer:
         steps = len(self.loader)
         length = cfg.signal_length
         while self.epoch < cfg.epochs:
-            bar = tqdm(total=steps, initial=self.step_in_epoch, desc=f"{self.method} epoch {self.epoch + 1}/{cfg.epochs}",
-                       unit="step", disable=not cfg.run.progress or self.rank != 0, dynamic_ncols=True)
+            bar = progress_bar(total=steps, initial=self.step_in_epoch, desc=f"{self.method} epoch {self.epoch + 1}/{cfg.epochs}",
+                               unit="step", enabled=cfg.run.progress and self.rank == 0, dynamic_ncols=True)
             t0, seen = time.perf_counter(), 0
             self._loss_sum, self._steps = torch.zeros((), device=self.device, dtype=torch.float64), 0
             for i, batch in self._batches():  # from step_in_epoch on (after a resume)
@@ -504,19 +494,3 @@ def pretrain(cfg: PretrainConfig) -> Path:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-def main_for(method: str, argv=None) -> int:
-    from ecgfast.cli.flags import pretrain_from_args
-    from ecgfast.train.config import write_run_file
-
-    args = build_parser(method).parse_args(argv)
-    cfg = pretrain_from_args(args, method)
-
-    def go():
-        out = pretrain(cfg)
-        if int(os.environ.get("RANK", "0")) == 0:
-            write_run_file(cfg)  # OUT.run.toml: --config replays this run
-            print(f"saved the encoder to {out}")
-
-    return run_command(method, go)

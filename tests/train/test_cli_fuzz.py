@@ -23,8 +23,8 @@ ARGV = st.lists(st.tuples(st.sampled_from(FLAGS), VALUES), max_size=6).map(
 def _parsers():
     import argparse
 
+    from ecgfast.cli import experiment
     from ecgfast.cli.flags import add_classifier_flags, add_pretrain_flags, classifier_from_args, pretrain_from_args
-    from ecgfast.study import experiment
 
     def pretrain(method):
         p = argparse.ArgumentParser()

@@ -31,11 +31,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS, __version__
 from ecgfast.base.errors import ConfigError, DataError
 from ecgfast.base.fs import atomic_write, prepare_output_folder
+from ecgfast.base.progress import progress_bar
 from ecgfast.data.corpus.format import FORMAT, FORMAT_VERSION, MANIFEST, SUFFIXES, parse_shards  # noqa: F401
 from ecgfast.data.corpus.format import file_entries as _file_entries
 from ecgfast.data.corpus.format import sha256_file as _sha256_file
@@ -332,7 +332,7 @@ def build_corpus(layout: str, source, out, *, sampling_rate: float = 100, second
             for suffix in (*SUFFIXES, ".json"):
                 (out / f"{p.stem}{suffix}").unlink(missing_ok=True)
 
-    bar = tqdm(total=len(jobs), desc=f"corpus {layout}", unit="shard", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc=f"corpus {layout}", unit="shard", enabled=progress)
     workers = max(1, min(int(workers), len(jobs) or 1))
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
