@@ -18,8 +18,8 @@ from ecgfast.train.recipe import RECIPES
 
 
 def build_parser(prog: str = "ecgfast experiment") -> argparse.ArgumentParser:
-    from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES
     from ecgfast.cli.flags import add_data_flags, add_encoder_flag, add_run_flags, add_task_flag
+    from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES
 
     p = argparse.ArgumentParser(prog=prog, description=experiment.__doc__.split("\n\n")[0])
     add_data_flags(p)

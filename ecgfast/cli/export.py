@@ -11,8 +11,8 @@ from ecgfast.cli.types import command_parser
 
 
 def build_parser(prog: str = "ecgfast export") -> argparse.ArgumentParser:
-    from ecgfast.deploy import export
     from ecgfast.cli.flags import add_encoder_flag
+    from ecgfast.deploy import export
 
     p = command_parser(prog, export.__doc__)
     p.add_argument("--checkpoint", required=True, type=Path, help="encoder or classifier checkpoint")

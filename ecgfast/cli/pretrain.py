@@ -30,9 +30,8 @@ def main(argv: list[str] | None = None, prog: str | None = None, command: str = 
     cfg = pretrain_from_args(build_parser(method, prog).parse_args(argv), method)
 
     def go() -> None:
-        from ecgfast.train.pretrain import pretrain
-
         from ecgfast.train.config import write_run_file
+        from ecgfast.train.pretrain import pretrain
 
         out = pretrain(cfg)
         if int(os.environ.get("RANK", "0")) == 0:
