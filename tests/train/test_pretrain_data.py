@@ -5,7 +5,12 @@ import torch
 
 from ecgfast.base.errors import ConfigError
 from ecgfast.data import ECGBatchLoader, Normalizer, open_cache
-from ecgfast.train.pretrain_data import PTBXLFolds, WeightedCorpora, check_batch, dataset_digest
+from ecgfast.train.pretrain_data import (
+    PTBXLFolds,
+    WeightedCorpora,
+    check_batch,
+    dataset_digest,
+)
 
 
 def _indices(batches) -> list[list[int]]:
