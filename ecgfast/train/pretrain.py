@@ -14,6 +14,11 @@ and step, the augmentation step counter (views are keyed by the global step)
 and the loader's order (seeded by epoch). ``torchrun`` runs it data-parallel:
 one GPU per rank (``LOCAL_RANK``), NCCL, SyncBatchNorm, and NT-Xent over the
 global batch with each rank computing its own rows against all columns.
+
+The engine is method- and data-agnostic: what differs between SimCLR and BYOL is
+a :class:`~ecgfast.train.methods.Method`, what differs between PTB-XL folds and
+corpora a :class:`~ecgfast.train.pretrain_data.PretrainData` (which also holds
+the run's position: epoch and batch).
 """
 from __future__ import annotations
 
