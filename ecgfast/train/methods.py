@@ -13,8 +13,10 @@ from typing import ClassVar
 
 import torch
 
-from ecgfast.losses import NTXentLoss, byol_loss
 from ecgfast.models import BYOLModel, SimCLRModel
+
+# The loss ops are imported where they are used: train/config.py reads METHODS, and a command's --help should not
+# load the op library.
 
 
 def simclr_loss(net, v1: torch.Tensor, v2: torch.Tensor, temperature: float, world: int = 1) -> torch.Tensor:
@@ -26,12 +28,16 @@ def simclr_loss(net, v1: torch.Tensor, v2: torch.Tensor, temperature: float, wor
     of the ranks' losses is the global loss, and with all_gather's backward summing
     the column gradients and DDP averaging, the gradients equal one process's.
     """
+    from ecgfast.losses import NTXentLoss
+
     z1, z2 = net(torch.cat([v1, v2])).chunk(2)  # the loss ops compute in float32 under autocast
     return NTXentLoss(temperature, gather_distributed=world > 1)(z1, z2)
 
 
 def byol_loss_of(net, model, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
     """BYOL's symmetrised loss: byol(q(v1), z'(v2)) + byol(q(v2), z'(v1)); the target gets no gradient."""
+    from ecgfast.losses import byol_loss
+
     n = v1.shape[0]
     p = net(torch.cat([v1, v2]))
     with torch.no_grad():
