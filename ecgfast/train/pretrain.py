@@ -32,14 +32,20 @@ import torch
 import torch.distributed as dist
 
 from ecgfast.augment import AugmentPipeline
+from ecgfast.base.checkpoint import atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec, with_checksum
 from ecgfast.base.errors import CheckpointError, TrainingError
 from ecgfast.base.progress import progress_bar
+from ecgfast.base.runtime import (
+    autocast,
+    deterministic_kernels,
+    resolve_compile,
+    resolve_device,
+    resolve_precision,
+    set_seed,
+    versions,
+)
 from ecgfast.models.backbones import DEFAULT_ENCODER
 from ecgfast.models.layout import CONTIGUOUS, resolve_memory_format, set_memory_format
-from ecgfast.base.checkpoint import (atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec,
-                                      with_checksum)
-from ecgfast.base.runtime import (autocast, deterministic_kernels, resolve_compile, resolve_device,
-                                   resolve_precision, set_seed, versions)
 from ecgfast.train.common import JsonlLogger, check_training_outputs, make_optimizer, make_schedule
 from ecgfast.train.config import PretrainConfig
 from ecgfast.train.methods import METHODS, Method, byol_loss_of, simclr_loss  # noqa: F401  (importable from here)
