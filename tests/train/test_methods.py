@@ -1,5 +1,6 @@
 """The method strategies (train/methods.py) and the engine driving a Method and a data object it does not know."""
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -96,7 +97,8 @@ class Records:
         self.x = torch.randn(n, 12, 160, generator=g)
         self.batch, self.seed = batch, seed
         self.normalizer = Normalizer([0.0], [1.0])
-        self.digest, self.where, self.notes = "records-digest", "in memory", ["about these records"]
+        self.digest, self.where = "records-digest", "in memory"
+        self.notes = [(logging.INFO, "about these records")]
         self.corpora_info = [{"name": "memory", "records": n}]
         self.epoch, self.position, self.handed_out = 0, 0, []
 
@@ -129,10 +131,13 @@ def _cfg(out: Path, **kw) -> config.PretrainConfig:
                                  run=config.RunConfig(device="cpu", precision="fp32", progress=False), **kw)
 
 
-def test_the_engine_trains_any_method_on_any_data_behind_the_protocols(tmp_path, capsys):
+def test_the_engine_trains_any_method_on_any_data_behind_the_protocols(tmp_path, caplog):
     method, data = Align(), Records()
-    out = Pretrainer(_cfg(tmp_path / "enc.pt"), method=method, data=data).fit()
-    assert "ecgfast align: about these records" in capsys.readouterr().err  # the data's notes, once, by rank 0
+    with caplog.at_level(logging.INFO, logger="ecgfast"):
+        out = Pretrainer(_cfg(tmp_path / "enc.pt"), method=method, data=data).fit()
+    notes = [r for r in caplog.records if "about these records" in r.getMessage()]
+    said = [(r.levelno, r.getMessage()) for r in notes]
+    assert said == [(logging.INFO, "ecgfast pretrain-align: about these records")]  # the data's notes, once
     assert method.after_steps == 2 * len(data) == 8
     assert [e for e, _ in data.handed_out] == [0] * 4 + [1] * 4 and (data.epoch, data.position) == (2, 0)
     ckpt = torch.load(out, weights_only=True)

@@ -1,4 +1,6 @@
 """The pretraining-data objects (train/pretrain_data.py): the same batches as the loaders they wrap, resumable."""
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -97,7 +99,8 @@ def test_weighted_corpora_give_the_streaming_loader_batches_and_counts(corpora):
         assert data.epoch_stats() == {"samples_per_corpus": {str(c.path): n for (c, _), n in zip(corpora, (96, 32))}}
     assert data.sampling_rate == 100 and data.where == ", ".join(str(c.path) for c, _ in corpora)
     assert [i["weight"] for i in data.corpora_info] == [0.75, 0.25]
-    assert all("was not deduplicated against PTB-XL" in note for note in data.notes)  # arrays: no --exclude-ptbxl
+    assert [level for level, _ in data.notes] == [logging.WARNING] * 2  # arrays: built without --exclude-ptbxl
+    assert all("was not deduplicated against PTB-XL" in note for _, note in data.notes)
     # the digest names the corpora and their weights
     assert data.digest != WeightedCorpora([corpora[0], (corpora[1][0], 0.5)], 32, 200, seed=4).digest
 
