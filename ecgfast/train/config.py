@@ -32,6 +32,7 @@ from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encod
 from ecgfast.models.heads import DEFAULT_TAU
 from ecgfast.models.layout import MEMORY_FORMATS, check_memory_format
 from ecgfast.train.common import OPTIMIZERS, SCHEDULES
+from ecgfast.train.methods import METHODS as METHOD_TABLE
 from ecgfast.train.recipe import (
     PROBES,
     RECIPES,
@@ -45,7 +46,7 @@ from ecgfast.train.recipe import (
 SAMPLING_RATES = tuple(PTBXL_RATE_COLUMNS)  # PTB-XL's rates: 100, 500 Hz
 LOSSES = ("bce", "focal", "weighted", "class_balanced")
 SAMPLINGS = ("standard", "oversample")
-METHODS = ("simclr", "byol")
+METHODS = tuple(METHOD_TABLE)  # the pretraining methods' names (ecgfast.train.methods: one table)
 CLASSIFIER_MODES = ("finetune", "supervised")
 MIN_SIGNAL_LENGTH = 64  # the band-pass needs > 30 samples; the encoder's stride-8 pyramid a few more
 DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N"

@@ -1,6 +1,6 @@
 """Self-supervised pretraining (SimCLR, BYOL): one engine behind both entry points.
 
-Per step: a batch in mV from the cache -> two views by the fused augmentation
+Per step: a batch in mV from the data -> two views by the fused augmentation
 op -> normalisation (training-fold statistics) -> model -> fused loss -> Adam,
 all on one device (``--device``; CUDA when present). On CUDA the split lives in
 GPU memory when it fits, the encoder is compiled (``--compile auto``) and a
@@ -14,11 +14,14 @@ and step, the augmentation step counter (views are keyed by the global step)
 and the loader's order (seeded by epoch). ``torchrun`` runs it data-parallel:
 one GPU per rank (``LOCAL_RANK``), NCCL, SyncBatchNorm, and NT-Xent over the
 global batch with each rank computing its own rows against all columns.
+
+The engine is method- and data-agnostic: what differs between SimCLR and BYOL is
+a :class:`~ecgfast.train.methods.Method`, what differs between PTB-XL folds and
+corpora a :class:`~ecgfast.train.pretrain_data.PretrainData` (which also holds
+the run's position: epoch and batch).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
@@ -29,58 +32,32 @@ import torch
 import torch.distributed as dist
 
 from ecgfast.augment import AugmentPipeline
-from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
+from ecgfast.base.checkpoint import atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec, with_checksum
+from ecgfast.base.errors import CheckpointError, TrainingError
 from ecgfast.base.progress import progress_bar
+from ecgfast.base.runtime import (
+    autocast,
+    deterministic_kernels,
+    resolve_compile,
+    resolve_device,
+    resolve_precision,
+    set_seed,
+    versions,
+)
 from ecgfast.models.backbones import DEFAULT_ENCODER
 from ecgfast.models.layout import CONTIGUOUS, resolve_memory_format, set_memory_format
-from ecgfast.base.checkpoint import (atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec,
-                                      with_checksum)
-from ecgfast.base.runtime import (autocast, deterministic_kernels, resolve_compile, resolve_device,
-                                   resolve_precision, set_seed, versions)
 from ecgfast.train.common import JsonlLogger, check_training_outputs, make_optimizer, make_schedule
 from ecgfast.train.config import PretrainConfig, resume_mismatches
+from ecgfast.train.methods import METHODS, Method, byol_loss_of, simclr_loss  # noqa: F401  (importable from here)
+from ecgfast.train.pretrain_data import PretrainData, dataset_digest, open_pretrain_data  # noqa: F401
 
 log = logging.getLogger("ecgfast")
 MAX_WEIGHT_GROWTH = 1e3  # weight norm growing this much since the start (or resume) counts as divergence
 
 
-def simclr_loss(net, v1: torch.Tensor, v2: torch.Tensor, temperature: float, world: int = 1) -> torch.Tensor:
-    """NT-Xent of the two views' projections; with ``world > 1`` over the global batch.
-
-    One forward of both views (BatchNorm sees both). With several ranks each rank
-    gathers every rank's projections with gradient and computes the loss of its
-    own 2n rows against all 2N columns (lightly's ``gather_distributed``); the mean
-    of the ranks' losses is the global loss, and with all_gather's backward summing
-    the column gradients and DDP averaging, the gradients equal one process's.
-    """
-    from ecgfast.losses import NTXentLoss
-
-    z1, z2 = net(torch.cat([v1, v2])).chunk(2)  # the loss ops compute in float32 under autocast
-    return NTXentLoss(temperature, gather_distributed=world > 1)(z1, z2)
-
-
-def byol_loss_of(net, model, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
-    """BYOL's symmetrised loss: byol(q(v1), z'(v2)) + byol(q(v2), z'(v1)); the target gets no gradient."""
-    from ecgfast.losses import byol_loss
-
-    n = v1.shape[0]
-    p = net(torch.cat([v1, v2]))
-    with torch.no_grad():
-        z = model.target(torch.cat([v2, v1]))
-    return byol_loss(p[:n], z[:n]) + byol_loss(p[n:], z[n:])
-
-
 def resume_path(out: Path) -> Path:
     out = Path(out)
     return out.with_name(out.stem + ".resume.pt")
-
-
-def dataset_digest(cache) -> str:
-    """A short digest of what the cache was built from (its fingerprint)."""
-    digest = getattr(cache, "fingerprint_digest", None)
-    if digest:
-        return digest
-    return hashlib.sha256(json.dumps(cache.fingerprint, sort_keys=True).encode()).hexdigest()
 
 
 def _distributed(device: torch.device) -> tuple[int, int]:
@@ -105,16 +82,20 @@ def _total_norm(tensors) -> torch.Tensor:
 
 
 class Pretrainer:
-    """Holds the model, optimiser, data and augmentation of one run; ``fit()`` trains it."""
+    """Holds the model, optimiser, data and augmentation of one run; ``fit()`` trains it.
 
-    def __init__(self, cfg: PretrainConfig):
-        from ecgfast.data import ECGBatchLoader, Normalizer, ensure_cache
-        from ecgfast.models import BYOLModel, SimCLRModel, build_encoder
+    What differs between SimCLR and BYOL is the ``method`` (:mod:`ecgfast.train.methods`), what differs
+    between PTB-XL folds and corpora is the ``data`` (:mod:`ecgfast.train.pretrain_data`); both are made
+    from ``cfg`` unless given (the tests give their own).
+    """
+
+    def __init__(self, cfg: PretrainConfig, method: Method | None = None, data: PretrainData | None = None):
+        from ecgfast.models import build_encoder
 
         cfg.validate()
         if int(os.environ.get("RANK", "0")) == 0:  # rank 0 writes every output: refuse a bad --out up front
             check_training_outputs(cfg.out, cfg.log or cfg.out.with_suffix(".jsonl"))
-        self.cfg, self.method = cfg, cfg.method
+        self.cfg = cfg
         self.device = resolve_device(cfg.run.device)
         self.precision = resolve_precision(cfg.run.precision, self.device)
         self.compiled = resolve_compile(cfg.run.compile, self.device)
@@ -122,15 +103,14 @@ class Pretrainer:
         deterministic_kernels(self.device)  # resume is bitwise on CUDA too
         set_seed(cfg.run.seed)
         self.t_start = time.perf_counter()
-        if cfg.corpus:
-            self._init_corpora(cfg)
-        else:
-            self._init_ptbxl(cfg)
-        self.augment = AugmentPipeline(self.sampling_rate, seed=cfg.run.seed, enabled=cfg.augment,
+        self.method = method if method is not None else METHODS[cfg.method].from_config(cfg, self.world)
+        self.data = data if data is not None else open_pretrain_data(cfg, self.rank, self.world, self.device)
+        if self.rank == 0:
+            for level, note in self.data.notes:
+                log.log(level, f"ecgfast pretrain-{self.method.name}: {note}")
+        self.augment = AugmentPipeline(self.data.sampling_rate, seed=cfg.run.seed, enabled=cfg.augment,
                                        crop_seconds=cfg.crop_seconds, resized_crop_min=cfg.resized_crop_min)
-        encoder = build_encoder(cfg.encoder, in_ch=len(self.leads))
-        model = (SimCLRModel(encoder, projection_dim=cfg.projection_dim) if self.method == "simclr"
-                 else BYOLModel(encoder, tau=cfg.tau))
+        model = self.method.build(build_encoder(cfg.encoder, in_ch=len(self.data.leads)))
         self.memory_format = resolve_memory_format(cfg.run.memory_format, self.device, self.precision)
         set_memory_format(model, self.memory_format)
         if self.world > 1 and self.device.type == "cuda":
@@ -138,116 +118,26 @@ class Pretrainer:
         self.model = model.to(self.device)
         self.optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, self.device, cfg.weight_decay)
         # The rate of every step is a function of the global step alone: a resumed run continues bitwise.
-        self.schedule = make_schedule(cfg.schedule, cfg.warmup_epochs, cfg.epochs, len(self.loader))
+        self.schedule = make_schedule(cfg.schedule, cfg.warmup_epochs, cfg.epochs, len(self.data))
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
         if self.compiled:  # in place: the state dict keeps the plain encoder's keys (no _orig_mod.)
-            model.encoder.compile()
+            self.method.encoder(model).compile()
         self.net = model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.global_step = 0
         self.log = JsonlLogger((cfg.log or cfg.out.with_suffix(".jsonl")) if self.rank == 0 else None)
         self._reset_health()
 
-    def _init_ptbxl(self, cfg: PretrainConfig) -> None:
-        """Every record of PTB-XL folds 1-8, labelled or not, from the cache (in GPU memory when it fits)."""
-        from ecgfast.data import ECGBatchLoader, Normalizer, ensure_cache
+    # The data holds the position in the run (the epoch and the batches of it done); the engine counts steps.
+    @property
+    def epoch(self) -> int:
+        return self.data.epoch
 
-        if self.rank == 0:  # one process builds the cache, the others wait for it
-            cache = cfg.data.open(progress=cfg.run.progress)
-        if self.world > 1:
-            dist.barrier()
-        if self.rank != 0:
-            cache = ensure_cache(None, cfg.data.cache_path(), cfg.data.sampling_rate)
-        self.cache = cache
-        self._check_length(cache.signal_length, cache.path)
-        train = cache.split_indices("train")
-        self.n_train = len(train)
-        self._check_batch(f"training records (folds 1-8) of {cache.path}")
-        self.normalizer = Normalizer.fit(cache, train)
-        self.loader = ECGBatchLoader(cache, train, cfg.batch_size // self.world, shuffle=True, seed=cfg.run.seed,
-                                     drop_last=True, num_replicas=self.world, rank=self.rank, device=self.device)
-        self.sampling_rate, self.leads, self.classes = cache.sampling_rate, cache.leads, cache.classes
-        self.dataset = dataset_digest(cache)
-        self.corpora_info = [{"name": "ptbxl", "path": str(cache.path), "split": "folds 1-8",
-                              "fingerprint": self.dataset, "records": int(self.n_train)}]
-
-    def _init_corpora(self, cfg: PretrainConfig) -> None:
-        """Weighted corpora built by ``ecgfast corpus build``, streamed from their shards (memory bounded)."""
-        import numpy as np
-
-        from ecgfast.data import Normalizer
-        from ecgfast.data.corpus import StreamingLoader, open_corpus
-        from ecgfast.train.config import parse_corpus
-
-        # open_corpus verifies every shard file against its manifest before a window is read
-        corpora = [(open_corpus(path), weight) for path, weight in map(parse_corpus, cfg.corpus)]
-        for c, _ in corpora:
-            if len(c) == 0:
-                raise ConfigError(f"corpus {c.path} is empty: it holds no windows (`ecgfast corpus info {c.path}` "
-                                  "shows what its build skipped)")
-        first = corpora[0][0]
-        self.cache = None
-        self._check_length(first.signal_length, first.path)
-        self.n_train = int(sum(len(c) for c, _ in corpora))
-        self._check_batch(f"windows of the corpora ({', '.join(str(c.path) for c, _ in corpora)})")
-        self.loader = StreamingLoader(corpora, cfg.batch_size // self.world, seed=cfg.run.seed,
-                                      epoch_samples=cfg.epoch_samples, num_replicas=self.world, rank=self.rank,
-                                      memory_budget_mb=cfg.memory_budget_mb, drop_last=True,
-                                      pin_memory=self.device.type == "cuda")
-        # Global statistics of up to 4,096 windows drawn evenly over the corpora (seeded).
-        rng = np.random.default_rng(cfg.run.seed)
-        s1 = s2 = count = 0.0
-        for c, _ in corpora:
-            take = np.sort(rng.choice(len(c), size=min(len(c), 4096 // len(corpora) + 1), replace=False))
-            x = c.signals(take)[..., :cfg.signal_length].astype(np.float64)
-            s1, s2, count = s1 + x.sum(), s2 + (x * x).sum(), count + x.size
-        mean = s1 / count
-        self.normalizer = Normalizer([mean], [max(s2 / count - mean ** 2, 1e-12) ** 0.5])
-        self.sampling_rate = int(round(first.sampling_rate))
-        self.leads, self.classes = tuple(first.leads), tuple(first.classes)
-        self.dataset = hashlib.sha256("".join(f"{c.fingerprint_digest}:{w}" for c, w in corpora).encode()).hexdigest()
-        self.corpora_info = []
-        for c, w in corpora:
-            excluded = (c.manifest.get("settings") or {}).get("exclude_ptbxl")
-            totals = c.totals
-            dropped = int(totals.get("excluded_by_id", 0)) + int(totals.get("excluded_by_fingerprint", 0))
-            self.corpora_info.append({"name": str((c.manifest.get("settings") or {}).get("layout", c.layout)),
-                                      "path": str(c.path), "fingerprint": c.fingerprint_digest, "records": len(c),
-                                      "weight": w, "ptbxl_duplicates_dropped": dropped if excluded else None})
-            if self.rank == 0:
-                if excluded:
-                    log.info(f"ecgfast pretrain-{self.method}: corpus {c.path}: {dropped} windows duplicating PTB-XL folds "
-                             f"{excluded.get('folds')} were dropped when it was built")
-                else:
-                    log.warning(f"ecgfast pretrain-{self.method}: warning: corpus {c.path} was not deduplicated against "
-                                "PTB-XL (build it with --exclude-ptbxl CACHE.h5): do not evaluate this encoder on "
-                                "PTB-XL folds 9-10 if it may hold their records")
-
-    def _check_length(self, available: int, where) -> None:
-        if self.cfg.signal_length > available:
-            raise ConfigError(f"--signal-length {self.cfg.signal_length} exceeds the {available} samples of {where}")
-
-    def _check_batch(self, what: str) -> None:
-        cfg = self.cfg
-        if cfg.batch_size % self.world:
-            raise ConfigError(f"--batch-size {cfg.batch_size} must be divisible by the {self.world} processes")
-        if cfg.batch_size > self.n_train:
-            raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the {self.n_train} {what}: lower it")
-
-    def _batches(self):
-        """This epoch's batches from ``step_in_epoch`` on (streamed corpora skip without reading)."""
-        from ecgfast.data.loader import _prefetch_to
-
-        if self.cache is None:
-            self.loader.set_epoch(self.epoch, start_batch=self.step_in_epoch)
-            batches = enumerate(self.loader, start=self.step_in_epoch)
-            if self.device.type == "cuda":
-                return zip(range(self.step_in_epoch, len(self.loader)), _prefetch_to(self.device, (b for _, b in batches)))
-            return batches
-        self.loader.set_epoch(self.epoch)
-        return ((i, b) for i, b in enumerate(self.loader) if i >= self.step_in_epoch)
+    @property
+    def step_in_epoch(self) -> int:
+        return self.data.position
 
     # -- health: accumulated on the device, read on logged steps and before checkpoints ----
     def _reset_health(self) -> None:
@@ -282,7 +172,7 @@ class Pretrainer:
                            self.global_step - 1)
 
     def _diverged(self, what: str, step: int) -> None:
-        steps = len(self.loader)
+        steps = len(self.data)
         epoch, in_epoch = step // steps + 1, step % steps + 1
         kept = resume_path(self.cfg.out)
         where = (f"The last good checkpoint is kept at {kept}: rerun the same command with --resume and a lower "
@@ -293,13 +183,11 @@ class Pretrainer:
 
     # -- one step -----------------------------------------------------------------
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """The SSL loss of a batch ``x`` (mV): views, normalisation, model, fused loss."""
+        """The SSL loss of a batch ``x`` (mV): views, normalisation, model, the method's loss."""
         v1, v2 = self.augment(x, step=self.global_step)  # keyed by the step: resumable
-        v1, v2 = self.normalizer(v1), self.normalizer(v2)
+        v1, v2 = self.data.normalizer(v1), self.data.normalizer(v2)
         with autocast(self.precision, self.device):
-            if self.method == "simclr":
-                return simclr_loss(self.net, v1, v2, self.cfg.temperature, self.world)
-            return byol_loss_of(self.net, self.model, v1, v2)
+            return self.method.loss(self.net, self.model, v1, v2)
 
     def train_step(self, x: torch.Tensor) -> torch.Tensor:
         """One optimisation step; returns the loss as a device tensor (no host sync)."""
@@ -318,8 +206,7 @@ class Pretrainer:
             loss.backward()
             grad_norm = _total_norm([p.grad for p in params])
             self.optimizer.step()
-        if self.method == "byol":
-            self.model.update_target()
+        self.method.after_step(self.model)
         self._track(loss, grad_norm)
         return loss.detach()
 
@@ -334,12 +221,12 @@ class Pretrainer:
             return
         atomic_save(with_checksum({
             **checkpoint_header("resume"),
-            "model": _cpu(self.model.state_dict()), "optimizer": self.optimizer.state_dict(),
+            "model": _cpu(self.method.resume_state(self.model)), "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "augment": self.augment.state_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step, "config": self.config(), "torch_rng": torch.get_rng_state(),
-            "dataset": self.dataset,
+            "dataset": self.data.digest,
         }), resume_path(self.cfg.out))
 
     def load_resume(self) -> None:
@@ -359,14 +246,13 @@ class Pretrainer:
             raise CheckpointError(f"--resume: {path} was written by a different run ({diffs}); only a lower --lr "
                                   "or another --precision may change on resume: start over without --resume, "
                                   "or use the original settings")
-        if ckpt.get("dataset") not in (None, self.dataset):
-            where = self.cache.path if self.cache is not None else ", ".join(self.cfg.corpus)
-            raise CheckpointError(f"--resume: {path} was trained on other data than {where} (the "
+        if ckpt.get("dataset") not in (None, self.data.digest):
+            raise CheckpointError(f"--resume: {path} was trained on other data than {self.data.where} (the "
                                   "dataset fingerprint differs): resume with the data it was trained on, or "
                                   "start over without --resume")
         self._keep_memory_format(theirs.get("memory_format", CONTIGUOUS), path)
         try:
-            self.model.load_state_dict(ckpt["model"])
+            self.method.load_resume_state(self.model, ckpt["model"])
         except RuntimeError as exc:
             raise CheckpointError(f"--resume: {path} does not fit this model: {exc}") from None
         stored = ckpt.get("schedule")
@@ -385,7 +271,8 @@ class Pretrainer:
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.augment.load_state_dict(ckpt["augment"])
-        self.epoch, self.step_in_epoch, self.global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
+        self.data.load_state_dict({"epoch": ckpt["epoch"], "position": ckpt["step_in_epoch"]})
+        self.global_step = ckpt["global_step"]
         torch.set_rng_state(ckpt["torch_rng"])
         self._reset_health()
 
@@ -401,8 +288,8 @@ class Pretrainer:
         set_memory_format(self.model, theirs)
 
     def spec(self) -> dict:
-        spec = preprocessing_spec(self.sampling_rate, self.cfg.signal_length, self.normalizer.state_dict(),
-                                  self.leads, encoder=self.cfg.encoder, recipe=self.cfg.recipe,
+        spec = preprocessing_spec(self.data.sampling_rate, self.cfg.signal_length, self.data.normalizer.state_dict(),
+                                  self.data.leads, encoder=self.cfg.encoder, recipe=self.cfg.recipe,
                                   memory_format=self.memory_format)
         if self.cfg.crop_seconds is not None:  # optional key: trained on crops, scored by window averaging
             spec["crop_seconds"] = float(self.cfg.crop_seconds)
@@ -412,11 +299,11 @@ class Pretrainer:
         records_seen = self.global_step * self.cfg.batch_size
         return {
             **checkpoint_header("encoder"),
-            "encoder": _cpu(self.model.encoder.state_dict()),
+            "encoder": _cpu(self.method.encoder(self.model).state_dict()),
             "spec": self.spec(),
-            "classes": list(self.classes), "normalizer": self.normalizer.state_dict(),
+            "classes": list(self.data.classes), "normalizer": self.data.normalizer.state_dict(),
             "config": self.config(),
-            "data": {"corpora": self.corpora_info, "records_seen": int(records_seen)},
+            "data": {"corpora": self.data.corpora_info, "records_seen": int(records_seen)},
             "versions": versions(), "device": str(self.device),
             "wall_time_s": float(time.perf_counter() - self.t_start),
         }
@@ -434,16 +321,17 @@ class Pretrainer:
         if cfg.resume:
             self.load_resume()
         self.model.train()
-        steps = len(self.loader)
+        steps = len(self.data)
         length = cfg.signal_length
         while self.epoch < cfg.epochs:
-            bar = progress_bar(total=steps, initial=self.step_in_epoch, desc=f"{self.method} epoch {self.epoch + 1}/{cfg.epochs}",
+            bar = progress_bar(total=steps, initial=self.step_in_epoch,
+                               desc=f"{self.method.name} epoch {self.epoch + 1}/{cfg.epochs}",
                                unit="step", enabled=cfg.run.progress and self.rank == 0, dynamic_ncols=True)
             t0, seen = time.perf_counter(), 0
             self._loss_sum, self._steps = torch.zeros((), device=self.device, dtype=torch.float64), 0
-            for i, batch in self._batches():  # from step_in_epoch on (after a resume)
+            for batch in self.data:  # from the data's position on (mid-epoch after a resume)
                 loss = self.train_step(batch.signals[..., :length])
-                self.step_in_epoch, self.global_step = i + 1, self.global_step + 1
+                self.global_step += 1
                 seen += batch.signals.shape[0] * self.world
                 bar.update(1)
                 if self.step_in_epoch % cfg.log_every == 0 or self.step_in_epoch == steps:
@@ -458,14 +346,10 @@ class Pretrainer:
                 t = torch.tensor([mean_loss], device=self.device)
                 dist.all_reduce(t)
                 mean_loss = float(t) / self.world
-            counts = {}
-            if self.cache is None:  # samples drawn from each corpus this epoch (this rank's)
-                counts = {"samples_per_corpus": {info["path"]: int(n) for info, n in
-                                                 zip(self.corpora_info, self.loader.counts)}}
             self.log.log(epoch=self.epoch + 1, step=self.global_step, loss=mean_loss,
-                         samples_per_s=seen / max(time.perf_counter() - t0, 1e-9), method=self.method,
-                         device=str(self.device), **counts)
-            self.epoch, self.step_in_epoch = self.epoch + 1, 0
+                         samples_per_s=seen / max(time.perf_counter() - t0, 1e-9), method=self.method.name,
+                         device=str(self.device), **self.data.epoch_stats())
+            self.data.set_epoch(self.epoch + 1)
             self.save_resume()
         out = self.save_output()
         if self.world > 1:
@@ -494,3 +378,4 @@ def pretrain(cfg: PretrainConfig) -> Path:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
