@@ -65,8 +65,8 @@ from ecgfast.base.fs import explain_os_error, os_error_message, remove_stale_tem
 from ecgfast.base.progress import progress_bar
 from ecgfast.data._ops import gather_dequantize
 from ecgfast.data.errors import CacheError, DataError, PTBXLError
-from ecgfast.data.metadata import (DATABASE_CSV, DEFAULT_TASK, SAMPLING_RATES, STATEMENTS_CSV, check_sampling_rate,
-                                   check_task, file_sha256, load_metadata, task_code_sets, task_labels)
+from ecgfast.data.metadata import (DATABASE_CSV, DEFAULT_TASK, STATEMENTS_CSV, check_sampling_rate, check_task,
+                                   file_sha256, load_metadata, task_code_sets, task_labels)
 from ecgfast.data.records import (Confiner, expected_length, read_indexed_record, record_digest,
                                   record_path)
 
