@@ -199,28 +199,34 @@ def reference_views(x: torch.Tensor, params: torch.Tensor, sampling_rate: float,
     for v in range(2):
         p = params[v]
         xv = x if view_length is None else _crop_view(x, p, selection[v, "rrc_on"], view_length)
-        y = xv.clone()
-
-        def apply(flag, fn):
-            idx = selection[v, flag]
-            if idx.numel():
-                y[idx] = fn(y[idx], p[idx], idx)
-
-        partner = lambda col, q: xv[q[:, COL[col]].long()]  # noqa: E731  partners read the view's input
-        apply("warp_on", lambda s, q, i: F.frequency_warp(s, q[:, COL["warp_r"]]))
-        apply("bp_on", lambda s, q, i: F.bandpass(s, torch.stack(
-            [q[:, COL["hp_b0"]:COL["hp_a2"] + 1], q[:, COL["lp_b0"]:COL["lp_a2"] + 1]], dim=1)))
-        apply("mix_on", lambda s, q, i: F.mixup(s, partner("mix_partner", q), q[:, COL["mix_lambda"]]))
-        apply("cut_on", lambda s, q, i: F.cutmix(s, partner("cut_partner", q), q[:, COL["cut_start"]].long(),
-                                                 q[:, COL["cut_len"]].long()))
-        apply("motion_on", lambda s, q, i: F.motion_artifact(s, q[:, COL["motion_amp"]], q[:, COL["motion_freq"]],
-                                                             q[:, COL["motion_phase"]], sampling_rate))
-        apply("noise_on", lambda s, q, i: F.channel_noise(s, q[:, COL["noise_frac"]], q[:, COL["noise_key_lo"]],
-                                                          q[:, COL["noise_key_hi"]]))
-        apply("drop_on", lambda s, q, i: F.temporal_dropout(s, q[:, COL["drop_start"]].long(),
-                                                            q[:, COL["drop_len"]].long()))
-        views.append(y)
+        views.append(_seven_on_view(xv, p, {f: selection[v, f] for f in _FLAGS}, sampling_rate))
     return torch.stack(views)
+
+
+def _seven_on_view(xv: torch.Tensor, p: torch.Tensor, selection: dict, sampling_rate: float) -> torch.Tensor:
+    """The seven augmentations of one view, in order, each on the samples ``selection[flag]`` picks."""
+    y = xv.clone()
+
+    def apply(flag, fn):
+        idx = selection[flag]
+        if idx.numel():
+            y[idx] = fn(y[idx], p[idx])
+
+    def partner(col, q):  # partners are read from the view's input
+        return xv[q[:, COL[col]].long()]
+
+    apply("warp_on", lambda s, q: F.frequency_warp(s, q[:, COL["warp_r"]]))
+    apply("bp_on", lambda s, q: F.bandpass(s, torch.stack(
+        [q[:, COL["hp_b0"]:COL["hp_a2"] + 1], q[:, COL["lp_b0"]:COL["lp_a2"] + 1]], dim=1)))
+    apply("mix_on", lambda s, q: F.mixup(s, partner("mix_partner", q), q[:, COL["mix_lambda"]]))
+    apply("cut_on", lambda s, q: F.cutmix(s, partner("cut_partner", q), q[:, COL["cut_start"]].long(),
+                                          q[:, COL["cut_len"]].long()))
+    apply("motion_on", lambda s, q: F.motion_artifact(s, q[:, COL["motion_amp"]], q[:, COL["motion_freq"]],
+                                                      q[:, COL["motion_phase"]], sampling_rate))
+    apply("noise_on", lambda s, q: F.channel_noise(s, q[:, COL["noise_frac"]], q[:, COL["noise_key_lo"]],
+                                                   q[:, COL["noise_key_hi"]]))
+    apply("drop_on", lambda s, q: F.temporal_dropout(s, q[:, COL["drop_start"]].long(), q[:, COL["drop_len"]].long()))
+    return y
 
 
 def _crop_view(x: torch.Tensor, p: torch.Tensor, rrc: torch.Tensor, length: int) -> torch.Tensor:

@@ -24,6 +24,7 @@ hash of all that.
 from __future__ import annotations
 
 import hashlib
+import functools
 import io
 import json
 import multiprocessing
@@ -414,9 +415,9 @@ def build_corpus_from_arrays(out, chunks, *, sampling_rate: float, signal_length
                   np.zeros(n, bool), "fold": np.zeros(n, np.int8), "age": np.full(n, np.nan, np.float32),
                   "sex": np.full(n, "", dtype="<U1"), "start": np.zeros(n, np.int64),
                   "valid": np.full(n, T, np.int32)}
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        atomic_write(out / f"{sname}.meta.npz", lambda f: f.write(buf.getvalue()))
+        meta = io.BytesIO()
+        np.savez(meta, **arrays)
+        atomic_write(out / f"{sname}.meta.npz", functools.partial(_write_bytes, meta.getvalue()))
         files = _file_entries(out, sname)
         shard_list.append({"name": sname, "windows": n, "sha256": files[".npy"]["sha256"], "files": files,
                            "source_digest": None})
@@ -476,3 +477,7 @@ def upgrade_corpus(manifest_path) -> tuple[dict, bool]:
     parse_shards(upgraded, p)  # names, counts, entries: what the reader will check
     atomic_write(p, lambda fh: fh.write(json.dumps(upgraded, indent=1)), mode="w")
     return upgraded, True
+
+
+def _write_bytes(data: bytes, f) -> None:
+    f.write(data)

@@ -247,7 +247,6 @@ class StreamingLoader:
             yield group
 
     def __iter__(self) -> Iterator[Batch]:
-        B, T, C = self.batch_size, self.signal_length, len(self.classes)
         n_batches, start_batch = len(self), self.start_batch
         self.counts = [0] * len(self.corpora)
         buffers, self._buffers = self._buffers, None  # reused across epochs; a second live iterator gets its own
