@@ -27,10 +27,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
-from ecgfast.eval.inference import embed, predict
+from ecgfast.models.inference import embed, predict
 from ecgfast.models.windows import random_crops
-from ecgfast.base.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, encoder_of,
-                                      load_checkpoint, preprocessing_spec)
+from ecgfast.base.checkpoint import atomic_save, check_matches_cache, checkpoint_header, load_checkpoint
+from ecgfast.models.pretrained import encoder_of
+from ecgfast.train.spec import preprocessing_spec
 from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs, deterministic_kernels,
                                   make_optimizer, make_schedule,
                                   resolve_compile, resolve_device, resolve_precision, run_command, set_seed,
@@ -42,15 +43,12 @@ __all__ = ["LOSSES", "SAMPLINGS", "ClassifierConfig", "encoder_name", "train", "
 
 
 def load_encoder_weights(model, path: Path) -> dict:
-    """Load an SSL checkpoint's encoder into ``model.encoder``; a clear error on a wrong backbone or shape."""
-    from ecgfast.models.backbones import state_mismatch
+    """Load an SSL checkpoint's encoder into ``model.encoder`` (``ecgfast.models.pretrained.load_state``: the
+    one "does this state dict fit" check, a clear error on a wrong backbone or shape); returns the checkpoint."""
+    from ecgfast.models.pretrained import encoder_of, load_state
 
     ckpt = load_checkpoint(path, ("encoder",), kind="encoder")
-    name = encoder_of(ckpt, path)
-    problem = state_mismatch(model.encoder.state_dict(), ckpt["encoder"], name)
-    if problem:
-        raise CheckpointError(f"encoder checkpoint {path} does not fit the {name} encoder its spec names: {problem}")
-    model.encoder.load_state_dict(ckpt["encoder"], strict=True)
+    load_state(model.encoder, ckpt["encoder"], path, "encoder", encoder_of(ckpt, path))
     return ckpt
 
 

@@ -33,8 +33,8 @@ from ecgfast.augment import AugmentPipeline
 from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.models.backbones import DEFAULT_ENCODER
 from ecgfast.models.layout import CONTIGUOUS, resolve_memory_format, set_memory_format
-from ecgfast.base.checkpoint import (atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec,
-                                      with_checksum)
+from ecgfast.base.checkpoint import atomic_save, checkpoint_header, load_checkpoint, with_checksum
+from ecgfast.train.spec import preprocessing_spec
 from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs, deterministic_kernels,
                                   make_optimizer, make_schedule,
                                   resolve_compile, resolve_device, resolve_precision, run_command, set_seed,

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ecgfast.base.errors import ConfigError
-from ecgfast.deploy._loop import batches_of, inference_loop, resolve_device
+from ecgfast.models.inference import batches_of, inference_loop
+from ecgfast.train.common import resolve_device
 from ecgfast.report.card import card_paths, write_model_card
 
 from api_helpers import make_checkpoint
