@@ -19,7 +19,7 @@ without running any of its code. Keys:
 Checkpoints of format 1 (no ``kind``) still load; their kind is inferred. Formats 1
 and 2 name no encoder: they hold the seed's ``ecg1dcnn`` (:data:`UNNAMED_ENCODER`).
 :func:`checkpoint_spec` is the one answer for every format: every command and loader reads a
-checkpoint's spec through it (a format-1 file without ``config["sampling_rate"]`` is refused there,
+checkpoint's spec through it (a format-1 file without ``config["sampling_rate"]`` is 100 Hz, 1000 samples,
 whoever asks). This module imports nothing of ecgfast above ``base``: building models from a
 checkpoint, and checking that its encoder is one this ecgfast knows, is ``ecgfast.models.pretrained``'s.
 
@@ -52,6 +52,10 @@ KINDS = ("encoder", "classifier", "resume")
 # What formats 1 and 2 hold: they name no encoder and were written when the seed's was the only one. A fact of
 # those files, not a default of today's runs (that is ecgfast.models.backbones.DEFAULT_ENCODER).
 UNNAMED_ENCODER = "ecg1dcnn"
+# The rate of a format-1 file whose config names none: the seed's DESIGN files ({"encoder": state_dict}, no
+# config) were all trained on PTB-XL at 100 Hz; their window is then 10 s, 1000 samples.
+UNNAMED_SAMPLING_RATE = 100
+UNNAMED_WINDOW_SECONDS = 10  # format 1 without config["signal_length"]: 10 x the rate (PTB-XL's records)
 CHECKSUM_KEY = "checksum"  # optional (resume files from format 4): see state_checksum
 WEIGHT_KEYS = ("encoder", "classifier", "model")  # the state dicts whose values must be finite
 _SAFE_SCALARS = (bool, int, float, str, bytes, type(None))
@@ -309,10 +313,10 @@ def checkpoint_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dic
     """The preprocessing spec of a checkpoint of any format: the one answer every command and loader uses.
 
     Formats 2-4: the stored ``spec`` (it must hold ``sampling_rate``, ``signal_length`` and ``normalizer``).
-    Format 1 (no spec): derived from ``config`` as docs/checkpoints.md says: its ``sampling_rate`` (a file
-    without one is refused: the rate the model was trained at is unknown, and guessing one would feed it
-    resampled signals of another rate), its ``signal_length`` (10 x the rate where absent), PTB-XL's 12
-    leads in mV, and the normaliser stored beside ``config`` or inside it.
+    Format 1 (no spec): derived from ``config`` as docs/checkpoints.md says: its ``sampling_rate`` (100 Hz,
+    :data:`UNNAMED_SAMPLING_RATE`, where the file has none: the seed's ``{"encoder": state_dict}`` files),
+    its ``signal_length`` (10 x the rate where absent), PTB-XL's 12 leads in mV, and the normaliser stored
+    beside ``config`` or inside it.
 
     Always present in the answer: ``encoder`` (:func:`declared_encoder`: ``ecg1dcnn`` where none is named),
     ``recipe`` (:func:`recipe_of`: ``seed`` where none is named), ``units`` (mV where none), ``leads``;
@@ -330,11 +334,8 @@ def checkpoint_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dic
             raise CheckpointError(f"checkpoint {path}: its spec lacks {missing}")
         out = dict(spec)
     else:
-        rate = config.get("sampling_rate")
-        if rate is None:
-            raise CheckpointError(f"checkpoint {path}: neither a spec nor config['sampling_rate']: the rate the "
-                                  "model was trained at is unknown")
-        out = {"sampling_rate": rate, "signal_length": config.get("signal_length", 10 * int(rate)),
+        rate = config.get("sampling_rate", UNNAMED_SAMPLING_RATE)
+        out = {"sampling_rate": rate, "signal_length": config.get("signal_length", UNNAMED_WINDOW_SECONDS * int(rate)),
                "leads": list(LEADS), "units": "mV",
                "normalizer": ckpt.get("normalizer") or config.get("normalizer")}
     out["encoder"] = declared_encoder(ckpt)
