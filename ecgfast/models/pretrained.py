@@ -1,9 +1,9 @@
 """Trained encoders and classifiers, ready to use anywhere (docs/using-encoders.md).
 
 ``load_encoder(path)`` and ``load_classifier(path)`` read an ecgfast checkpoint
-(any format: its spec is ``ecgfast.base.checkpoint.checkpoint_spec``'s answer) safely
-(``weights_only=True``, ``ecgfast.base.checkpoint.load_checkpoint``) and return an ``nn.Module`` in eval mode that carries
-the preprocessing it was trained with:
+(any format: its spec is ``ecgfast.base.checkpoint.checkpoint_spec``'s answer)
+safely (``weights_only=True``, ``ecgfast.base.checkpoint.load_checkpoint``) and
+return an ``nn.Module`` in eval mode that carries the preprocessing it was trained with:
 
 - ``model.preprocess(x, sampling_rate, leads=None, units="mV")`` turns any
   (12, T) or (B, 12, T) numpy/torch ECG into what the network saw in training:
