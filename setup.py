@@ -133,7 +133,8 @@ setup(
     extras_require={
         # onnx/onnxscript too, so that `make test` (pip install -e ".[test]") runs the ONNX export
         # tests instead of skipping them (they check with onnx.reference where onnxruntime is absent)
-        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "onnx>=1.16", "onnxscript>=0.1"],
+        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "onnx>=1.16", "onnxscript>=0.1",
+                 "import-linter>=2.1", "ruff>=0.6"],
         "onnx": ["onnx>=1.16", "onnxscript>=0.1"],
     },
     entry_points={"console_scripts": ["ecgfast=ecgfast.cli:main"]},

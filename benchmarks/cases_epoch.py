@@ -29,7 +29,7 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
     from benchmarks.cases_train import SHORT_FORMATS, StepTimeShare, ecgfast_step
 
     cuda = str(device).startswith("cuda")
-    from ecgfast.train.common import resolve_precision
+    from ecgfast.base.runtime import resolve_precision
 
     precision = resolve_precision("auto", torch.device(device))
     plain_step = PlainSimCLRStep(device=device)

@@ -21,7 +21,7 @@ def ecgfast_step(method: str, precision: str, compiled: bool = False, sampling_r
     from ecgfast.losses import nt_xent
     from ecgfast.models import BYOLModel, SimCLRModel, build_encoder
     from ecgfast.models.layout import resolve_memory_format, set_memory_format
-    from ecgfast.train.common import autocast
+    from ecgfast.base.runtime import autocast
     from ecgfast.train.pretrain import byol_loss_of
 
     torch.manual_seed(0)
@@ -68,7 +68,7 @@ def bf16_agreement(x: torch.Tensor, sampling_rate: float = 100) -> dict:
     from ecgfast.augment import AugmentPipeline
     from ecgfast.losses import nt_xent
     from ecgfast.models import SimCLRModel
-    from ecgfast.train.common import autocast
+    from ecgfast.base.runtime import autocast
 
     torch.manual_seed(0)
     model = SimCLRModel()
@@ -96,7 +96,7 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
     format. Every step's FLOP (``torch.utils.flop_counter``) gives achieved GFLOP/s and the share of the
     measured matmul peak of its precision."""
     from benchmarks.roofline import count_flops
-    from ecgfast.train.common import resolve_precision
+    from ecgfast.base.runtime import resolve_precision
 
     B = 64 if quick else 256
     x = (torch.randn(B, 12, 1000) * 0.3).to(device)

@@ -34,7 +34,7 @@ def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, device: str =
 def matmul_peaks(device: str = "cpu") -> dict:
     """``{"matmul_bf16_GFLOPs": ...}`` for the reduced precisions (fp32 is ``machine.matmul_flops``); bf16 only
     where it is native on the CPU (emulated bf16 has no peak worth quoting)."""
-    from ecgfast.train.common import cpu_has_native_bf16
+    from ecgfast.base.runtime import cpu_has_native_bf16
 
     out = {}
     if device != "cpu" or cpu_has_native_bf16():

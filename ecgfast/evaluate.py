@@ -1,9 +1,6 @@
-"""``python -m ecgfast.evaluate --checkpoint CKPT``: a classifier on fold 10 (see ecgfast.eval.evaluate)."""
-import sys
+"""``python -m ecgfast.evaluate``: an alias of a command (the table: ecgfast.cli.ALIASES)."""
+from ecgfast.cli import alias_main
 
-from ecgfast.eval.evaluate import evaluate, format_report, load_classifier_checkpoint, main
-
-__all__ = ["evaluate", "format_report", "load_classifier_checkpoint", "main"]
-
+main = alias_main(__spec__.name)
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,9 +1,6 @@
-"""``ecgfast experiment``: every arm x seed x label fraction (see ecgfast.study.experiment)."""
-import sys
+"""``python -m ecgfast.experiment``: an alias of a command (the table: ecgfast.cli.ALIASES)."""
+from ecgfast.cli import alias_main
 
-from ecgfast.study.experiment import ExperimentConfig, main, run
-
-__all__ = ["ExperimentConfig", "main", "run"]
-
+main = alias_main(__spec__.name)
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,12 +1,6 @@
-"""`python -m ecgfast.train_ssl_byol`: self-supervised pretraining with BYOL (see ecgfast.train.pretrain)."""
-import sys
+"""``python -m ecgfast.train_ssl_byol``: an alias of a command (the table: ecgfast.cli.ALIASES)."""
+from ecgfast.cli import alias_main
 
-from ecgfast.train.pretrain import main_for
-
-
-def main(argv=None) -> int:
-    return main_for("byol", argv)
-
-
+main = alias_main(__spec__.name)
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,12 +1,6 @@
-"""`python -m ecgfast.train_supervised`: see ecgfast.train.classifier."""
-import sys
+"""``python -m ecgfast.train_supervised``: an alias of a command (the table: ecgfast.cli.ALIASES)."""
+from ecgfast.cli import alias_main
 
-from ecgfast.train.classifier import cli
-
-
-def main(argv=None) -> int:
-    return cli(argv, "supervised")
-
-
+main = alias_main(__spec__.name)
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -10,6 +10,15 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = Path(os.environ.get("ECGFAST_PTBXL_SAMPLE", REPO.parent / "shared" / "data" / "ptbxl-sample"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _library_log_on_stderr():
+    """The library's log lines on stderr as a command shows them (a command configures this on its first
+    run; configured here for every test, so that which test ran first never matters)."""
+    from ecgfast.cli.boundary import configure_logging
+
+    configure_logging()
+
+
 @pytest.fixture(scope="session")
 def ptbxl_sample_root() -> Path:
     """The real slice of PTB-XL 1.0.1 (full csv, records 1-200 at 100 Hz, 1-50 at 500 Hz)."""

@@ -1,7 +1,8 @@
 """Device helpers shared by the test folders (importable from any of them: tests/ is on sys.path).
 
 * :func:`cpu_and_cuda` -- the devices a test runs on: ``cpu`` always, ``cuda`` marked ``cuda`` and skipped
-  without a GPU.
+  without a GPU (and, for a test of the compiled ops, where the build has no CUDA kernels). The one
+  device parametrisation of every test folder: an op's CUDA cases live in that op's own test file.
 * :func:`no_cpu_tensors` -- proves code device-generic without a GPU: run it on the ``meta`` device inside
   this context and it fails at the first aten op that takes or makes a CPU tensor (a helper made without
   ``device=``: ``torch.arange(T)``, ``torch.zeros(n)``, ...). On a GPU such a tensor is an error or a copy
@@ -12,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import traceback
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,9 +26,39 @@ from torch.utils._pytree import tree_leaves
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def cpu_and_cuda():
-    """pytest params of the devices: ``cpu``, and ``cuda`` (marked ``cuda``, skipped where no GPU is present)."""
-    return [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, needs_cuda])]
+def _cuda_kernels_missing() -> bool:
+    """A GPU is present but the loaded extension has no CUDA kernels (built without a CUDA toolkit)."""
+    from ecgfast.base.extension import has_kernel
+
+    return torch.cuda.is_available() and not has_kernel("augment_views", "cuda")
+
+
+def cpu_and_cuda(*, cpu: bool = True, compiled: bool = False):
+    """pytest params of the devices: ``cpu``, and ``cuda`` (marked ``cuda``, skipped where no GPU is present).
+
+    ``compiled=True``: the test is about the compiled ops' kernels, so ``cuda`` is also skipped where the
+    build has no CUDA kernels (the plain-torch fallback is tested on its own). ``cpu=False``: ``cuda``
+    alone, for what only a GPU has (device-side asserts, host syncs, a tensor on a second device)."""
+    marks = [pytest.mark.cuda, needs_cuda]
+    if compiled:
+        marks.append(pytest.mark.skipif(_cuda_kernels_missing(), reason=(
+            "ecgfast._C was built without its CUDA kernels (no CUDA toolkit at build time): rebuild with "
+            "CUDA_HOME=/usr/local/cuda pip install --no-build-isolation -e .")))
+    return ([pytest.param("cpu", id="cpu")] if cpu else []) + [pytest.param("cuda", id="cuda", marks=marks)]
+
+
+@pytest.fixture
+def ieee_float32():
+    """TF32 would make CUDA float32 matmuls and convolutions differ from the CPU's by ~1e-3: compare IEEE
+    float32 (a no-op on the CPU). Import it into a test module to use it."""
+    before = (torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.allow_tf32,
+              torch.backends.cudnn.allow_tf32)
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.set_float32_matmul_precision(before[0])
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before[1:]
 
 
 # Ops that compute nothing and may see host data: lift_fresh wraps an ndarray (torch.as_tensor) before its
@@ -105,3 +139,38 @@ def on_meta(*tensors):
     """The tensors as meta tensors (shapes and dtypes kept, no data)."""
     moved = tuple(t.to("meta") for t in tensors)
     return moved[0] if len(moved) == 1 else moved
+
+
+# A device-side assert leaves the CUDA context unusable, so each case runs in its own interpreter.
+_OUT_OF_RANGE = """
+import os, sys, torch
+import ecgfast._C  # noqa: F401
+from ecgfast.augment import AugmentPipeline
+case, col = sys.argv[1], int(sys.argv[2])
+try:
+    if case == "gather":
+        raw = torch.zeros(20, 12, 100, dtype=torch.int16, device="cuda")
+        gain, base = torch.ones(12, device="cuda"), torch.zeros(12, device="cuda")
+        torch.ops.ecgfast.gather_dequantize(raw, torch.tensor([3, 20], device="cuda"), gain, base)
+    else:
+        x = torch.randn(4, 12, 200, device="cuda")
+        params = AugmentPipeline(100, seed=0).draw(4, 200, step=0)
+        params[1, 2, col] = 4 if case == "mix" else -1
+        torch.ops.ecgfast.augment_views(x, params.to("cuda"), 100.0)
+    torch.cuda.synchronize()
+except Exception as exc:  # torch.AcceleratorError (a RuntimeError) in recent torch
+    print("RAISED:", type(exc).__name__, exc, flush=True)
+    os._exit(3)  # skip interpreter teardown: freeing memory in a poisoned context may abort
+print("NO ERROR", flush=True)
+"""
+
+
+def assert_device_side_assert(case: str, col: int = -1) -> None:
+    """An out-of-range index on CUDA (``gather``: a record index; ``mix``/``cut``: the partner column ``col``
+    of the augmentation parameters) is a device-side assert, never an out-of-bounds read; run in a child."""
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo)] + sys.path))
+    run = subprocess.run([sys.executable, "-c", _OUT_OF_RANGE, case, str(col)], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "device-side assert" in run.stdout, run.stdout + run.stderr

@@ -3,7 +3,8 @@
 // Plain C++ (no torch headers) so that the CPU kernel and the CUDA kernel run
 // the very same code. Every step works on one lead: the pipeline's unit of
 // parallel work is (view, sample, lead). Parameters come from the float64 row
-// drawn in ecgfast/augment/params.py; the column order is mirrored below.
+// drawn in ecgfast/augment/params.py, in the column order of ECGFAST_AUGMENT_COLUMNS below
+// (checked against params.py's at import).
 //
 // Rows (the lead's samples, the band-pass scratch) are template parameters:
 // anything indexable like a pointer. The CPU kernel passes pointers; the CUDA
@@ -22,20 +23,32 @@
 namespace ecgfast {
 namespace augment {
 
-// Columns of the parameter row (ecgfast/augment/params.py: COLUMNS).
+// Columns of the parameter row, in order: X(enum constant, column name). One list gives the
+// enum the kernels index with and the names ecgfast::augment_param_layout returns, which
+// ecgfast/augment/params.py checks against its COLUMNS at import: the layouts cannot drift.
+#define ECGFAST_AUGMENT_COLUMNS(X) \
+  X(kWarpOn, "warp_on") X(kWarpR, "warp_r") \
+  X(kBpOn, "bp_on") X(kHpB0, "hp_b0") X(kHpB1, "hp_b1") X(kHpB2, "hp_b2") X(kHpA1, "hp_a1") X(kHpA2, "hp_a2") \
+  X(kLpB0, "lp_b0") X(kLpB1, "lp_b1") X(kLpB2, "lp_b2") X(kLpA1, "lp_a1") X(kLpA2, "lp_a2") \
+  X(kMixOn, "mix_on") X(kMixLambda, "mix_lambda") X(kMixPartner, "mix_partner") \
+  X(kCutOn, "cut_on") X(kCutStart, "cut_start") X(kCutLen, "cut_len") X(kCutPartner, "cut_partner") \
+  X(kMotionOn, "motion_on") X(kMotionAmp, "motion_amp") X(kMotionFreq, "motion_freq") \
+  X(kMotionPhase, "motion_phase") \
+  X(kNoiseOn, "noise_on") X(kNoiseFrac, "noise_frac") \
+  X(kDropOn, "drop_on") X(kDropStart, "drop_start") X(kDropLen, "drop_len") \
+  X(kNoiseKeyLo, "noise_key_lo") X(kNoiseKeyHi, "noise_key_hi") \
+  X(kCropStart, "crop_start") X(kRrcOn, "rrc_on") X(kRrcStart, "rrc_start") X(kRrcFrac, "rrc_frac")
+
 enum Col : int {
-  kWarpOn, kWarpR,
-  kBpOn, kHpB0, kHpB1, kHpB2, kHpA1, kHpA2, kLpB0, kLpB1, kLpB2, kLpA1, kLpA2,
-  kMixOn, kMixLambda, kMixPartner,
-  kCutOn, kCutStart, kCutLen, kCutPartner,
-  kMotionOn, kMotionAmp, kMotionFreq, kMotionPhase,
-  kNoiseOn, kNoiseFrac,
-  kDropOn, kDropStart, kDropLen,
-  kNoiseKeyLo, kNoiseKeyHi,
-  kCropStart, kRrcOn, kRrcStart, kRrcFrac,
+#define ECGFAST_AUGMENT_COLUMN_ENUM(id, name) id,
+  ECGFAST_AUGMENT_COLUMNS(ECGFAST_AUGMENT_COLUMN_ENUM)
+#undef ECGFAST_AUGMENT_COLUMN_ENUM
   kNumParams
 };
-constexpr int kBandpassPad = 15;  // scipy.signal.sosfiltfilt's default padlen for two biquads
+
+// scipy.signal.sosfiltfilt's default padlen for two biquads, 3 * (2 * 2 + 1). Exposed as
+// ecgfast::augment_bandpass_pad, which params.py checks against its BANDPASS_PADLEN at import.
+constexpr int kBandpassPad = 15;
 
 ECG_HD uint32_t lowbias32(uint32_t v) {
   v ^= v >> 16;

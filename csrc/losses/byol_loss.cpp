@@ -4,5 +4,6 @@
 
 TORCH_LIBRARY_FRAGMENT(ecgfast, m) {
   m.def("byol_loss(Tensor p, Tensor z) -> Tensor");
-  m.def("byol_loss_backward(Tensor grad, Tensor p, Tensor z) -> (Tensor, Tensor)");
+  // Private: only the autograd formula registered in ecgfast/losses/byol.py calls it.
+  m.def("_byol_loss_backward(Tensor grad, Tensor p, Tensor z) -> (Tensor, Tensor)");
 }

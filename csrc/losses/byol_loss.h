@@ -20,9 +20,9 @@ inline void check_byol_args(const at::Tensor& p, const at::Tensor& z) {
 
 // The upstream gradient of the scalar loss: one element on the device of p.
 inline void check_byol_grad(const at::Tensor& grad, const at::Tensor& p) {
-  TORCH_CHECK(grad.device() == p.device(), "byol_loss_backward: all tensors must be on one device, got grad on ",
+  TORCH_CHECK(grad.device() == p.device(), "_byol_loss_backward: all tensors must be on one device, got grad on ",
               grad.device(), " and p on ", p.device());
-  TORCH_CHECK(grad.numel() == 1, "byol_loss_backward: grad must have one element, got ", grad.sizes());
+  TORCH_CHECK(grad.numel() == 1, "_byol_loss_backward: grad must have one element, got ", grad.sizes());
 }
 
 // Per row: cos = p.z / (|p| |z|) (norms clamped at 1e-12 as F.normalize does);

@@ -166,17 +166,19 @@ TORCH_LIBRARY_FRAGMENT(ecgfast, m) {
   // Without z1_all/z2_all the columns are the rows (single process) and offset must be 0.
   m.def("nt_xent(Tensor z1, Tensor z2, float temperature, Tensor? z1_all=None, Tensor? z2_all=None, "
         "int offset=0) -> (Tensor, Tensor, Tensor)");
-  m.def("nt_xent_backward(Tensor grad, Tensor z1, Tensor z2, Tensor h, Tensor lse, float temperature) "
+  // The backward ops are private (a leading underscore, as ATen's): only the autograd formula registered
+  // in ecgfast/losses/simclr.py calls them, on the tensors the forward saved.
+  m.def("_nt_xent_backward(Tensor grad, Tensor z1, Tensor z2, Tensor h, Tensor lse, float temperature) "
         "-> (Tensor, Tensor)");
   // -> gradients of z1, z2, z1_all, z2_all.
-  m.def("nt_xent_distributed_backward(Tensor grad, Tensor z1, Tensor z2, Tensor z1_all, Tensor z2_all, Tensor h, "
+  m.def("_nt_xent_distributed_backward(Tensor grad, Tensor z1, Tensor z2, Tensor z1_all, Tensor z2_all, Tensor h, "
         "Tensor lse, float temperature, int offset) -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(ecgfast, CompositeExplicitAutograd, m) {
   m.impl("nt_xent", &nt_xent_forward);
-  m.impl("nt_xent_backward", &nt_xent_backward);
-  m.impl("nt_xent_distributed_backward", &nt_xent_distributed_backward);
+  m.impl("_nt_xent_backward", &nt_xent_backward);
+  m.impl("_nt_xent_distributed_backward", &nt_xent_distributed_backward);
 }
 
 }  // namespace ecgfast

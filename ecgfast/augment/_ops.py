@@ -1,9 +1,9 @@
 """``ecgfast::augment_views`` on a fused backend, and its fake for torch.compile.
 
-Which implementation serves a tensor is decided by :class:`ecgfast.augment.AugmentPipeline`:
-the compiled op where it has a kernel for the tensor's device
-(:func:`ecgfast.base.extension.use_compiled`), the Numba kernel for CPU tensors when
-asked for (or when the extension is not built), else the plain-torch reference.
+Which implementation serves a tensor is decided by :class:`ecgfast.augment.AugmentPipeline`
+through the one policy of every op (:func:`ecgfast.base.extension.op_backend`): the Numba
+kernel for CPU tensors when asked for (or when the extension is not built), the compiled op
+where it has a kernel for the tensor's device, else the plain-torch reference.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ if EXTENSION_AVAILABLE:
 
 
 def backend() -> str:
-    """The CPU backend the pipeline uses by default: ``cpp``, ``numba`` or ``torch``."""
+    """The backend the pipeline uses by default (``ECGFAST_BACKEND``, else ``cpp`` when built, else
+    ``numba``): ``cpp``, ``numba`` or ``torch``."""
     return requested_backend()
 
 
@@ -39,9 +40,7 @@ def augment_views(x: torch.Tensor, params: torch.Tensor, sampling_rate: float, b
             raise ValueError(f"augment_views: the Numba backend runs on the CPU only, got x on {x.device} and "
                              f"params on {params.device}; other devices take the compiled op or the torch "
                              "reference (AugmentPipeline chooses)")
-        from ecgfast.augment._numba import augment_views_numba
-
-        from ecgfast.augment._numba import crop_views_numba
+        from ecgfast.augment._numba import augment_views_numba, crop_views_numba
 
         xn, pn = x.contiguous().numpy(), params.contiguous().numpy()
         # (views' inputs, B, C, L): one batch read by both views, or each view's crops.

@@ -21,10 +21,17 @@ The band-pass is a zero-phase cascade of a 2nd-order Butterworth high-pass
 (f_low) and low-pass (f_high), i.e. ``scipy.signal.butter(2, f, btype, fs=fs,
 output="sos")``, whose bilinear-transform coefficients have a closed form
 computed here for all samples at once.
+
+The column layout (``COLUMNS``) and the band-pass padding (``BANDPASS_PADLEN``) live
+here; the Numba kernel and the torch reference read them from here, and the compiled
+kernels' own (csrc/augment/augment_lead.h, reported by ``ecgfast::augment_param_layout``
+and ``ecgfast::augment_bandpass_pad``) are checked against them when this module is
+imported: a build out of step with this file is refused, naming the column.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import zip_longest
 
 import numpy as np
 from scipy.special import betaincinv
@@ -40,7 +47,8 @@ DEFAULT_RATES = {"frequency_warp": 0.5, "bandpass": 0.3, "mixup": 0.4, "cutmix":
                  "motion_artifact": 0.2, "channel_noise": 0.6, "temporal_dropout": 0.3,
                  "resized_crop": 1.0}  # as SimCLR's crop: every view, its kept fraction drawn in [MIN, 1]
 
-# Column layout of the parameter tensor; mirrored in csrc/augment/augment_lead.h and _numba.py.
+# Column layout of the parameter tensor: its one home. The compiled kernels' (augment_lead.h) is checked
+# against it at import (check_compiled_layout); _numba.py and the reference index through COL.
 COLUMNS = (
     "warp_on", "warp_r",
     "bp_on", "hp_b0", "hp_b1", "hp_b2", "hp_a1", "hp_a2", "lp_b0", "lp_b1", "lp_b2", "lp_a1", "lp_a2",
@@ -56,6 +64,46 @@ COL = {name: i for i, name in enumerate(COLUMNS)}
 N_PARAMS = len(COLUMNS)
 BANDPASS_PADLEN = 15  # scipy.signal.sosfiltfilt's default for two biquads: 3 * (2 * 2 + 1)
 MIN_LENGTH = 64
+
+
+def layout_mismatch(columns, bandpass_pad: int) -> str | None:
+    """Where a compiled layout (its column names in order, its band-pass padding) differs from
+    ``COLUMNS`` and ``BANDPASS_PADLEN``: one line naming the first differing column, or None."""
+    for i, (want, got) in enumerate(zip_longest(COLUMNS, tuple(columns))):
+        if want != got:
+            have = "no column" if got is None else f"column {got!r}"
+            wanted = "no column" if want is None else f"{want!r}"
+            return (f"parameter column {i}: the compiled kernels have {have} (csrc/augment/augment_lead.h), "
+                    f"ecgfast/augment/params.py COLUMNS has {wanted}")
+    if int(bandpass_pad) != BANDPASS_PADLEN:
+        return (f"band-pass padding: the compiled kernels pad by {bandpass_pad} samples "
+                f"(csrc/augment/augment_lead.h kBandpassPad), ecgfast/augment/params.py BANDPASS_PADLEN "
+                f"is {BANDPASS_PADLEN}")
+    return None
+
+
+def check_compiled_layout() -> None:
+    """Refuse (ImportError) a loaded extension whose parameter layout or band-pass padding is not this
+    module's: its kernels would read the wrong columns. Nothing to check without the extension."""
+    from ecgfast.base import extension
+
+    if not extension.EXTENSION_AVAILABLE:
+        return
+    import torch
+
+    rebuild = f"rebuild the extension ({extension.REBUILD_COMMAND})"
+    try:
+        columns = torch.ops.ecgfast.augment_param_layout()
+        pad = torch.ops.ecgfast.augment_bandpass_pad()
+    except (AttributeError, RuntimeError):
+        raise ImportError(f"ecgfast._C does not report its augmentation parameter layout (built from an older "
+                          f"source): {rebuild}") from None
+    problem = layout_mismatch(columns, pad)
+    if problem is not None:
+        raise ImportError(f"ecgfast._C is out of step with the Python package: {problem}; {rebuild}")
+
+
+check_compiled_layout()
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 

@@ -6,13 +6,11 @@ import dataclasses
 import numpy as np
 import torch
 
-from ecgfast.base import extension as _extension
 from ecgfast.augment import functional as F
-from ecgfast.augment._ops import augment_views, backend as default_backend
+from ecgfast.augment._ops import augment_views
 from ecgfast.augment.params import (AUGMENTATIONS, COL, MIN_LENGTH, VIEW_AUGMENTATIONS, AugmentParams,
                                     draw_params, enabled_for_config, view_samples)
-
-_BACKENDS = ("cpp", "numba", "torch")
+from ecgfast.base.extension import check_backend, op_backend, requested_backend
 
 
 class AugmentPipeline:
@@ -42,10 +40,12 @@ class AugmentPipeline:
             or a dict ``{augmentation: bool}`` of switches to change.
         rates: ``{augmentation: probability}`` overrides of DESIGN.md's rates.
         backend: ``"cpp"``, ``"numba"`` or ``"torch"`` (the plain reference);
-            default: the compiled op when built (``ECGFAST_BACKEND`` overrides).
-            It names the CPU implementation; a tensor on another device takes the
-            compiled op where the build has a kernel for that device, else the
-            torch reference (with one warning naming the rebuild command).
+            default: ``ECGFAST_BACKEND``, else the compiled op when built. Which
+            implementation then serves a tensor is the one policy of every op
+            (:func:`ecgfast.base.extension.op_backend`): ``numba`` serves CPU
+            tensors only; a tensor on another device takes the compiled op where
+            the build has a kernel for that device, else the torch reference (with
+            one warning naming the rebuild command).
         leads: number of leads ``x`` must have.
         crop_seconds: the views' length in seconds (``None``: the whole record); a crop longer
             than the record is a ValueError at the call.
@@ -76,13 +76,7 @@ class AugmentPipeline:
             if not 0 <= rate <= 1:
                 raise ValueError(f"rate of {name} must be in [0, 1], got {rate}")
             self.params.rates[name] = float(rate)
-        self.backend = backend or default_backend()
-        if self.backend not in _BACKENDS:
-            raise ValueError(f"backend {self.backend!r}: expected one of {', '.join(_BACKENDS)}")
-        if self.backend == "cpp" and not _extension.EXTENSION_AVAILABLE:
-            raise RuntimeError("backend='cpp' but the compiled extension ecgfast._C could not be imported "
-                               f"({_extension.EXTENSION_ERROR}); build it with `{_extension.REBUILD_COMMAND}`, "
-                               "or choose backend='numba' or 'torch'")
+        self.backend = requested_backend() if backend is None else check_backend(backend)
 
     @staticmethod
     def _check_name(name):
@@ -136,11 +130,12 @@ class AugmentPipeline:
             step, self.step = self.step, self.step + 1
         view_length = self.view_length(x.shape[2])
         params = self.draw(x.shape[0], x.shape[2], step, sample_ids)
-        if self.backend == "numba" and x.device.type == "cpu":
+        impl = op_backend("augment_views", x.device, self.backend, has_numba=True)
+        if impl == "numba":
             views = augment_views(x, params, self.sampling_rate, "numba", view_length)
-        elif self.backend != "torch" and _extension.use_compiled("augment_views", x.device):
+        elif impl == "cpp":
             views = augment_views(x, _to_device(params, x.device), self.sampling_rate, "cpp", view_length)
-        else:  # asked for, or no compiled kernel for this device (use_compiled warned once)
+        else:  # asked for, or no compiled kernel for this device (op_backend warned once)
             views = reference_views(x, params, self.sampling_rate, view_length)
         return views[0], views[1]
 

@@ -41,8 +41,8 @@ from typing import Any
 
 import torch
 
-from ecgfast.base.fs import atomic_write
 from ecgfast.base.errors import CheckpointError
+from ecgfast.base.fs import atomic_write
 
 FORMAT = "ecgfast-checkpoint"
 FORMAT_VERSION = 4  # 4: optional spec keys task/classes/crop_seconds/recipe/memory_format, resume checksums

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 from ecgfast.base.errors import DataError
-from ecgfast.train.common import (non_negative_int, positive_float, positive_int, run_command,
-                                  unit_fraction, _number)
+from ecgfast.cli.boundary import run_command
+from ecgfast.cli.types import non_negative_int, number, positive_float, positive_int, unit_fraction
 
 # the target rate: the readers' RATE_RANGE (kept literal here so --help needs no reader import)
-sampling_rate = _number(float, 10, 20000, what="in [10, 20000] Hz")
-fold = _number(int, 1, 10, what="a PTB-XL fold in 1-10")
+sampling_rate = number(float, 10, 20000, what="in [10, 20000] Hz")
+fold = number(int, 1, 10, what="a PTB-XL fold in 1-10")
 
 
 def _corpus_arg(text: str):
@@ -123,8 +123,8 @@ def _stream(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ecgfast corpus", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = "ecgfast corpus", command: str = "corpus") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="harmonise a corpus into shards + manifest")
     b.add_argument("--layout", required=True, choices=["ptbxl", "cinc2021", "mimic-iv-ecg", "code15", "numpy"])
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     # EcgfastError and file-system errors: one line "ecgfast corpus: error: ...", exit 1
     commands = {"build": _build, "info": _info, "stream": _stream, "upgrade": _upgrade}
-    return run_command("corpus", commands[args.cmd], args)
+    return run_command(command, commands[args.cmd], args)
 
 
 if __name__ == "__main__":

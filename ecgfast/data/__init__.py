@@ -9,13 +9,14 @@ _EXPORTS = {
     "PTBXLError": "errors", "CacheError": "errors", "BadRecordError": "errors", "UnsafePathError": "errors",
     "verify_cache": "cache",
     "load_metadata": "metadata", "PTBXLMetadata": "metadata",
-    "read_record": "records", "MissingRecordError": "records",
+    "read_record": "records", "MissingRecordError": "errors", "MissingSourceRecord": "errors",
     "build_cache": "cache", "open_cache": "cache", "ensure_cache": "cache", "ECGCache": "cache",
     "ECGBatchLoader": "loader", "Batch": "loader", "Normalizer": "loader",
     "label_fraction_indices": "loader",
     "write_synthetic_ptbxl": "synthetic",
     "open_corpus": "corpus", "Corpus": "corpus", "StreamingLoader": "corpus", "build_corpus": "corpus",
     "open_source": "sources.readers",
+    "ECGSource": "source", "open_input": "source", "read_wfdb": "records",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,15 +1,17 @@
 """``ecgfast::gather_dequantize``: rows of int16 storage to float32 mV in one pass.
 
-The compiled op serves a tensor where the build has a kernel for its device
-(:func:`ecgfast.base.extension.use_compiled`); elsewhere the plain-torch path does,
-with the same arithmetic (bit-identical) and the same argument checks. Both read
+Which implementation serves a call is the one backend policy of every op
+(:func:`ecgfast.base.extension.op_backend`, ``ECGFAST_BACKEND``): the compiled op where
+the build has a kernel for the tensor's device and ``torch`` was not asked for;
+elsewhere the plain-torch path, with the same arithmetic (bit-identical) and the same
+argument checks. (There is no Numba gather: ``numba`` takes the compiled op.) Both read
 ``raw`` where it is, whatever its strides: only the gathered rows are read.
 """
 from __future__ import annotations
 
 import torch
 
-from ecgfast.base.extension import EXTENSION_AVAILABLE, use_compiled
+from ecgfast.base.extension import EXTENSION_AVAILABLE, op_backend
 
 
 def gather_dequantize_reference(raw: torch.Tensor, index: torch.Tensor, gain: torch.Tensor,
@@ -71,7 +73,7 @@ def gather_dequantize(raw: torch.Tensor, index: torch.Tensor, gain: torch.Tensor
     tensor to write into (and return).
     """
     op = "gather_dequantize" if out is None else "gather_dequantize.out"
-    if use_compiled(op, raw.device):
+    if op_backend(op, raw.device) == "cpp":
         if out is None:
             return torch.ops.ecgfast.gather_dequantize(raw, index, gain, baseline)
         torch.ops.ecgfast.gather_dequantize.out(raw, index, gain, baseline, out=out)

@@ -46,24 +46,23 @@ Trust, in five layers:
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import errno
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS, __version__
 from ecgfast.base.fs import explain_os_error, os_error_message, remove_stale_temps, temp_path
+from ecgfast.base.progress import progress_bar
 from ecgfast.data._ops import gather_dequantize
 from ecgfast.data.errors import CacheError, DataError, PTBXLError
 from ecgfast.data.metadata import (DATABASE_CSV, DEFAULT_TASK, STATEMENTS_CSV, check_sampling_rate, check_task,
@@ -71,6 +70,7 @@ from ecgfast.data.metadata import (DATABASE_CSV, DEFAULT_TASK, STATEMENTS_CSV, c
 from ecgfast.data.records import (Confiner, expected_length, read_indexed_record, record_digest,
                                   record_path)
 
+log = logging.getLogger("ecgfast")
 FORMAT = "ecgfast-ptbxl-cache"
 FORMAT_VERSION = 3
 SPLITS = {"train": tuple(range(1, 9)), "val": (9,), "test": (10,)}
@@ -188,8 +188,8 @@ def build_cache(data_root: str | Path, out: str | Path, sampling_rate: int = 100
                 f"(first: {missing[0]}); pass --skip-missing to cache the {int(present.sum())} present")
         if not present.any():
             raise PTBXLError(f"{root}: none of the {len(files)} records at {sampling_rate} Hz is present")
-        print(f"ecgfast cache: skipping {len(missing)} missing record(s) of {len(files)} "
-              f"(first: {missing[0]})", file=sys.stderr)
+        log.warning(f"ecgfast cache: skipping {len(missing)} missing record(s) of {len(files)} "
+                    f"(first: {missing[0]})")
     keep = np.flatnonzero(present)
     n, T = len(keep), expected_length(sampling_rate)
     try:
@@ -228,7 +228,7 @@ def _write(tmp: Path, root: Path, meta, keep: np.ndarray, jobs: list, sampling_r
         gain = baseline = None
         rows, digests, bad = [], {}, []  # kept job positions; job -> digest; (job, message)
         row_sha = np.zeros((n, 32), dtype=np.uint8)  # SHA-256 of each stored row, as written
-        bar = tqdm(total=n, desc=f"caching {sampling_rate} Hz", unit="rec", disable=not progress)
+        bar = progress_bar(total=n, desc=f"caching {sampling_rate} Hz", unit="rec", enabled=progress)
         pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
         try:
             results = (pool.imap(read_indexed_record, jobs, chunksize=32) if pool
@@ -256,7 +256,7 @@ def _write(tmp: Path, root: Path, meta, keep: np.ndarray, jobs: list, sampling_r
             if pool:
                 pool.terminate()
         if bad:
-            print(f"ecgfast cache: skipped {len(bad)} bad record(s) (first: {bad[0][1]})", file=sys.stderr)
+            log.warning(f"ecgfast cache: skipped {len(bad)} bad record(s) (first: {bad[0][1]})")
         if not rows:
             raise PTBXLError(f"{root}: none of the {n} records present at {sampling_rate} Hz could be cached "
                              f"(first problem: {bad[0][1] if bad else 'none'})")
@@ -699,7 +699,7 @@ def ensure_cache(data_root: str | Path | None, cache: str | Path | None = None, 
         except CacheError as exc:
             if not can_check:
                 raise
-            print(f"ecgfast: {exc}: rebuilding it from {data_root}", file=sys.stderr)
+            log.warning(f"ecgfast: {exc}: rebuilding it from {data_root}")
         else:
             if opened.sampling_rate != sampling_rate:
                 opened.close()
@@ -708,8 +708,8 @@ def ensure_cache(data_root: str | Path | None, cache: str | Path | None = None, 
             if not can_check:  # nothing to check it against: use it as it is, and say so once
                 if str(cache) not in _unchecked_noted:
                     _unchecked_noted.add(str(cache))
-                    print(f"ecgfast: using cache {cache} as it is: without a --data-root folder its staleness "
-                          "against the PTB-XL source is not checked (its record hashes are)", file=sys.stderr)
+                    log.warning(f"ecgfast: using cache {cache} as it is: without a --data-root folder its "
+                                "staleness against the PTB-XL source is not checked (its record hashes are)")
                 return opened
             try:
                 reason = stale_reason(opened, data_root, sampling_rate, skip_missing, skip_bad)
@@ -719,48 +719,8 @@ def ensure_cache(data_root: str | Path | None, cache: str | Path | None = None, 
             if reason is None:
                 return opened
             opened.close()
-            print(f"ecgfast: cache {cache} is stale ({reason}); rebuilding it", file=sys.stderr)
+            log.warning(f"ecgfast: cache {cache} is stale ({reason}); rebuilding it")
     if data_root is None:
         raise FileNotFoundError(f"cache {cache} does not exist and no --data-root was given to build it")
     build_cache(data_root, cache, sampling_rate, skip_missing, workers, progress, skip_bad)
     return open_cache(cache)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ecgfast cache", description="Convert a PTB-XL folder into one HDF5 cache.")
-    p.add_argument("--data-root", type=Path, default=None,
-                   help="PTB-XL folder (with ptbxl_database.csv); required unless --verify --out is given")
-    p.add_argument("--sampling-rate", type=int, default=100, choices=[100, 500])
-    p.add_argument("--out", type=Path, default=None,
-                   help="cache file (default: DATA_ROOT/ecgfast_cache_<rate>hz.h5)")
-    p.add_argument("--skip-missing", action="store_true", help="cache the records present, skip the rest")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="skip records with NaN samples or corrupted files (counted in the fingerprint)")
-    p.add_argument("--workers", type=int, default=1, help="reader processes (default 1)")
-    p.add_argument("--verify", action="store_true",
-                   help="check an existing cache instead of building: every signal checksum and, with "
-                        "--data-root, every source record re-hashed")
-    args = p.parse_args(argv)
-    if args.data_root is None and not (args.verify and args.out):
-        p.error("--data-root is required (or --verify with --out)")
-    out = args.out or default_cache_path(args.data_root, args.sampling_rate)
-    try:
-        if args.verify:
-            r = verify_cache(out, args.data_root)
-            against = f"; all {r['source_records']} source records match {r['data_root']}" if r["data_root"] else ""
-            print(f"verified {out}: {r['records']} records, checksums and record hashes ok{against}; "
-                  f"fingerprint {r['fingerprint_digest'][:16]}")
-            return 0
-        build_cache(args.data_root, out, args.sampling_rate, args.skip_missing, args.workers,
-                    skip_bad=args.skip_bad)
-        with open_cache(out) as c:
-            print(f"wrote {out}: {len(c)} records at {c.sampling_rate} Hz, {out.stat().st_size / 1e6:.1f} MB"
-                  + (f", {c.fingerprint['skipped']} skipped" if c.fingerprint.get("skipped") else ""))
-    except (DataError, FileNotFoundError) as exc:
-        print(f"ecgfast cache: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,16 +3,22 @@ from ecgfast.base.errors import DataError
 
 
 class PTBXLError(DataError):
-    """Bad PTB-XL input. The message names the file or record and the problem."""
+    """Bad PTB-XL or WFDB record input. The message names the file or record and the problem."""
 
 
 class MissingRecordError(PTBXLError):
-    """A record the csv names is absent from the folder (a partial download): ``--skip-missing``."""
+    """A record that an index names (PTB-XL's csv, a corpus layout's index, a record list) is absent:
+    a partial download. ``ecgfast cache`` / ``ecgfast corpus build`` skip and count it under
+    ``--skip-missing``. The one missing-record type: ``MissingSourceRecord`` is this class."""
+
+
+# The corpus readers' name for it (``ecgfast.data.sources.readers``): the same class, not a subclass.
+MissingSourceRecord = MissingRecordError
 
 
 class BadRecordError(PTBXLError):
     """A record whose files are present but unusable (NaN samples, truncated, corrupted or
-    inconsistent with PTB-XL): ``--skip-bad`` skips it."""
+    inconsistent with what its layout promises): ``--skip-bad`` skips it."""
 
 
 class UnsafePathError(PTBXLError):
@@ -26,4 +32,5 @@ class CacheError(PTBXLError):
     """
 
 
-__all__ = ["BadRecordError", "CacheError", "DataError", "MissingRecordError", "PTBXLError", "UnsafePathError"]
+__all__ = ["BadRecordError", "CacheError", "DataError", "MissingRecordError", "MissingSourceRecord", "PTBXLError",
+           "UnsafePathError"]

@@ -23,19 +23,17 @@ signal.
 """
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import wfdb
-from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS
+from ecgfast.base.progress import progress_bar
 from ecgfast.data.records import RECORD_SECONDS
 
 STATEMENTS = Path(__file__).parent / "resources" / "scp_statements.csv"
@@ -245,43 +243,14 @@ def write_synthetic_ptbxl(out: str | Path, n_records: int = 2000, seed: int = 0,
     jobs = [(out, seed, i + 1, int(patient_ids[i]), int(folds[i]), sampling_rates)
             for i in range(n_records)]
     workers = max(1, min(workers or os.cpu_count() or 1, n_records))
-    bar = dict(total=n_records, desc="synthetic PTB-XL", unit="rec", disable=not progress)
+    bar = dict(total=n_records, desc="synthetic PTB-XL", unit="rec", enabled=progress)
     if workers == 1:
-        rows = [_write_record(job) for job in tqdm(jobs, **bar)]
+        rows = [_write_record(job) for job in progress_bar(jobs, **bar)]
     else:  # records are independent (own generator each): same bytes for any worker count
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            rows = list(tqdm(pool.imap(_write_record, jobs, chunksize=16), **bar))
+            rows = list(progress_bar(pool.imap(_write_record, jobs, chunksize=16), **bar))
     db = pd.DataFrame(rows).set_index("ecg_id")
     from ecgfast.base.fs import atomic_write
 
     atomic_write(out / "ptbxl_database.csv", lambda f: db.to_csv(f), mode="w")  # written last: marks it complete
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ecgfast synth", description=__doc__.split("\n\n")[0])
-    p.add_argument("--layout", default="ptbxl", choices=["ptbxl", "cinc2021", "mimic-iv-ecg", "code15", "numpy"],
-                   help="which corpus layout to write (default ptbxl; the others: see ecgfast.data.sources.synthetic)")
-    p.add_argument("--out", required=True, type=Path, help="folder to write (created)")
-    p.add_argument("--records", type=int, default=2000, help="number of records (default 2000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sampling-rates", type=int, nargs="+", default=[100, 500], choices=[100, 500])
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    args = p.parse_args(argv)
-    if args.layout != "ptbxl":
-        from ecgfast.data.sources.synthetic import write_layout
-
-        summary = write_layout(args.layout, args.out, args.records, args.seed)
-        print(f"wrote a synthetic {args.layout} corpus to {args.out}: {summary}")
-        return 0
-    write_synthetic_ptbxl(args.out, args.records, args.seed, args.sampling_rates, workers=args.workers)
-    from ecgfast.data.metadata import load_metadata
-
-    meta = load_metadata(args.out)
-    print(f"wrote {len(meta)} records to {args.out} ({', '.join(map(str, args.sampling_rates))} Hz); "
-          f"labels: {meta.label_counts()}, unlabelled: {int((~meta.has_label).sum())}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

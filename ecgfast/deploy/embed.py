@@ -20,51 +20,15 @@ checkpoint of another backbone is refused, naming both).
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from ecgfast.base.errors import ConfigError
-from ecgfast.train.common import positive_int
 
 OUT_SUFFIXES = (".h5", ".hdf5", ".npy")
-
-
-def add_input_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (.pt)")
-    p.add_argument("--input", required=True, nargs="+", metavar="SRC",
-                   help="HDF5 cache, PTB-XL folder, text file of WFDB record paths, WFDB record path(s), "
-                        ".npy (N, 12, T) with --sampling-rate, or a corpus manifest .json")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--batch-size", type=positive_int, default=256, help="windows per forward pass (default 256)")
-    p.add_argument("--sampling-rate", type=float, default=None,
-                   help="Hz of a .npy input (required there); the rate to read a PTB-XL folder at")
-    p.add_argument("--leads", nargs="+", default=None,
-                   help="lead names of a .npy input's channels, in order (default: the model's order)")
-    p.add_argument("--units", default="mV", help="units of a .npy input: V, mV or uV (default mV)")
-    p.add_argument("--pad", action="store_true",
-                   help="zero-pad records shorter than the model's window (default: refuse them)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from ecgfast.models.layout import MEMORY_FORMATS
-
-    p.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
-                   help="layout of the encoder's convolutions (channels-last or contiguous; auto = the faster one "
-                        "measured for the device); the results are the same up to rounding")
-    from ecgfast.train.config import add_encoder_flag
-
-    add_encoder_flag(p, None, "the backbone the checkpoint must hold (default: whichever it holds); another one "
-                              "is refused, naming both")
-
-
-def input_options(args: argparse.Namespace) -> dict:
-    """The keyword arguments of ``run_embed`` / ``run_predict`` given by ``add_input_arguments``'s flags."""
-    return dict(device=args.device, batch_size=args.batch_size, sampling_rate=args.sampling_rate, leads=args.leads,
-                units=args.units, pad=args.pad, progress=not args.no_progress, encoder=args.encoder,
-                memory_format=args.memory_format)
 
 
 def in_memory_format(model, memory_format: str, device):
@@ -140,7 +104,7 @@ def _run_embed(checkpoint, inputs, out, *, device, batch_size, sampling_rate, le
                encoder, memory_format="auto") -> tuple[list[Path], int, int]:
     """``run_embed``, also returning the representation's width."""
     from ecgfast import __version__
-    from ecgfast.deploy._loop import resolve_device
+    from ecgfast.base.runtime import resolve_device
     from ecgfast.deploy.inputs import embed_records, open_input
     from ecgfast.models.pretrained import load_encoder
 
@@ -161,23 +125,3 @@ def _run_embed(checkpoint, inputs, out, *, device, batch_size, sampling_rate, le
                  "pooling": "mean over windows of the trained length", "ecgfast": __version__,
                  "device": dev.type}
     return write_embeddings(out, ids, emb.numpy(), attrs), len(ids), int(emb.shape[1])
-
-
-def main(argv: list[str] | None = None) -> int:
-    from ecgfast.deploy._loop import command_parser, run_command
-
-    p = command_parser("embed", __doc__)
-    add_input_arguments(p)
-    p.add_argument("--out", required=True, type=Path, help="output: .h5/.hdf5, or .npy (+ <stem>.ids.csv)")
-    args = p.parse_args(argv)
-
-    def body() -> int:
-        files, n, dim = _run_embed(args.checkpoint, args.input, args.out, **input_options(args))
-        print(f"wrote {', '.join(map(str, files))}: {n} records x {dim}")
-        return 0
-
-    return run_command("embed", body)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

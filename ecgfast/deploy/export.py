@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -186,39 +185,3 @@ def load_exported(path, fmt: str | None = None):
         ep = torch.export.load(str(path), extra_files=extra)
         return ep.module(), json.loads(extra[METADATA_KEY])
     raise ConfigError(f"load_exported reads torchscript and exported files; open {path} with onnxruntime")
-
-
-def main(argv: list[str] | None = None) -> int:
-    from ecgfast.deploy._loop import command_parser, run_command
-
-    p = command_parser("export", __doc__)
-    p.add_argument("--checkpoint", required=True, type=Path, help="encoder or classifier checkpoint")
-    p.add_argument("--format", required=True, choices=FORMATS, help="torchscript, exported (torch.export) or onnx")
-    p.add_argument("--out", required=True, type=Path, help="output file (.pt, .pt2, .onnx by convention)")
-    p.add_argument("--input-length", type=int, default=None,
-                   help="samples per lead of the exported model's input (default: the trained length)")
-    p.add_argument("--input-leads", nargs="+", default=None,
-                   help="lead order of the exported model's input (default: the trained order)")
-    p.add_argument("--crop", choices=("first", "center"), default="first",
-                   help="window kept of a longer input (default first, as training)")
-    from ecgfast.train.config import add_encoder_flag
-
-    add_encoder_flag(p, None, "the backbone the checkpoint must hold (default: whichever it holds); another one "
-                              "is refused, naming both")
-    args = p.parse_args(argv)
-
-    def body() -> int:
-        out, meta = export_model(args.checkpoint, args.format, args.out, input_length=args.input_length,
-                                 input_leads=args.input_leads, crop=args.crop, return_metadata=True,
-                                 encoder=args.encoder)
-        i = meta["input"]
-        print(f"wrote {out} ({args.format}, {meta['encoder']}): input float32 {tuple(i['shape'])} in mV at "
-              f"{i['sampling_rate']} Hz, "
-              f"leads {' '.join(i['leads'])}; output {meta['output']}")
-        return 0
-
-    return run_command("export", body)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

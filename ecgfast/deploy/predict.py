@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +49,7 @@ def predictions_csv(ids, classes, probs, labels) -> str:
 def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampling_rate=None, leads=None,
                 units="mV", pad=False, progress=True, encoder=None, memory_format="auto") -> tuple[Path, int]:
     from ecgfast.base.fs import atomic_write, check_writable
-    from ecgfast.deploy._loop import resolve_device
+    from ecgfast.base.runtime import resolve_device
     from ecgfast.deploy.embed import in_memory_format
     from ecgfast.deploy.inputs import open_input
     from ecgfast.models.pretrained import load_classifier
@@ -67,24 +66,3 @@ def run_predict(checkpoint, inputs, out, *, device="auto", batch_size=256, sampl
                                              progress=progress)
     text = predictions_csv(ids, model.classes, probs, labels)
     return atomic_write(out, lambda f: f.write(text), mode="w"), len(ids)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from ecgfast.deploy._loop import command_parser, run_command
-    from ecgfast.deploy.embed import add_input_arguments, input_options
-
-    p = command_parser("predict", __doc__)
-    add_input_arguments(p)
-    p.add_argument("--out", required=True, type=Path, help="output csv: id, p_<class>..., y_<class>...")
-    args = p.parse_args(argv)
-
-    def body() -> int:
-        out, n = run_predict(args.checkpoint, args.input, args.out, **input_options(args))
-        print(f"wrote {out}: {n} records")
-        return 0
-
-    return run_command("predict", body)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

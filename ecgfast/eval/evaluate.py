@@ -10,8 +10,6 @@ checkpoints written before ``--task``).
 """
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +52,11 @@ def evaluate(checkpoint: Path, data: DataConfig | None = None, *, cache_path: Pa
              n_boot: int = 1000, seed: int = 0, robustness: bool = False, device: str = "auto",
              progress: bool = False) -> dict:
     """Fold-10 metrics of a classifier checkpoint (``data`` or ``cache_path`` names the cache)."""
-    from ecgfast.models.inference import forward_cache
-    from ecgfast.report.metrics import bootstrap_ci, classification_metrics
-    from ecgfast.models.windows import crop_samples
     from ecgfast.base.checkpoint import check_matches_cache, task_of
-    from ecgfast.train.common import resolve_device
+    from ecgfast.base.runtime import resolve_device
+    from ecgfast.models.inference import forward_cache
+    from ecgfast.models.windows import crop_samples
+    from ecgfast.report.metrics import bootstrap_ci, classification_metrics
 
     if n_boot < 0:
         raise ConfigError(f"--bootstrap {n_boot}: must be >= 0")
@@ -119,40 +117,3 @@ def format_report(r: dict) -> str:
         lines += ["", "robustness (macro AUROC): " + ", ".join(
             f"{k}: {v:.4f}" for k, v in r["robustness_macro_auroc"].items())]
     return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    from ecgfast.train.common import non_negative_int, run_command
-
-    p = argparse.ArgumentParser(prog="python -m ecgfast.evaluate",
-                                description="Evaluate a classifier checkpoint on fold 10, with bootstrap CIs.")
-    p.add_argument("--checkpoint", required=True, type=Path, help="a classifier checkpoint")
-    p.add_argument("--data-root", type=Path, default=Path("data/PTB-XL"))
-    p.add_argument("--cache", type=Path, default=None)
-    p.add_argument("--sampling-rate", type=int, default=None, choices=[100, 500],
-                   help="default: the checkpoint's (a different one is refused)")
-    p.add_argument("--skip-missing", action="store_true")
-    p.add_argument("--skip-bad", action="store_true")
-    p.add_argument("--bootstrap", type=non_negative_int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    p.add_argument("--robustness", action="store_true", help="also with added noise and masked spans")
-    p.add_argument("--json", type=Path, default=None, help="write the results here")
-    args = p.parse_args(argv)
-
-    def go():
-        from ecgfast.base.fs import check_writable
-        from ecgfast.base.checkpoint import atomic_write_text, checkpoint_spec, load_checkpoint
-
-        if args.json:
-            check_writable(args.json)  # before the whole evaluation, not after it
-        rate = args.sampling_rate or checkpoint_spec(load_checkpoint(args.checkpoint, kind="classifier"),
-                                                      args.checkpoint)["sampling_rate"]
-        data = DataConfig(args.data_root, args.cache, rate, args.skip_missing, skip_bad=args.skip_bad)
-        r = evaluate(args.checkpoint, data, n_boot=args.bootstrap, seed=args.seed, robustness=args.robustness,
-                     device=args.device)
-        print(format_report(r))
-        if args.json:
-            atomic_write_text(args.json, json.dumps(r, indent=1))
-
-    return run_command("evaluate", go)

@@ -13,6 +13,18 @@ import torch
 import torch.nn.functional as F
 
 
+def compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """The dtype every loss computes in, fused or plain: float64 for float64 inputs, else float32
+    (bf16/fp16 computed in float32)."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+def contiguous_like(*tensors) -> tuple[torch.Tensor, ...]:
+    """Fakes of the backward kernels' outputs: new contiguous tensors of their inputs' shapes and dtypes,
+    whatever the inputs' strides."""
+    return tuple(t.new_empty(t.shape) for t in tensors)
+
+
 def _float32_without_autocast(*tensors):
     """The context that turns autocast off on the tensors' device, and the tensors in float32 (or float64)."""
     device_type = next(t for t in tensors if t is not None).device.type

@@ -14,12 +14,14 @@ all use it, and it needs nothing above models.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from ecgfast.base.errors import ConfigError
+from ecgfast.base.runtime import autocast as _autocast
+from ecgfast.base.runtime import resolve_device
 
 __all__ = ["batches_of", "embed", "forward_cache", "inference_loop", "predict"]
 
@@ -59,11 +61,7 @@ def inference_loop(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable
     batches). ``fn`` is called under ``torch.inference_mode()``; put the model
     in eval mode first.
     """
-    from tqdm import tqdm
-
-    # The device and precision policy (not yet in base: ecgfast.train.common until base/runtime.py holds it).
-    from ecgfast.train.common import autocast as _autocast
-    from ecgfast.train.common import resolve_device
+    from ecgfast.base.progress import progress_bar
 
     dev = resolve_device(device)
     outs: list[torch.Tensor] = []  # on the CPU
@@ -77,7 +75,7 @@ def inference_loop(fn: Callable[[torch.Tensor], torch.Tensor], batches: Iterable
             pending.clear()
             pending_bytes = 0
 
-    bar = tqdm(total=total, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=total, desc=desc, unit=unit, enabled=progress, dynamic_ncols=True)
     try:
         with torch.inference_mode(), _deterministic_cudnn(dev):
             for batch in batches:

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,21 +51,11 @@ __all__ = ["PretrainedClassifier", "PretrainedEncoder", "classifier_from_checkpo
            "load_classifier", "load_classifier_and_checkpoint", "load_encoder", "load_model", "load_state",
            "model_spec", "UNITS"]
 
-# Volts per unit: x_mV = x * UNITS[unit] / UNITS["mv"].
-UNITS = {"v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "nv": 1e-9}
+from ecgfast.data.leads import UNITS  # noqa: E402  (re-exported: the one units table)
+from ecgfast.data.leads import lead_key as _lead_key  # noqa: E402  (the one lead-name table, aliases included)
+from ecgfast.data.leads import unit_factor as _unit_factor  # noqa: E402
+
 CROPS = ("first", "center")
-
-
-def _unit_factor(units: str) -> float:
-    """Multiply by this to turn ``units`` into mV."""
-    key = str(units).strip().lower()
-    if key not in UNITS:
-        raise ConfigError(f"unknown units {units!r}: expected one of V, mV, uV (µV)")
-    return UNITS[key] / UNITS["mv"]
-
-
-def _lead_key(name: str) -> str:
-    return str(name).strip().upper()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +219,8 @@ class Preprocessing:
         a = self.to_model_units(a, units)
         return self.resample(a, sampling_rate, where)
 
-    def _fit_length(self, a: np.ndarray, crop: str, pad: bool, where: str, rate, length: int | None = None) -> np.ndarray:
+    def _fit_length(self, a: np.ndarray, crop: str, pad: bool, where: str, rate,
+                    length: int | None = None) -> np.ndarray:
         L, T = length or self.signal_length, a.shape[-1]
         if T > L:
             if crop not in CROPS:
@@ -412,7 +404,7 @@ def _meta(ckpt: dict, path, kind: str) -> dict:
 
 
 def _device(device) -> torch.device:
-    from ecgfast.deploy._loop import resolve_device
+    from ecgfast.base.runtime import resolve_device
 
     return resolve_device(device)
 

@@ -20,13 +20,12 @@ against the supervised baseline), roc_curves.png, auroc_vs_fraction.png.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import hashlib
 import io
 import json
-import sys
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +36,9 @@ from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, check_encoder_name
 from ecgfast.train.config import ClassifierConfig, DataConfig, PretrainConfig, RunConfig
 from ecgfast import TASKS
-from ecgfast.train.recipe import RECIPES, SEED_VALUES, apply_recipe
+from ecgfast.train.recipe import SEED_VALUES, apply_recipe
 
+log = logging.getLogger("ecgfast")
 DEFAULT_RECIPE, DEFAULT_TASK = "seed", "superdiagnostic"
 AXES = ("encoder", "recipe", "task")
 ARMS = ("simclr", "byol", "simclr-probe", "byol-probe", "supervised", "random-init-probe")
@@ -116,54 +116,6 @@ class ExperimentConfig:
 
 def _pretrain_method(arm: str):
     return arm.split("-")[0] if arm.split("-")[0] in ("simclr", "byol") else None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from ecgfast.models.backbones import ENCODER_NAMES
-    from ecgfast.train.common import non_negative_int, positive_int, unit_fraction
-    from ecgfast.train.config import add_data_flags, add_encoder_flag, add_task_flag
-
-    p = argparse.ArgumentParser(prog="ecgfast experiment", description=__doc__.split("\n\n")[0])
-    add_data_flags(p)
-    p.add_argument("--arms", nargs="+", choices=ARMS, default=["simclr", "byol", "supervised", "random-init-probe"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[42, 52, 62])
-    p.add_argument("--label-fractions", nargs="+", type=unit_fraction, default=[0.01, 0.05, 0.1, 0.25, 1.0])
-    p.add_argument("--no-reference", action="store_true", help="skip the 100 %%-label supervised reference")
-    p.add_argument("--pretrain-epochs", type=positive_int, default=20)
-    p.add_argument("--pretrain-batch-size", type=positive_int, default=256)
-    p.add_argument("--finetune-epochs", type=positive_int, default=30)
-    p.add_argument("--finetune-batch-size", type=positive_int, default=64)
-    p.add_argument("--probe-epochs", type=positive_int, default=100, help="epochs of the linear head on frozen features")
-    p.add_argument("--signal-length", type=positive_int, default=1000)
-    add_task_flag(p)
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
-    p.add_argument("--bootstrap", type=non_negative_int, default=1000)
-    p.add_argument("--out", type=Path, default=Path("runs/experiment"))
-    p.add_argument("--no-progress", action="store_true")
-    add_encoder_flag(p, help=f"the encoder (backbone) of every arm: {', '.join(ENCODER_NAMES)} (default "
-                             f"{DEFAULT_ENCODER}); --encoders compares several")
-    p.add_argument("--encoders", nargs="+", choices=ENCODER_NAMES, default=None, metavar="NAME",
-                   help=f"backbones to compare (an axis of the study): some of {', '.join(ENCODER_NAMES)}")
-    p.add_argument("--recipes", nargs="+", choices=RECIPES, default=[DEFAULT_RECIPE], metavar="NAME",
-                   help=f"recipes to compare (an axis): some of {', '.join(RECIPES)} (default {DEFAULT_RECIPE}); "
-                        "each applies to pretraining and to the classifiers (docs/recipes.md)")
-    p.add_argument("--tasks", nargs="+", choices=TASKS, default=None, metavar="NAME",
-                   help=f"PTB-XL tasks to compare (an axis): some of {', '.join(TASKS)} (default: --task)")
-    return p
-
-
-def from_args(a: argparse.Namespace) -> ExperimentConfig:
-    from ecgfast.train.config import data_from_args
-
-    return ExperimentConfig(data=data_from_args(a), run=RunConfig(a.device, a.precision, a.compile, 0, not a.no_progress),
-                            out=a.out, arms=tuple(a.arms), seeds=tuple(a.seeds), label_fractions=tuple(a.label_fractions),
-                            reference=not a.no_reference, pretrain_epochs=a.pretrain_epochs,
-                            pretrain_batch_size=a.pretrain_batch_size, finetune_epochs=a.finetune_epochs,
-                            finetune_batch_size=a.finetune_batch_size, probe_epochs=a.probe_epochs,
-                            signal_length=a.signal_length, bootstrap=a.bootstrap, encoder=a.encoder, task=a.task,
-                            encoders=tuple(a.encoders or ()), recipes=tuple(a.recipes), tasks=tuple(a.tasks or ()))
 
 
 @dataclass(frozen=True)
@@ -267,12 +219,12 @@ def pretrain(cfg: ExperimentConfig, method: str, seed: int, timings: dict, datas
             stored = ckpt.get("config", {})
             have = settings_key({k: stored.get(k) for k in pcfg.flat()})
             if have != want:
-                print(f"ecgfast experiment: {path} was made with other settings ({_changed(have, want)}); "
-                      "pretraining again", file=sys.stderr)
+                log.info(f"ecgfast experiment: {path} was made with other settings ({_changed(have, want)}); "
+                         "pretraining again")
                 path.unlink()
             elif _trained_on(ckpt) != dataset:
-                print(f"ecgfast experiment: {path} was trained on other data (dataset fingerprint "
-                      f"{_trained_on(ckpt)} -> {dataset}); pretraining again", file=sys.stderr)
+                log.info(f"ecgfast experiment: {path} was trained on other data (dataset fingerprint "
+                         f"{_trained_on(ckpt)} -> {dataset}); pretraining again")
                 path.unlink()
     if out.is_file():
         return out, _digest({**want, "dataset": dataset})
@@ -312,8 +264,8 @@ def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: flo
         result = json.loads(done.read_text())
         if result.get("settings") == json.loads(json.dumps(settings, default=str)):
             return result
-        print(f"ecgfast experiment: {_label(cell)}{arm} seed {seed} fraction {fraction:g} was run with other settings "
-              f"({_changed(result.get('settings') or {}, settings)}); running it again", file=sys.stderr)
+        log.info(f"ecgfast experiment: {_label(cell)}{arm} seed {seed} fraction {fraction:g} was run with other "
+                 f"settings ({_changed(result.get('settings') or {}, settings)}); running it again")
         done.unlink()
     t0 = time.perf_counter()
     train(ccfg)
@@ -566,7 +518,7 @@ def write_outputs(rows: list[dict], arms: list[str], out: Path, timings: dict, e
 
 
 def run(cfg: ExperimentConfig, timings: dict | None = None) -> str:
-    from ecgfast.train.common import resolve_device, resolve_precision
+    from ecgfast.base.runtime import resolve_device, resolve_precision
 
     cfg.validate()
     # Resolved once, so that a finished run's settings say what really ran.
@@ -586,21 +538,3 @@ def run(cfg: ExperimentConfig, timings: dict | None = None) -> str:
         rows.append(train_and_evaluate(cfg, arm, seed, fraction, encoders.get(key), timings, dataset, cell))
     return write_outputs(rows, list(cfg.arms), cfg.out, timings, cfg.encoder,
                          axes={name: list(cfg.axis(name)) for name in AXES})
-
-
-def main(argv=None) -> int:
-    from ecgfast.train.common import run_command
-
-    cfg = from_args(build_parser().parse_args(argv))
-
-    def go():
-        print(run(cfg))
-        extra = ", axes.png" if any(len(cfg.axis(n)) > 1 for n in AXES) else ""
-        print(f"\nresults in {cfg.out}: results.csv, results.json, summary.md, roc_curves.png, "
-              f"auroc_vs_fraction.png{extra}")
-
-    return run_command("experiment", go)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

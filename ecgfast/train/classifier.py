@@ -15,7 +15,6 @@ and checked for divergence once an epoch (no host sync per step).
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import time
@@ -24,19 +23,25 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
-from ecgfast.models.inference import embed, predict
-from ecgfast.models.windows import random_crops
 from ecgfast.base.checkpoint import atomic_save, check_matches_cache, checkpoint_header, load_checkpoint
+from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
+from ecgfast.base.progress import progress_bar
+from ecgfast.base.runtime import (
+    autocast,
+    deterministic_kernels,
+    resolve_compile,
+    resolve_device,
+    resolve_precision,
+    set_seed,
+    versions,
+)
+from ecgfast.models.inference import embed, predict
 from ecgfast.models.pretrained import encoder_of
+from ecgfast.models.windows import random_crops
+from ecgfast.train.common import JsonlLogger, check_training_outputs, make_optimizer, make_schedule
+from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig
 from ecgfast.train.spec import preprocessing_spec
-from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs, deterministic_kernels,
-                                  make_optimizer, make_schedule,
-                                  resolve_compile, resolve_device, resolve_precision, run_command, set_seed,
-                                  versions)
-from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig, add_classifier_flags, classifier_from_args
 
 __all__ = ["LOSSES", "SAMPLINGS", "ClassifierConfig", "encoder_name", "train", "train_classifier",
            "load_encoder_weights"]
@@ -160,7 +165,7 @@ def train_logistic_probe(model, cache, train_idx, val_idx, normalizer, cfg: Clas
     z_train, z_val = (x_train - mu) / sigma, (x_val - mu) / sigma
     y_train, y_val = cache.labels[train_idx], cache.labels[val_idx]
     history, best = [], None
-    for c in tqdm(LOGISTIC_C_GRID, desc="logistic probe", unit="C", disable=not cfg.run.progress):
+    for c in progress_bar(LOGISTIC_C_GRID, desc="logistic probe", unit="C", enabled=cfg.run.progress):
         t0 = time.perf_counter()
         w, b = fit_logistic(z_train, y_train, c)
         p_val = 1 / (1 + np.exp(-(z_val @ w.T + b)))
@@ -230,8 +235,8 @@ def train_classifier(model, cache, train_idx, val_idx, normalizer, cfg: Classifi
         steps_per_epoch = -(-len(train_idx) // cfg.batch_size)
     schedule = make_schedule(cfg.schedule, cfg.warmup_epochs, cfg.epochs, steps_per_epoch)
     step = 0
-    bar = tqdm(range(cfg.epochs), desc="probe" if freeze_encoder else "fine-tune", unit="epoch",
-               disable=not cfg.run.progress, dynamic_ncols=True)
+    bar = progress_bar(range(cfg.epochs), desc="probe" if freeze_encoder else "fine-tune", unit="epoch",
+                       enabled=cfg.run.progress, dynamic_ncols=True)
     for epoch in bar:
         t0 = time.perf_counter()
         idx = oversample(train_idx, cache.labels[train_idx], rng) if oversampling else train_idx
@@ -369,25 +374,3 @@ def train(cfg: ClassifierConfig) -> Path:
     atomic_save(ckpt, cfg.out)
     _write_card(cfg.out, ckpt)
     return cfg.out
-
-
-def cli(argv, mode: str) -> int:
-    finetune = mode == "finetune"
-    p = argparse.ArgumentParser(
-        prog=f"python -m ecgfast.train_{mode}",
-        description=("Fine-tune (or, with --freeze-encoder, linear-probe) a pretrained encoder on a fraction "
-                     "of the labels." if finetune else "The supervised baseline: the same classifier from "
-                     "random initialisation."))
-    if finetune:
-        p.add_argument("--ssl-checkpoint", required=True,
-                       help="encoder checkpoint of a pretraining run; 'none' for a random-init encoder")
-        p.add_argument("--freeze-encoder", action="store_true", help="train the linear head only (probe)")
-    add_classifier_flags(p, mode)
-    cfg = classifier_from_args(p.parse_args(argv), mode)
-
-    def go():
-        out = train(cfg)
-        ckpt = load_checkpoint(out, kind="classifier")
-        print(f"saved the classifier to {out} (best fold-9 macro AUROC {ckpt['val_macro_auroc']:.4f})")
-
-    return run_command(mode, go)

@@ -1,131 +1,19 @@
-"""Pieces every entry point shares: devices, precision, seeding, versions, logging, the command boundary."""
+"""Pieces the training commands share: optimisers, learning-rate schedules, the run log.
+
+Devices, precision, compilation, seeds and versions: :mod:`ecgfast.base.runtime`; the argument types
+and the command boundary: :mod:`ecgfast.cli.types`, :mod:`ecgfast.cli.boundary`."""
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import platform
-import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ecgfast.base.errors import ConfigError, EcgfastError
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-COMPILE_MODES = ("auto", "on", "off")
-
-
-# -- devices --------------------------------------------------------------------------
-def available_devices() -> str:
-    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return "cpu" + "".join(f", cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(n))
-
-
-def _under_torchrun() -> bool:
-    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
-
-
-def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``, checked against this machine.
-
-    Under ``torchrun`` each rank needs a GPU of its own: a bare ``cuda``/``auto`` takes
-    ``cuda:$LOCAL_RANK`` when the rank sees several GPUs, and the one it sees when it sees
-    one (``CUDA_VISIBLE_DEVICES`` per rank); ``cuda:N`` with N other than LOCAL_RANK, while
-    several GPUs are visible, would put several ranks on GPU N and is refused.
-    """
-    spec = "auto" if spec is None else str(spec).strip().lower()
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cpu":
-        return torch.device("cpu")
-    if spec == "cuda" or spec.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {spec}: no CUDA device is available here (devices: {available_devices()}); "
-                              "use --device cpu, or install a CUDA build of torch on a GPU machine")
-        count = torch.cuda.device_count()
-        torchrun = _under_torchrun()
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        if spec == "cuda":
-            index = local if torchrun and count > 1 else 0
-        else:
-            try:
-                index = int(spec.split(":", 1)[1])
-            except ValueError:
-                raise ConfigError(f"--device {spec}: expected cuda:N with an integer N") from None
-            if torchrun and count > 1 and index != local:
-                raise ConfigError(f"--device {spec} under torchrun: rank LOCAL_RANK={local} would share GPU {index} "
-                                  f"with another rank (NCCL needs one GPU per rank); use --device cuda (each rank "
-                                  f"takes cuda:$LOCAL_RANK) or give each rank one GPU with CUDA_VISIBLE_DEVICES")
-        if not 0 <= index < count:
-            raise ConfigError(f"--device {spec}: out of range (devices: {available_devices()})")
-        return torch.device("cuda", index)
-    raise ConfigError(f"--device {spec}: expected auto, cpu, cuda or cuda:N (devices: {available_devices()})")
-
-
-def cuda_has_bf16(device: torch.device) -> bool:
-    """Whether the GPU ``device`` (not the current one) computes bf16 natively (compute capability 8.0+)."""
-    return torch.cuda.get_device_capability(device)[0] >= 8
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX); without it bf16 is emulated and slow
-    (a SimCLR-sized conv step ran ~6x slower than fp32 on an AVX2-only EPYC)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 on GPUs that support it (else fp16 with a GradScaler), and on CPUs with native
-    bf16; fp32 on other CPUs."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision != "auto":
-        if precision == "bf16" and device.type == "cuda" and not cuda_has_bf16(device):
-            raise ConfigError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp16 or auto")
-        return precision
-    if device.type == "cuda":
-        return "bf16" if cuda_has_bf16(device) else "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
-
-
-def resolve_compile(mode: str | bool, device: torch.device) -> bool:
-    """``auto`` compiles on CUDA and stays eager on the CPU (no measured gain there, tens of seconds to compile)."""
-    if isinstance(mode, bool):
-        return mode
-    if mode not in COMPILE_MODES:
-        raise ConfigError(f"--compile {mode!r}: expected one of {', '.join(COMPILE_MODES)}")
-    return device.type == "cuda" if mode == "auto" else mode == "on"
-
-
-def autocast(precision: str, device: torch.device | str = "cpu"):
-    """Autocast context for ``fp32`` (none), ``bf16`` or ``fp16`` on ``device``."""
-    if precision not in PRECISIONS or precision == "auto":
-        raise ConfigError(f"precision {precision!r}: expected fp32, bf16 or fp16 (resolve 'auto' first)")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
-
-
-def deterministic_kernels(device: torch.device) -> None:
-    """Kernels that give the same bits on every run, so a resumed run continues bitwise.
-
-    On CUDA: deterministic cuDNN convolutions (no autotuning, whose choice may vary
-    between runs) and no TF32 (full float32 matmuls and convolutions, as on the CPU).
-    The CPU kernels are deterministic already.
-    """
-    if device.type == "cuda":
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+from ecgfast.base.errors import ConfigError
 
 
 def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
@@ -301,28 +189,6 @@ def make_schedule(schedule: str, warmup_epochs: int, epochs: int, steps_per_epoc
     return LRSchedule(schedule, warmup_epochs * steps_per_epoch, max(epochs * steps_per_epoch, 1))
 
 
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and torch (the augmentation ops take their own seed)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def versions() -> dict:
-    """Versions stored beside every checkpoint (plain strings), so a result can be traced to its software."""
-    from ecgfast import __version__
-    from ecgfast.base.extension import EXTENSION_AVAILABLE
-
-    return {
-        "ecgfast": __version__,
-        "torch": str(torch.__version__),
-        "cuda": str(torch.version.cuda),
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "extension": bool(EXTENSION_AVAILABLE),
-    }
-
-
 def check_training_outputs(out: str | os.PathLike, log: str | os.PathLike | None = None) -> None:
     """Refuse, before the data are read or a step is taken, a run whose checkpoint ``out`` (and its
     resume file and model card, in the same folder) or ``log`` cannot be written."""
@@ -356,57 +222,3 @@ class JsonlLogger:
                 f.write(json.dumps(record, default=float) + "\n")
         except OSError as exc:
             raise explain_os_error(exc, self.path) from exc
-
-
-# -- argparse types: a bad number is a one-line usage error, before any work --------------
-def _number(kind, low=None, high=None, low_open=False, high_open=False, what=""):
-    def parse(text: str):
-        import argparse
-
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-        bad = ((low is not None and (value <= low if low_open else value < low))
-               or (high is not None and (value >= high if high_open else value > high)))
-        if bad:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
-        return value
-    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
-    return parse
-
-
-positive_int = _number(int, 1, what=">= 1")
-non_negative_int = _number(int, 0, what=">= 0")
-positive_float = _number(float, 0, low_open=True, what="> 0")
-unit_fraction = _number(float, 0, 1, low_open=True, what="in (0, 1]")
-open_unit = _number(float, 0, 1, low_open=True, high_open=True, what="in (0, 1)")
-non_negative_float = _number(float, 0, what=">= 0")
-
-
-# -- the command boundary ------------------------------------------------------------------
-def run_command(name: str, fn, *args, **kwargs) -> int:
-    """Run a command's body ``fn``: an ``EcgfastError`` or a file-system error becomes one line
-    ``ecgfast NAME: error: ...`` on stderr and exit status 1, never a traceback."""
-    from ecgfast.base.fs import os_error_message
-
-    try:
-        result = fn(*args, **kwargs)
-    except EcgfastError as exc:
-        print(f"ecgfast {name}: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        if exc.errno is None:  # not a file-system error as such (e.g. h5py's): its own words
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        else:
-            message = os_error_message(exc, exc.filename or "a file", "access")
-        print(f"ecgfast {name}: error: {message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"ecgfast {name}: interrupted; a run with periodic checkpoints continues with --resume",
-              file=sys.stderr)
-        return 130
-    return 0 if result is None else int(result)

@@ -18,8 +18,9 @@ from ecgfast import TASKS
 from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encoder_name
 from ecgfast.models.layout import MEMORY_FORMATS, check_memory_format
-from ecgfast.train.common import (COMPILE_MODES, PRECISIONS, non_negative_float, non_negative_int, open_unit,
-                                  positive_float, positive_int, unit_fraction)
+from ecgfast.base.runtime import COMPILE_MODES, PRECISIONS
+from ecgfast.cli.types import (non_negative_float, non_negative_int, open_unit, positive_float, positive_int,
+                               unit_fraction)
 
 SAMPLING_RATES = (100, 500)
 LOSSES = ("bce", "focal", "weighted", "class_balanced")

@@ -17,9 +17,9 @@ global batch with each rank computing its own rows against all columns.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -27,19 +27,25 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from ecgfast.augment import AugmentPipeline
+from ecgfast.base.checkpoint import atomic_save, checkpoint_header, load_checkpoint, with_checksum
 from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
+from ecgfast.base.progress import progress_bar
+from ecgfast.base.runtime import (
+    autocast,
+    deterministic_kernels,
+    resolve_compile,
+    resolve_device,
+    resolve_precision,
+    set_seed,
+    versions,
+)
 from ecgfast.models.backbones import DEFAULT_ENCODER
 from ecgfast.models.layout import CONTIGUOUS, resolve_memory_format, set_memory_format
-from ecgfast.base.checkpoint import atomic_save, checkpoint_header, load_checkpoint, with_checksum
+from ecgfast.train.common import JsonlLogger, check_training_outputs, make_optimizer, make_schedule
+from ecgfast.train.config import PretrainConfig
 from ecgfast.train.spec import preprocessing_spec
-from ecgfast.train.common import (JsonlLogger, autocast, check_training_outputs, deterministic_kernels,
-                                  make_optimizer, make_schedule,
-                                  resolve_compile, resolve_device, resolve_precision, run_command, set_seed,
-                                  versions)
-from ecgfast.train.config import PretrainConfig, add_pretrain_flags, pretrain_from_args
 
 METHODS = ("simclr", "byol")
 # Settings that must match between a run and the checkpoint it resumes. lr may be
@@ -47,14 +53,8 @@ METHODS = ("simclr", "byol")
 RESUME_KEYS = ("encoder", "method", "batch_size", "temperature", "projection_dim", "tau", "signal_length",
                "sampling_rate", "seed", "augment", "epochs", "crop_seconds", "resized_crop_min", "optimizer",
                "weight_decay", "schedule", "warmup_epochs", "recipe")
+log = logging.getLogger("ecgfast")
 MAX_WEIGHT_GROWTH = 1e3  # weight norm growing this much since the start (or resume) counts as divergence
-
-
-def build_parser(method: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m ecgfast.train_ssl_{method}",
-                                description=f"Self-supervised pretraining of the ECG encoder with {method.upper()}.")
-    add_pretrain_flags(p, method)
-    return p
 
 
 def simclr_loss(net, v1: torch.Tensor, v2: torch.Tensor, temperature: float, world: int = 1) -> torch.Tensor:
@@ -188,8 +188,6 @@ class Pretrainer:
 
     def _init_corpora(self, cfg: PretrainConfig) -> None:
         """Weighted corpora built by ``ecgfast corpus build``, streamed from their shards (memory bounded)."""
-        import sys
-
         import numpy as np
 
         from ecgfast.data import Normalizer
@@ -233,12 +231,12 @@ class Pretrainer:
                                       "weight": w, "ptbxl_duplicates_dropped": dropped if excluded else None})
             if self.rank == 0:
                 if excluded:
-                    print(f"ecgfast {self.method}: corpus {c.path}: {dropped} windows duplicating PTB-XL folds "
-                          f"{excluded.get('folds')} were dropped when it was built", file=sys.stderr)
+                    log.info(f"ecgfast pretrain-{self.method}: corpus {c.path}: {dropped} windows duplicating PTB-XL folds "
+                             f"{excluded.get('folds')} were dropped when it was built")
                 else:
-                    print(f"ecgfast {self.method}: warning: corpus {c.path} was not deduplicated against PTB-XL "
-                          "(build it with --exclude-ptbxl CACHE.h5): do not evaluate this encoder on PTB-XL folds "
-                          "9-10 if it may hold their records", file=sys.stderr)
+                    log.warning(f"ecgfast pretrain-{self.method}: warning: corpus {c.path} was not deduplicated against "
+                                "PTB-XL (build it with --exclude-ptbxl CACHE.h5): do not evaluate this encoder on "
+                                "PTB-XL folds 9-10 if it may hold their records")
 
     def _check_length(self, available: int, where) -> None:
         if self.cfg.signal_length > available:
@@ -454,8 +452,8 @@ class Pretrainer:
         steps = len(self.loader)
         length = cfg.signal_length
         while self.epoch < cfg.epochs:
-            bar = tqdm(total=steps, initial=self.step_in_epoch, desc=f"{self.method} epoch {self.epoch + 1}/{cfg.epochs}",
-                       unit="step", disable=not cfg.run.progress or self.rank != 0, dynamic_ncols=True)
+            bar = progress_bar(total=steps, initial=self.step_in_epoch, desc=f"{self.method} epoch {self.epoch + 1}/{cfg.epochs}",
+                               unit="step", enabled=cfg.run.progress and self.rank == 0, dynamic_ncols=True)
             t0, seen = time.perf_counter(), 0
             self._loss_sum, self._steps = torch.zeros((), device=self.device, dtype=torch.float64), 0
             for i, batch in self._batches():  # from step_in_epoch on (after a resume)
@@ -511,15 +509,3 @@ def pretrain(cfg: PretrainConfig) -> Path:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-def main_for(method: str, argv=None) -> int:
-    args = build_parser(method).parse_args(argv)
-    cfg = pretrain_from_args(args, method)
-
-    def go():
-        out = pretrain(cfg)
-        if int(os.environ.get("RANK", "0")) == 0:
-            print(f"saved the encoder to {out}")
-
-    return run_command(method, go)

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
 from api_helpers import make_checkpoint
+
 from ecgfast import CLASSES, LEADS
 from ecgfast.base.checkpoint import check_matches_cache, checkpoint_spec, load_checkpoint
 from ecgfast.base.errors import CheckpointError
@@ -215,21 +215,18 @@ def test_load_checkpoint_is_the_one_reader(tmp_path):
 _BELOW = {"base": {"base"}, "data": {"base", "data"},
           "models": {"base", "data", "augment", "losses", "models"},
           "report": {"base", "data", "augment", "losses", "models", "report"}}
-# Device resolution and autocast (train.common today, re-exported by deploy._loop) move to base/runtime.py.
-_UNTIL_RUNTIME = {"models/inference.py": {"train"}, "models/pretrained.py": {"deploy"}}
 
 
 @pytest.mark.parametrize("module,room", [("base/checkpoint.py", "base"), ("models/pretrained.py", "models"),
                                          ("models/inference.py", "models"), ("models/heads.py", "models"),
                                          ("report/card.py", "report"), ("data/loader.py", "data")])
 def test_checkpoint_and_model_modules_import_only_downward(module, room):
-    """Every ecgfast import (top-level or inside a function) of these modules is of their room or one below.
-    The device/precision policy is the known exception until base/runtime.py holds it (_UNTIL_RUNTIME)."""
+    """Every ecgfast import (top-level or inside a function) of these modules is of their room or one below."""
     tree = ast.parse((ROOT / module).read_text())
     rooms = set()
     for node in ast.walk(tree):
         names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
             [a.name for a in node.names] if isinstance(node, ast.Import) else []
         rooms |= {n.split(".")[1] for n in names if n.startswith("ecgfast.")}
-    allowed = _BELOW[room] | _UNTIL_RUNTIME.get(module, set())
+    allowed = _BELOW[room]
     assert rooms <= allowed, f"{module} imports {sorted(rooms - allowed)}, above {room}"

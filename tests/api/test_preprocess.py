@@ -118,3 +118,35 @@ def test_nan_and_bad_shapes(enc, ecg_batch):
         enc.preprocess(np.zeros(1000), 100)
     with pytest.raises(DataError, match="dtype"):
         enc.preprocess(np.array([["a"] * 10] * 12), 100)
+
+
+def test_lead_aliases_build_into_a_corpus_and_embed(enc, ecg_batch, tmp_path):
+    """A record whose leads are named DI/DII/DIII (one lead table, ``ecgfast.data.leads``) builds into a
+    corpus and embeds, both equal to the same record with the standard names."""
+    from ecgfast.data.corpus import build_corpus, open_corpus
+    from ecgfast.data.sources.synthetic import write_cinc_record
+    from ecgfast.deploy.inputs import embed_records, open_input
+
+    alias = ("DI", "dii", "D3", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+    perm = np.array([2, 0, 1, *range(3, 12)])  # the file's rows: III, I, II, aVR, ...
+    x = ecg_batch[0].astype(np.float64)
+    write_cinc_record(tmp_path / "src" / "WFDB_A", "A1", x[perm], 100, 1000, 50, "Male", ["426783006"],
+                      leads=tuple(alias[i] for i in perm))
+    write_cinc_record(tmp_path / "ref" / "WFDB_A", "A1", x, 100, 1000, 50, "Male", ["426783006"])
+    built = {}
+    for name in ("src", "ref"):
+        build_corpus("cinc2021", tmp_path / name, tmp_path / f"{name}-corpus", sampling_rate=100, seconds=10,
+                     progress=False)
+        c = open_corpus(tmp_path / f"{name}-corpus")
+        built[name] = np.asarray(c.signals(np.arange(len(c))))
+    assert built["src"].shape == (1, 12, 1000)
+    np.testing.assert_array_equal(built["src"], built["ref"])
+    embedded = {}
+    for name in ("src", "ref"):
+        with open_input(tmp_path / name / "WFDB_A" / "A1.hea") as source:
+            embedded[name] = embed_records(enc, source)[1]
+    assert torch.equal(embedded["src"], embedded["ref"])
+    # the Preprocessing alone: alias names select the same rows as the standard ones
+    assert torch.equal(enc.preprocess(x[perm], 100, leads=[alias[i] for i in perm]), enc.preprocess(x, 100))
+    with pytest.raises(DataError, match=r"lead name\(s\) \['I'\] appear more than once"):
+        enc.preprocess(x, 100, leads=["I", "DI", *LEADS[2:]])

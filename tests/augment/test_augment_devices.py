@@ -1,5 +1,6 @@
 """The augmentations on any device and dtype: which implementation serves a tensor, no CPU helper
-tensors (proven on the meta device), fp16/bf16/float64 and non-contiguous inputs, CUDA == CPU."""
+tensors (proven on the meta device), fp16/bf16/float64 and non-contiguous inputs, the compiled op on
+each device (``cpu_and_cuda``: CUDA == the CPU kernel, CPU == the torch reference), bad input."""
 import warnings
 
 import numpy as np
@@ -7,11 +8,11 @@ import pytest
 import torch
 
 import ecgfast.base.extension as ext
-from ecgfast.augment import AUGMENTATIONS, AugmentPipeline, TorchReferencePipeline
+from ecgfast.augment import AUGMENTATIONS, CONFIGS, AugmentPipeline, TorchReferencePipeline
 from ecgfast.augment._ops import augment_views
 from ecgfast.augment.pipeline import reference_views
 
-from devices import cpu_and_cuda, no_cpu_tensors, on_meta
+from devices import assert_device_side_assert, cpu_and_cuda, no_cpu_tensors, on_meta
 from ecg_signals import ecg_like
 
 needs_ext = pytest.mark.skipif(not ext.EXTENSION_AVAILABLE, reason="compiled extension not built")
@@ -225,3 +226,135 @@ def test_torch_reference_on_the_device_equals_the_cpu(device):
     dev = torch.stack(TorchReferencePipeline(100, seed=7, rates=ALL_ON)(x.to(device), step=2))
     assert dev.device.type == device
     assert (dev.cpu() - cpu).abs().max() <= 1e-5 * x.abs().max()
+
+
+# --- the compiled op on each device against an independent implementation -----------
+
+OPS = cpu_and_cuda(compiled=True)
+CUDA_ONLY = cpu_and_cuda(cpu=False, compiled=True)
+
+
+def assert_views_equal(pipe_kwargs, x, device, step=3):
+    """The compiled op on ``device`` against an independent implementation: on CUDA the CPU kernel (both run
+    augment_lead.h's per-lead code; they differ only by FMA contraction and libm vs CUDA sin/cos, a few
+    float32 ulps, hence the tolerance), on the CPU the torch reference."""
+    want = torch.stack(AugmentPipeline(**pipe_kwargs, backend="cpp" if device == "cuda" else "torch")(x, step=step))
+    got = torch.stack(AugmentPipeline(**pipe_kwargs, backend="cpp")(x.to(device), step=step))
+    assert got.device.type == device and got.shape == want.shape
+    assert (got.cpu() - want).abs().max().item() <= 1e-5 * x.abs().max().item()
+
+
+def _op_elsewhere(x, params, device):
+    """What the compiled op on ``device`` is compared with: the CPU kernel for CUDA, the reference for the CPU."""
+    if device == "cuda":
+        return torch.ops.ecgfast.augment_views(x, params, 100.0)
+    return reference_views(x, params, 100.0)
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+@pytest.mark.parametrize("name", AUGMENTATIONS)
+def test_augment_views_each_augmentation_alone(name, device):
+    x = ecg_like(16, seed=1)
+    enabled = {a: a == name for a in AUGMENTATIONS}
+    assert_views_equal(dict(sampling_rate=100, seed=2, enabled=enabled, rates={name: 1.0}), x, device)
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+def test_augment_views_all_seven_together(device):
+    assert_views_equal(dict(sampling_rate=100, seed=3, rates=ALL_ON), ecg_like(32, seed=3), device)
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c != "full"])
+def test_augment_views_each_ablation(config, device):
+    assert_views_equal(dict(sampling_rate=100, seed=4, enabled=config, rates=ALL_ON), ecg_like(16, seed=4), device)
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+@pytest.mark.parametrize("kw", [dict(crop_seconds=2.5), dict(crop_seconds=2.5, resized_crop_min=0.3),
+                                dict(resized_crop_min=0.5), dict(crop_seconds=2.57)],
+                         ids=["crop", "crop+rrc", "rrc", "crop-not-a-multiple-of-32"])
+def test_augment_views_crops(kw, device):
+    """Step 0 (the crop kernel) then the tiles reading each view's crops (Problem::view_stride)."""
+    assert_views_equal(dict(sampling_rate=100, seed=11, rates=ALL_ON, **kw), ecg_like(24, seed=11), device)
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+def test_augment_views_design_rates_at_500_hz(device):
+    assert_views_equal(dict(sampling_rate=500, seed=5), ecg_like(8, length=5000, fs=500, seed=5), device)
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+@pytest.mark.parametrize("batch,leads,length", [(1, 12, 1000), (3, 1, 64), (5, 3, 257), (257, 12, 100),
+                                                (1500, 12, 64)])
+def test_augment_views_any_shape_the_cpu_kernel_accepts(batch, leads, length, device):
+    """Other lead counts take the CPU's per-lead band-pass, 12 leads its 12-wide one. The CUDA kernel's
+    tiles of 32 rows must be right for a partial last tile (1 x 12 x 2 = 24 rows), time not a multiple of
+    32 (257), one lead, and more tiles than blocks (1500 x 12 x 2 rows: the grid stride, with each
+    block's scratch reused)."""
+    x = ecg_like(batch, leads=leads, length=length, seed=batch)
+    params = AugmentPipeline(100, seed=6, rates=ALL_ON, leads=leads).draw(batch, length, step=0)
+    want = _op_elsewhere(x, params, device)
+    got = torch.ops.ecgfast.augment_views(x.to(device), params.to(device), 100.0)
+    assert (got.cpu() - want).abs().max().item() <= 1e-5 * x.abs().max().item()
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+def test_augment_views_non_contiguous_input(device):
+    x = ecg_like(6, seed=7).transpose(0, 1).contiguous().transpose(0, 1)  # same values, other strides
+    params = AugmentPipeline(100, seed=7, rates=ALL_ON).draw(6, 1000, step=0)
+    want = _op_elsewhere(x.contiguous(), params, device)
+    got = torch.ops.ecgfast.augment_views(x.to(device), params.to(device), 100.0)
+    assert not x.to(device).is_contiguous()
+    assert (got.cpu() - want).abs().max().item() <= 1e-5 * x.abs().max().item()
+
+
+@needs_ext
+@pytest.mark.parametrize("device", CUDA_ONLY)
+def test_augment_pipeline_step_needs_no_host_sync(device):
+    """Parameters travel from pinned memory without blocking; the NaN check is a device assert."""
+    pipe = AugmentPipeline(100, seed=8, rates=ALL_ON)
+    x = ecg_like(16, seed=8).to(device)
+    pipe(x)  # warm-up: lazy CUDA initialisation outside the checked region
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        v1, v2 = pipe(x)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert v1.is_cuda and v2.is_cuda and v1.shape == x.shape
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+def test_augment_views_opcheck_on_the_device(device):
+    x = ecg_like(4, length=128, seed=9).to(device)
+    params = AugmentPipeline(100, seed=9, rates=ALL_ON).draw(4, 128, step=0).to(device)
+    torch.library.opcheck(torch.ops.ecgfast.augment_views.default, (x, params, 100.0))
+
+
+@needs_ext
+@pytest.mark.parametrize("device", CUDA_ONLY)
+def test_augment_views_tensors_on_two_devices_is_an_error(device):
+    x = ecg_like(2, seed=10)
+    params = AugmentPipeline(100, seed=10).draw(2, 1000, step=0)
+    with pytest.raises(RuntimeError, match=r"augment_views: all tensors must be on one device.*cuda.*cpu"):
+        torch.ops.ecgfast.augment_views(x.to(device), params, 100.0)
+    with pytest.raises(RuntimeError, match=r"augment_views: all tensors must be on one device"):
+        torch.ops.ecgfast.augment_views(x, params.to(device), 100.0)
+
+
+@needs_ext
+@pytest.mark.parametrize("device", CUDA_ONLY)
+@pytest.mark.parametrize("case", ["mix", "cut"])
+def test_out_of_range_partner_is_a_device_side_assert(case, device):
+    from ecgfast.augment.params import COL
+
+    assert_device_side_assert(case, COL["mix_partner"] if case == "mix" else COL["cut_partner"])

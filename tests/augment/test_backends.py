@@ -154,4 +154,5 @@ def test_op_refuses_bad_arguments():
     with pytest.raises(RuntimeError, match="too short"):
         torch.ops.ecgfast.augment_views(x[..., :20], params, 100.0)
 
-# CUDA == CPU for every augmentation and config: tests/cuda/test_cuda_ops.py (marked cuda).
+# The compiled op on each device (CUDA == the CPU kernel, CPU == the reference), every augmentation and config:
+# tests/augment/test_augment_devices.py (the cuda cases marked cuda).

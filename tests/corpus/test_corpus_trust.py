@@ -14,7 +14,7 @@ import shutil
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import ecgfast.data.corpus.store as store
 from ecgfast.data.corpus import StreamingLoader, build_corpus_from_arrays, open_corpus
@@ -438,6 +438,9 @@ _ARG = st.one_of(st.integers(-3, 40), st.integers(2**40, 2**64), st.floats(allow
 @settings(max_examples=100, deadline=None)
 @given(batch_size=_ARG, seed=_ARG, epoch_samples=_ARG, replicas=_ARG, rank=_ARG, budget=_ARG, block=_ARG,
        weight=_ARG, drop_last=st.booleans())
+# found by the fuzzer: a batch of 2^40 over a 24-window epoch once sized its buffers by the batch (8 TiB)
+@example(batch_size=2**40, seed=0, epoch_samples=None, replicas=1, rank=0, budget=2**40, block=4, weight=1.0,
+         drop_last=False)
 def test_fuzzed_streaming_loader_arguments_give_batches_or_a_config_error(built, batch_size, seed, epoch_samples,
                                                                           replicas, rank, budget, block, weight,
                                                                           drop_last):

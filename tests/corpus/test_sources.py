@@ -170,3 +170,14 @@ def test_synth_command_writes_each_layout(tmp_path):
 
     assert main(["synth", "--layout", "code15", "--out", str(tmp_path / "c"), "--records", "3"]) == 0
     assert (tmp_path / "c" / "exams.csv").is_file() and (tmp_path / "c" / "exams_part0.hdf5").is_file()
+
+
+def test_layouts_have_one_home():
+    """Readers, synthetic writers and the layout names agree: one list, ``ecgfast.data.sources.LAYOUTS``."""
+    from ecgfast.data.sources import LAYOUTS, synthetic
+    from ecgfast.data.sources.readers import SOURCES
+
+    assert tuple(SOURCES) == LAYOUTS
+    assert all(SOURCES[name].layout == name for name in LAYOUTS)
+    with pytest.raises(ValueError, match="choose from " + ", ".join(LAYOUTS)):
+        synthetic.write_layout("no-such-layout", "/nonexistent", 1)

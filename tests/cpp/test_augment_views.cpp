@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "augment/augment_lead.h"
@@ -208,7 +209,18 @@ void check_crop(const AugmentOp& op) {
   ECG_CHECK(threw);
 }
 
+// The layout the extension reports (for params.py's import check) is the one the kernels index with.
+void check_param_layout() {
+  const auto names = find_op<std::vector<std::string>()>("ecgfast::augment_param_layout").call();
+  ECG_CHECK(static_cast<int>(names.size()) == kNumParams);
+  ECG_CHECK(names[col::kWarpOn] == "warp_on" && names[col::kHpB0] == "hp_b0" && names[col::kLpB0] == "lp_b0");
+  ECG_CHECK(names[col::kMixPartner] == "mix_partner" && names[col::kCutPartner] == "cut_partner");
+  ECG_CHECK(names[col::kNoiseKeyHi] == "noise_key_hi" && names[col::kRrcFrac] == "rrc_frac");
+  ECG_CHECK(find_op<int64_t()>("ecgfast::augment_bandpass_pad").call() == col::kBandpassPad);
+}
+
 int main() {
+  check_param_layout();
   auto op = find_op<at::Tensor(const at::Tensor&, const at::Tensor&, double, std::optional<int64_t>)>(
       "ecgfast::augment_views");
   at::manual_seed(0);

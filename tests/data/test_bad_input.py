@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from ecgfast.data import PTBXLError, build_cache, load_metadata
-from ecgfast.data.cache import main as cache_main
+from ecgfast.cli.cache import main as cache_main
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from ecgfast.data.cache import (CacheError, build_cache, ensure_cache, main as cache_main, open_cache,
+from ecgfast.cli.cache import main as cache_main
+from ecgfast.data.cache import (CacheError, build_cache, ensure_cache, open_cache,
                                 row_digests, verify_cache)
 from ecgfast.data.loader import ECGBatchLoader
 

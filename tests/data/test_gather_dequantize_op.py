@@ -6,9 +6,10 @@ import pytest
 import torch
 
 import ecgfast.base.extension as ext
+import ecgfast.data._ops as _ops
 from ecgfast.data._ops import gather_dequantize, gather_dequantize_reference
 
-from devices import cpu_and_cuda, no_cpu_tensors, on_meta
+from devices import assert_device_side_assert, cpu_and_cuda, no_cpu_tensors, on_meta
 
 needs_ext = pytest.mark.skipif(not ext.EXTENSION_AVAILABLE, reason="compiled extension not built")
 
@@ -46,16 +47,24 @@ def _both_overloads_equal_the_reference(raw, index, gain, baseline):
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("path", [pytest.param("op", marks=needs_ext), "no-kernel", "no-extension"])
+@pytest.mark.parametrize("path", [pytest.param("op", marks=needs_ext), "no-kernel", "no-extension",
+                                  pytest.param("ECGFAST_BACKEND=torch", marks=needs_ext)])
 def test_both_overloads_equal_the_reference(monkeypatch, fresh_warnings, device, path):
+    monkeypatch.delenv("ECGFAST_BACKEND", raising=False)
     if path == "no-kernel":  # a build without a kernel for this device: the plain path, one warning
         _no_kernel_for(monkeypatch, device)
     elif path == "no-extension":  # a pure-Python install: the plain path, no warning
         monkeypatch.setattr(ext, "EXTENSION_AVAILABLE", False)
+    elif path == "ECGFAST_BACKEND=torch":  # the plain path asked for, as for every op: no warning
+        monkeypatch.setenv("ECGFAST_BACKEND", "torch")
+    plain_calls = []  # the plain path checks its arguments in Python (the compiled kernels in C++)
+    real_check = _ops._check_args
+    monkeypatch.setattr(_ops, "_check_args", lambda *a: plain_calls.append(1) or real_check(*a))
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         _both_overloads_equal_the_reference(*_storage(device=device))
         _both_overloads_equal_the_reference(*_storage(seed=5, device=device))
+    assert len(plain_calls) == (0 if path == "op" else 4)
     names = sorted(str(w.message).split("ecgfast::")[1].split(";")[0] for w in _rebuild_warnings(record))
     assert names == (["gather_dequantize", "gather_dequantize.out"] if path == "no-kernel" and ext.EXTENSION_AVAILABLE
                      else [])
@@ -169,3 +178,75 @@ def test_out_of_range_index_is_an_error_and_out_untouched(monkeypatch, path):
     with pytest.raises(RuntimeError, match="index 30 out of range for 30 records"):
         gather_dequantize(raw, torch.tensor([1, 30]), gain, baseline, out=out)
     assert not out.any()
+
+
+# --- the compiled op on each device against the CPU -----------
+
+OPS = cpu_and_cuda(compiled=True)
+
+
+def _cuda_storage(seed=0, n=20, leads=12, length=257):
+    g = torch.Generator().manual_seed(seed)
+    raw = torch.randint(-5000, 5000, (n, leads, length), dtype=torch.int16, generator=g)
+    gain = torch.rand(leads, generator=g) * 900 + 100
+    baseline = torch.randint(-50, 50, (leads,), generator=g).float()
+    return raw, gain, baseline
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+def test_gather_dequantize_on_the_device_equals_the_cpu_bit_for_bit(device):
+    raw, gain, baseline = _cuda_storage()
+    index = torch.tensor([7, 0, 19, 7, 3])
+    cpu = gather_dequantize(raw, index, gain, baseline)
+    dev = gather_dequantize(raw.to(device), index.to(device), gain.to(device), baseline.to(device))
+    assert dev.device.type == device
+    assert torch.equal(dev.cpu(), cpu)  # IEEE division on both: identical
+    assert torch.equal(cpu, gather_dequantize_reference(raw, index, gain, baseline))
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+def test_gather_dequantize_out_overload_on_the_device_equals_the_cpu(device):
+    raw, gain, baseline = _cuda_storage(seed=4)
+    index = torch.tensor([3, 19, 0, 3])
+    out = torch.full((4, 12, 257), float("nan"), device=device)
+    assert gather_dequantize(raw.to(device), index.to(device), gain.to(device), baseline.to(device), out=out) is out
+    assert torch.equal(out.cpu(), gather_dequantize(raw, index, gain, baseline))
+    torch.library.opcheck(torch.ops.ecgfast.gather_dequantize.out,
+                          tuple(t.to(device) for t in (raw, index, gain, baseline)), {"out": out})
+    if device == "cuda":
+        with pytest.raises(RuntimeError, match="out must be on cuda"):
+            gather_dequantize(raw.to(device), index.to(device), gain.to(device), baseline.to(device), out=out.cpu())
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+def test_gather_dequantize_large_batch_grid_stride(device):
+    raw, gain, baseline = _cuda_storage(seed=1, n=300, length=1000)
+    index = torch.randint(0, 300, (2048,), generator=torch.Generator().manual_seed(1))  # > 65535 blocks of 256
+    cpu = gather_dequantize_reference(raw, index, gain, baseline)
+    dev = gather_dequantize(raw.to(device), index.to(device), gain.to(device), baseline.to(device))
+    assert torch.equal(dev.cpu(), cpu)
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+def test_gather_dequantize_opcheck_on_the_device(device):
+    raw, gain, baseline = (t.to(device) for t in _cuda_storage(seed=2))
+    torch.library.opcheck(torch.ops.ecgfast.gather_dequantize.default,
+                          (raw, torch.tensor([1, 4, 4], device=device), gain, baseline))
+
+
+@needs_ext
+@pytest.mark.parametrize("device", cpu_and_cuda(cpu=False, compiled=True))
+def test_gather_dequantize_tensors_on_two_devices_is_an_error(device):
+    raw, gain, baseline = _cuda_storage(seed=3)
+    with pytest.raises(RuntimeError, match=r"gather_dequantize: all tensors must be on one device.*index on cpu"):
+        torch.ops.ecgfast.gather_dequantize(raw.to(device), torch.tensor([1]), gain.to(device), baseline.to(device))
+
+
+@needs_ext
+@pytest.mark.parametrize("device", cpu_and_cuda(cpu=False, compiled=True))
+def test_out_of_range_index_on_cuda_is_a_device_side_assert(device):
+    assert_device_side_assert("gather")

@@ -18,7 +18,8 @@ import wfdb
 
 from ecgfast import LEADS
 from ecgfast.data import cache as cache_mod
-from ecgfast.data.cache import (CacheError, build_cache, ensure_cache, main as cache_main, open_cache,
+from ecgfast.cli.cache import main as cache_main
+from ecgfast.data.cache import (CacheError, build_cache, ensure_cache, open_cache,
                                 verify_cache)
 from ecgfast.data.errors import BadRecordError, UnsafePathError
 from ecgfast.data.loader import ECGBatchLoader
@@ -372,7 +373,7 @@ def test_stale_temps_of_killed_builds_are_removed_live_ones_kept(mini_root, tmp_
 
 
 def test_info_reports_skips_and_refuses_a_corrupted_cache(mini_root, tmp_path, capsys):
-    from ecgfast.data.info import main as info_main
+    from ecgfast.cli.info import main as info_main
 
     path = _build(mini_root, tmp_path)
     assert info_main([str(path)]) == 0

@@ -1,6 +1,6 @@
 import json
 
-from ecgfast import experiment
+from ecgfast.cli import experiment
 
 
 def test_experiment_runs_every_arm_and_resumes(synthetic_cache_path, synthetic_root, tmp_path, capsys):

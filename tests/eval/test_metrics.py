@@ -60,3 +60,26 @@ def test_paired_test_matches_scipy():
     assert t["wilcoxon_p_value"] == pytest.approx(sps.wilcoxon(a, b).pvalue)
     with pytest.raises(ValueError, match="share their seeds"):
         paired_test([1, 2], [1])
+
+
+def test_bootstrap_on_a_tiny_set_is_quiet_and_equals_nanmean():
+    """Resamples of 6 records where some draw no positive of any class: their macro AUROC is NaN (left out of
+    the percentiles), with no "Mean of empty slice" warning; the interval is nanmean's."""
+    import warnings
+
+    from ecgfast.report import metrics
+
+    y = np.array([[1, 0], [0, 0], [0, 0], [0, 1], [0, 0], [0, 0]])
+    p = np.linspace(0.1, 0.9, 12).reshape(6, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ci = bootstrap_ci(y, p, n_boot=200, seed=1)
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, 6, size=(200, 6))
+    auroc = np.stack([auroc_batched(y[idx][..., j], p[idx][..., j]) for j in range(2)], axis=-1)
+    assert np.isnan(auroc).all(axis=1).any()  # the case: some resample has no class with both labels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = np.nanmean(auroc, axis=1)
+    np.testing.assert_array_equal(metrics._nanmean_quiet(auroc, axis=1), ref)
+    assert ci["macro_auroc"] == (float(np.nanpercentile(ref, 2.5)), float(np.nanpercentile(ref, 97.5)))

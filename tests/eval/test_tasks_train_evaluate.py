@@ -9,7 +9,8 @@ from ecgfast import CLASSES, TASKS
 from ecgfast.data import label_fraction_indices, open_cache
 from ecgfast.base.errors import ConfigError
 from ecgfast.eval.evaluate import evaluate
-from ecgfast.study.experiment import ExperimentConfig, build_parser, from_args, settings_key
+from ecgfast.cli.experiment import build_parser, from_args
+from ecgfast.study.experiment import ExperimentConfig, settings_key
 from ecgfast.base.checkpoint import task_of
 from ecgfast.train.config import ClassifierConfig
 from ecgfast.train_finetune import main as finetune_main

@@ -40,10 +40,10 @@ def test_nt_xent_ops_on_non_contiguous_rows_equal_the_contiguous_result(device, 
     assert loss.item() == pytest.approx(ref.item(), rel=1e-5, abs=1e-6)
     # The backward ops as autograd calls them (on saved tensors, not differentiated themselves).
     g = torch.ones((), device=device)
-    torch.library.opcheck(torch.ops.ecgfast.nt_xent_backward.default,
+    torch.library.opcheck(torch.ops.ecgfast._nt_xent_backward.default,
                           (g, z1.detach(), z2.detach(), h.detach(), lse.detach(), 0.1))
     _, h_all, lse_all = torch.ops.ecgfast.nt_xent(z1, z2, 0.1, a1, a2, 6)
-    torch.library.opcheck(torch.ops.ecgfast.nt_xent_distributed_backward.default,
+    torch.library.opcheck(torch.ops.ecgfast._nt_xent_distributed_backward.default,
                           (g, z1.detach(), z2.detach(), a1.detach(), a2.detach(), h_all.detach(), lse_all.detach(),
                            0.1, 6))
 
@@ -72,7 +72,7 @@ def test_nt_xent_op_on_half_and_double_rows(device, dtype):
 def test_byol_ops_on_any_width_and_layout(device, layout, d):
     p, z = _rows(5, d, device, layout=layout, seed=7), _rows(5, d, device, layout=layout, seed=8)
     torch.library.opcheck(torch.ops.ecgfast.byol_loss.default, (p, z))
-    torch.library.opcheck(torch.ops.ecgfast.byol_loss_backward.default,
+    torch.library.opcheck(torch.ops.ecgfast._byol_loss_backward.default,
                           (torch.ones((), device=device, dtype=torch.float32), p.detach(), z.detach()))
     loss = torch.ops.ecgfast.byol_loss(p, z)
     ref = byol_loss_reference(p, z)

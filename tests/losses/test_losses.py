@@ -4,23 +4,30 @@ import pytest
 import torch
 
 import ecgfast.losses.reference as reference
-from ecgfast.base.extension import EXTENSION_AVAILABLE, use_compiled
+from ecgfast.base.extension import EXTENSION_AVAILABLE, op_backend
 from ecgfast.losses import BYOLLoss, NTXentLoss, byol_loss, ema_update_, nt_xent
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
+
+from devices import cpu_and_cuda, ieee_float32  # noqa: F401  (a fixture, used by name)
 
 needs_ext = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
 
 
-@pytest.fixture(params=[pytest.param("op", marks=needs_ext), "fallback"])
+@pytest.fixture(params=[pytest.param("op", marks=needs_ext), "fallback",
+                        pytest.param("ECGFAST_BACKEND=torch", marks=needs_ext)])
 def branch(request, monkeypatch):
     """Which branch of ``nt_xent`` / ``byol_loss`` serves the calls: the compiled op, or the plain
-    fallback a build without the extension runs. The fallback is chosen as in such a build, through
-    the one policy every op asks (``use_compiled`` reads ``EXTENSION_AVAILABLE`` at call time); the
-    reference formulas are spied on so each call can check which branch actually ran."""
-    fallback = request.param == "fallback"
-    if fallback:
+    fallback a build without the extension runs, or that a build with it runs when ``ECGFAST_BACKEND=torch``
+    asks for it. Chosen through the one policy every op asks (``op_backend`` reads ``EXTENSION_AVAILABLE``
+    and ``ECGFAST_BACKEND`` at call time); the reference formulas are spied on so each call can check which
+    branch actually ran."""
+    monkeypatch.delenv("ECGFAST_BACKEND", raising=False)
+    fallback = request.param != "op"
+    if request.param == "fallback":
         monkeypatch.setattr("ecgfast.base.extension.EXTENSION_AVAILABLE", False)
-    assert use_compiled("nt_xent", "cpu") is not fallback
+    elif fallback:
+        monkeypatch.setenv("ECGFAST_BACKEND", "torch")
+    assert (op_backend("nt_xent", "cpu") == "torch") is fallback
     calls = []
     for name in ("nt_xent_reference", "byol_loss_reference"):
         def spy(*args, _original=getattr(reference, name), _name=name, **kwargs):
@@ -283,3 +290,147 @@ def test_ntxent_loss_gather_distributed_in_a_one_process_group(tmp_path):
             assert (a - b).abs().max() <= 1e-5 * b.abs().max()
     finally:
         dist.destroy_process_group()
+
+
+# --- the compiled ops on each device against the CPU -----------
+
+OPS = cpu_and_cuda(compiled=True)
+CUDA_ONLY = cpu_and_cuda(cpu=False, compiled=True)
+
+
+def _pair(n, d, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=dtype), torch.randn(n, d, generator=g, dtype=dtype)
+
+
+def _loss_and_grads(fn, tensors, device):
+    leaves = [t.detach().to(device, copy=True).requires_grad_() for t in tensors]  # fresh leaves per device
+    loss = fn(*leaves)
+    return loss.detach().cpu(), [g.cpu() for g in torch.autograd.grad(loss, leaves)]
+
+
+def _assert_close(a, b, rtol):
+    assert (a - b).abs().max().item() <= rtol * b.abs().max().item()
+
+
+def _on_the_cpu(device, op, reference_formula):
+    """What the op on ``device`` is compared with, on the CPU: the CPU kernel for CUDA, the plain formula for the
+    CPU (so neither case compares a kernel with itself)."""
+    assert op_backend(op.__name__, device) == "cpp"
+    return op if device == "cuda" else reference_formula
+
+
+# float32: both devices accumulate 128-long dot products and 600-long row sums in float32 in
+# different orders; 2e-5 of the largest value is ~100 ulps of it.
+@needs_ext
+@pytest.mark.usefixtures("ieee_float32")
+@pytest.mark.parametrize("device", OPS)
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("n", [5, 300])  # 300: 2N = 600 rows, several tiles of 256
+def test_nt_xent_on_the_device_equals_the_cpu(dtype, rtol, n, device):
+    z1, z2 = _pair(n, 128, dtype, seed=n)
+    cpu_fn = _on_the_cpu(device, nt_xent, nt_xent_reference)
+    loss_c, grads_c = _loss_and_grads(lambda a, b: cpu_fn(a, b, 0.07), (z1, z2), "cpu")
+    loss_g, grads_g = _loss_and_grads(lambda a, b: nt_xent(a, b, 0.07), (z1, z2), device)
+    assert loss_g.item() == pytest.approx(loss_c.item(), rel=rtol)
+    for a, b in zip(grads_g, grads_c):
+        _assert_close(a, b, rtol)
+
+
+@needs_ext
+@pytest.mark.usefixtures("ieee_float32")
+@pytest.mark.parametrize("device", OPS)
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
+def test_nt_xent_distributed_on_the_device_equals_the_cpu_and_sums_to_global(dtype, rtol, device):
+    z1, z2 = _pair(300, 64, dtype, seed=11)
+    sizes, tau = [100, 150, 50], 0.1  # unequal shares: each loss weighted by n_k / N (1/K when equal)
+    cpu_fn = _on_the_cpu(device, nt_xent, nt_xent_reference)
+
+    def split(fn):  # the ranks' losses weighted by their share of rows; a and b are rows and columns
+        def run(a, b):
+            total, offset = 0, 0
+            for n in sizes:
+                total = total + n / a.shape[0] * fn(a[offset:offset + n], b[offset:offset + n], tau,
+                                                    z1_all=a, z2_all=b, offset=offset)
+                offset += n
+            return total
+        return run
+
+    loss_c, grads_c = _loss_and_grads(split(cpu_fn), (z1, z2), "cpu")
+    loss_g, grads_g = _loss_and_grads(split(nt_xent), (z1, z2), device)
+    ref_loss, ref_grads = _loss_and_grads(lambda a, b: nt_xent_reference(a, b, tau), (z1, z2), device)
+    assert loss_g.item() == pytest.approx(loss_c.item(), rel=rtol)
+    assert loss_g.item() == pytest.approx(ref_loss.item(), rel=rtol)
+    for a, b, r in zip(grads_g, grads_c, ref_grads):
+        _assert_close(a, b, rtol)
+        _assert_close(a, r, rtol)
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+def test_nt_xent_distributed_gradcheck_on_the_device(device):
+    z1, z2 = (t.to(device).requires_grad_() for t in _pair(3, 5, torch.float64, seed=12))
+    a1, a2 = (t.to(device).requires_grad_() for t in _pair(7, 5, torch.float64, seed=13))
+    assert torch.autograd.gradcheck(lambda *t: nt_xent(t[0], t[1], 0.5, z1_all=t[2], z2_all=t[3], offset=4),
+                                    (z1, z2, a1, a2))
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+def test_nt_xent_opcheck_on_the_device(device):
+    z1, z2 = (t.to(device).requires_grad_() for t in _pair(8, 16, torch.float32, seed=14))
+    a1, a2 = (t.to(device).requires_grad_() for t in _pair(24, 16, torch.float32, seed=15))
+    torch.library.opcheck(torch.ops.ecgfast.nt_xent.default, (z1, z2, 0.1))
+    torch.library.opcheck(torch.ops.ecgfast.nt_xent.default, (z1, z2, 0.1, a1, a2, 8))
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_byol_loss_on_the_device_equals_the_cpu(dtype, rtol, device):
+    p, z = _pair(257, 256, dtype, seed=16)  # 257 rows, D not a multiple of the warp
+    loss_c, grads_c = _loss_and_grads(_on_the_cpu(device, byol_loss, byol_loss_reference), (p, z), "cpu")
+    loss_g, grads_g = _loss_and_grads(byol_loss, (p, z), device)
+    assert loss_g.dtype == dtype
+    assert loss_g.item() == pytest.approx(loss_c.item(), rel=rtol)
+    for a, b in zip(grads_g, grads_c):
+        _assert_close(a, b, rtol)
+
+
+@needs_ext
+@pytest.mark.usefixtures("ieee_float32")
+@pytest.mark.parametrize("device", CUDA_ONLY)
+def test_losses_step_needs_no_host_sync(device):
+    """Forward and backward of both losses only queue work on the stream."""
+    z1, z2 = (t.to(device).requires_grad_() for t in _pair(300, 128, torch.float32, seed=17))
+    a1, a2 = (t.to(device).requires_grad_() for t in _pair(900, 128, torch.float32, seed=18))
+
+    def step():
+        (nt_xent(z1, z2) + nt_xent(z1, z2, z1_all=a1, z2_all=a2, offset=300) + byol_loss(z1, z2)).backward()
+
+    step()  # warm-up: cuBLAS handles and the allocator outside the checked region
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
+@needs_ext
+@pytest.mark.parametrize("device", OPS)
+def test_byol_opcheck_on_the_device(device):
+    p, z = (t.to(device).requires_grad_() for t in _pair(4, 8, torch.float32, seed=19))
+    torch.library.opcheck(torch.ops.ecgfast.byol_loss.default, (p, z))
+
+
+@needs_ext
+@pytest.mark.parametrize("device", CUDA_ONLY)
+def test_losses_tensors_on_two_devices_are_an_error(device):
+    z1, z2 = _pair(4, 8, torch.float32, seed=20)
+    with pytest.raises(RuntimeError, match=r"nt_xent: all tensors must be on one device.*cuda.*cpu"):
+        torch.ops.ecgfast.nt_xent(z1.to(device), z2, 0.1)
+    with pytest.raises(RuntimeError, match=r"nt_xent: all tensors must be on one device"):
+        torch.ops.ecgfast.nt_xent(z1.to(device), z2.to(device), 0.1, z1, z2.to(device), 0)
+    with pytest.raises(RuntimeError, match=r"byol_loss: all tensors must be on one device.*cuda.*cpu"):
+        torch.ops.ecgfast.byol_loss(z1.to(device), z2)

@@ -157,6 +157,7 @@ def test_finetune_probe_supervised_and_evaluate_with_backbones(synthetic_cache_p
 
 
 def test_experiment_with_a_backbone(synthetic_cache_path, synthetic_root, tmp_path):
+    from ecgfast.cli.experiment import build_parser, from_args, main
     from ecgfast.study import experiment
 
     argv = ["--data-root", str(synthetic_root), "--cache", str(synthetic_cache_path), "--arms", "supervised",
@@ -164,9 +165,9 @@ def test_experiment_with_a_backbone(synthetic_cache_path, synthetic_root, tmp_pa
             "--finetune-batch-size", "32",
             "--signal-length", "128", "--bootstrap", "10", "--out", str(tmp_path), "--no-progress",
             "--precision", "fp32", "--encoder", "resnet1d_wang"]
-    cfg = experiment.from_args(experiment.build_parser().parse_args(argv))
+    cfg = from_args(build_parser().parse_args(argv))
     assert cfg.encoder == "resnet1d_wang"
-    assert experiment.main(argv) == 0
+    assert main(argv) == 0
     assert "Encoder (backbone): resnet1d_wang." in (tmp_path / "summary.md").read_text()
     assert json.loads((tmp_path / "results.json").read_text())["encoder"] == "resnet1d_wang"
     ckpt = torch.load(experiment.run_dir(tmp_path, "supervised", 1, 0.25, encoder="resnet1d_wang") / "classifier.pt", weights_only=True)

@@ -22,7 +22,7 @@ ARGV = st.lists(st.tuples(st.sampled_from(FLAGS), VALUES), max_size=6).map(
 def _parsers():
     import argparse
 
-    from ecgfast.study import experiment
+    from ecgfast.cli import experiment
     from ecgfast.train.config import (add_classifier_flags, add_pretrain_flags, classifier_from_args,
                                       pretrain_from_args)
 

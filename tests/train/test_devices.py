@@ -12,7 +12,7 @@ import torch
 
 from ecgfast.base.errors import ConfigError
 from ecgfast.models import ECGEncoder1DCNN
-from ecgfast.train.common import resolve_compile, resolve_device, resolve_precision
+from ecgfast.base.runtime import resolve_compile, resolve_device, resolve_precision
 from ecgfast.train_ssl_byol import main as byol_main
 from ecgfast.train_ssl_simclr import main as simclr_main
 
@@ -24,7 +24,7 @@ def test_auto_device_precision_and_compile_on_this_machine():
     dev = resolve_device("auto")
     assert dev.type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == torch.device("cpu")
-    from ecgfast.train.common import cpu_has_native_bf16
+    from ecgfast.base.runtime import cpu_has_native_bf16
 
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_native_bf16() else "fp32")
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"

@@ -18,7 +18,7 @@ from tiny_run import tiny_args
 
 
 def test_an_unknown_memory_format_lists_the_valid_ones(tmp_path, capsys):
-    from ecgfast.deploy.embed import main as embed_main
+    from ecgfast.cli.embed import main as embed_main
     from ecgfast.train.config import RunConfig
     from ecgfast.train_supervised import main as supervised_main
 

@@ -283,13 +283,14 @@ def test_experiment_table_groups_by_the_axes_and_pairs_recipes_backbone_by_backb
 
 
 def test_experiment_compares_recipes_end_to_end(synthetic_cache_path, synthetic_root, tmp_path):
+    from ecgfast.cli.experiment import build_parser, main
     from ecgfast.study import experiment
 
     argv = ["--data-root", str(synthetic_root), "--cache", str(synthetic_cache_path), "--arms", "supervised",
             "--seeds", "1", "2", "--label-fractions", "0.5", "--no-reference", "--finetune-epochs", "2",
             "--signal-length", "256", "--bootstrap", "10", "--out", str(tmp_path), "--no-progress",
             "--precision", "fp32", "--recipes", "seed", "field"]
-    assert experiment.main(argv) == 0
+    assert main(argv) == 0
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
     assert sorted((r["recipe"], r["seed"]) for r in runs) == [("field", 1), ("field", 2), ("seed", 1), ("seed", 2)]
     field = torch.load(experiment.run_dir(tmp_path, "supervised", 1, 0.5, recipe="field") / "classifier.pt",
@@ -302,4 +303,4 @@ def test_experiment_compares_recipes_end_to_end(synthetic_cache_path, synthetic_
     assert "supervised: field vs seed" in (tmp_path / "summary.md").read_text()
     assert (tmp_path / "axes.png").stat().st_size > 0
     with pytest.raises(SystemExit):
-        experiment.build_parser().parse_args(["--recipes", "fancy"])
+        build_parser().parse_args(["--recipes", "fancy"])

@@ -41,7 +41,7 @@ def test_a_malicious_pickle_is_refused_without_running(tmp_path):
 
 
 def test_every_command_refuses_a_malicious_checkpoint(synthetic_cache_path, tmp_path, capsys):
-    from ecgfast.eval.evaluate import main as evaluate_main
+    from ecgfast.cli.evaluate import main as evaluate_main
 
     marker = tmp_path / "pwned"
     bad = _malicious(tmp_path / "bad.pt", marker)
@@ -132,7 +132,7 @@ def test_stale_temp_files_of_killed_writers_are_removed(synthetic_cache_path, tm
 
 
 def test_evaluate_refuses_a_cache_of_another_rate(synthetic_root, synthetic_cache_path, tmp_path, capsys):
-    from ecgfast.eval.evaluate import main as evaluate_main
+    from ecgfast.cli.evaluate import main as evaluate_main
     from ecgfast.train_supervised import main as supervised_main
 
     clf = tmp_path / "clf.pt"

@@ -48,7 +48,7 @@ Tensors2 nt_xent_backward_autocast(const at::Tensor& grad, const at::Tensor& z1,
                                    const at::Tensor& h, const at::Tensor& lse, double temperature) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   static const auto call = op<Tensors2(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                       const at::Tensor&, double)>("ecgfast::nt_xent_backward");
+                                       const at::Tensor&, double)>("ecgfast::_nt_xent_backward");
   return call.call(to_float32(grad), to_float32(z1), to_float32(z2), to_float32(h), to_float32(lse), temperature);
 }
 
@@ -59,7 +59,7 @@ Tensors4 nt_xent_distributed_backward_autocast(const at::Tensor& grad, const at:
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   static const auto call =
       op<Tensors4(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                  const at::Tensor&, const at::Tensor&, double, int64_t)>("ecgfast::nt_xent_distributed_backward");
+                  const at::Tensor&, const at::Tensor&, double, int64_t)>("ecgfast::_nt_xent_distributed_backward");
   return call.call(to_float32(grad), to_float32(z1), to_float32(z2), to_float32(z1_all), to_float32(z2_all),
                    to_float32(h), to_float32(lse), temperature, offset);
 }
@@ -73,16 +73,16 @@ at::Tensor byol_loss_autocast(const at::Tensor& p, const at::Tensor& z) {
 Tensors2 byol_loss_backward_autocast(const at::Tensor& grad, const at::Tensor& p, const at::Tensor& z) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   static const auto call =
-      op<Tensors2(const at::Tensor&, const at::Tensor&, const at::Tensor&)>("ecgfast::byol_loss_backward");
+      op<Tensors2(const at::Tensor&, const at::Tensor&, const at::Tensor&)>("ecgfast::_byol_loss_backward");
   return call.call(to_float32(grad), to_float32(p), to_float32(z));
 }
 
 void register_autocast(torch::Library& m) {
   m.impl("nt_xent", &nt_xent_autocast);
-  m.impl("nt_xent_backward", &nt_xent_backward_autocast);
-  m.impl("nt_xent_distributed_backward", &nt_xent_distributed_backward_autocast);
+  m.impl("_nt_xent_backward", &nt_xent_backward_autocast);
+  m.impl("_nt_xent_distributed_backward", &nt_xent_distributed_backward_autocast);
   m.impl("byol_loss", &byol_loss_autocast);
-  m.impl("byol_loss_backward", &byol_loss_backward_autocast);
+  m.impl("_byol_loss_backward", &byol_loss_backward_autocast);
 }
 
 }  // namespace

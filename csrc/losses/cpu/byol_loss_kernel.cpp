@@ -38,7 +38,7 @@ std::tuple<at::Tensor, at::Tensor> byol_loss_backward_cpu(const at::Tensor& grad
   const int64_t N = p.size(0), D = p.size(1);
   auto dp = at::empty_like(p), dz = at::empty_like(z);
   const double g = grad.item<double>() * -2.0 / N;  // a CPU tensor: no device sync
-  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "byol_loss_backward_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "_byol_loss_backward_cpu", [&] {
     const scalar_t *pp = p.data_ptr<scalar_t>(), *zp = z.data_ptr<scalar_t>();
     scalar_t *dpp = dp.data_ptr<scalar_t>(), *dzp = dz.data_ptr<scalar_t>();
     at::parallel_for(0, N, 64, [&](int64_t b, int64_t e) {
@@ -60,7 +60,7 @@ std::tuple<at::Tensor, at::Tensor> byol_loss_backward_cpu(const at::Tensor& grad
 
 TORCH_LIBRARY_IMPL(ecgfast, CPU, m) {
   m.impl("byol_loss", &byol_loss_cpu);
-  m.impl("byol_loss_backward", &byol_loss_backward_cpu);
+  m.impl("_byol_loss_backward", &byol_loss_backward_cpu);
 }
 
 }  // namespace ecgfast

@@ -95,9 +95,9 @@ std::tuple<at::Tensor, at::Tensor> byol_loss_backward_cuda(const at::Tensor& gra
   const auto p = p_in.contiguous(), z = z_in.contiguous();
   const auto g = grad.to(at::kDouble).contiguous();  // on the device: stays asynchronous
   const int64_t N = p.size(0), D = p.size(1);
-  check_grid(N, "byol_loss_backward");
+  check_grid(N, "_byol_loss_backward");
   auto dp = at::empty_like(p), dz = at::empty_like(z);
-  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "byol_loss_backward_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "_byol_loss_backward_cuda", [&] {
     byol_backward_kernel<scalar_t><<<static_cast<unsigned>(N), kWarp, 0, at::cuda::getCurrentCUDAStream()>>>(
         g.data_ptr<double>(), p.data_ptr<scalar_t>(), z.data_ptr<scalar_t>(), dp.data_ptr<scalar_t>(),
         dz.data_ptr<scalar_t>(), N, D);
@@ -110,7 +110,7 @@ std::tuple<at::Tensor, at::Tensor> byol_loss_backward_cuda(const at::Tensor& gra
 
 TORCH_LIBRARY_IMPL(ecgfast, CUDA, m) {
   m.impl("byol_loss", &byol_loss_cuda);
-  m.impl("byol_loss_backward", &byol_loss_backward_cuda);
+  m.impl("_byol_loss_backward", &byol_loss_backward_cuda);
 }
 
 }  // namespace ecgfast

@@ -28,41 +28,23 @@ import io
 import json
 import multiprocessing
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ecgfast import CLASSES, LEADS, __version__
-from ecgfast.base.fs import atomic_write, prepare_output_folder
 from ecgfast.base.errors import ConfigError, DataError
-from ecgfast.data.errors import UnsafePathError
+from ecgfast.base.fs import atomic_write, prepare_output_folder
+from ecgfast.base.progress import progress_bar
+from ecgfast.data.corpus.format import FORMAT, FORMAT_VERSION, MANIFEST, SUFFIXES, parse_shards  # noqa: F401
+from ecgfast.data.corpus.format import file_entries as _file_entries
+from ecgfast.data.corpus.format import sha256_file as _sha256_file
 from ecgfast.data.corpus.harmonise import GAIN, harmonise
-from ecgfast.data.sources.readers import LAYOUTS, MAX_RECORD_SAMPLES, RATE_RANGE, MissingSourceRecord, open_source
+from ecgfast.data.errors import UnsafePathError
+from ecgfast.data.sources import LAYOUTS
+from ecgfast.data.sources.readers import MAX_RECORD_SAMPLES, RATE_RANGE, MissingSourceRecord, open_source
 
-FORMAT = "ecgfast-corpus"
-# 2: every shard lists the size and sha256 of each of its files (signals, labels, metadata);
-# version-1 manifests are refused with the one command that upgrades them (``ecgfast corpus upgrade``).
-# (age, sex in meta.npz are additive: readers ignore unknown keys)
-FORMAT_VERSION = 2
-MANIFEST = "manifest.json"
-SUFFIXES = (".npy", ".labels.npy", ".meta.npz")  # a shard's files: signals, labels, per-window metadata
 MAX_MESSAGES = 20
-
-
-def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _file_entries(out: Path, name: str) -> dict:
-    """``{suffix: {"bytes", "sha256"}}`` of shard ``name``'s files, as the manifest lists them."""
-    return {s: {"bytes": (out / f"{name}{s}").stat().st_size, "sha256": _sha256_file(out / f"{name}{s}")}
-            for s in SUFFIXES}
 
 
 def _digest(obj) -> str:
@@ -350,7 +332,7 @@ def build_corpus(layout: str, source, out, *, sampling_rate: float = 100, second
             for suffix in (*SUFFIXES, ".json"):
                 (out / f"{p.stem}{suffix}").unlink(missing_ok=True)
 
-    bar = tqdm(total=len(jobs), desc=f"corpus {layout}", unit="shard", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc=f"corpus {layout}", unit="shard", enabled=progress)
     workers = max(1, min(int(workers), len(jobs) or 1))
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
@@ -472,8 +454,6 @@ def upgrade_corpus(manifest_path) -> tuple[dict, bool]:
     if m.get("format_version") != 1:
         raise DataError(f"{p}: format version {m.get('format_version')!r} cannot be upgraded; rebuild the corpus "
                         "with `ecgfast corpus build`")
-    from ecgfast.data.corpus.store import parse_shards
-
     shards = m.get("shards")
     if not isinstance(shards, list) or not all(isinstance(sh, dict) for sh in shards):
         raise DataError(f"corpus manifest {p}: 'shards' is not a list of objects; rebuild the corpus")

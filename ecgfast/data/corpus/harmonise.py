@@ -23,7 +23,8 @@ import numpy as np
 from scipy.signal import firwin, resample_poly
 
 from ecgfast.base.errors import DataError
-from ecgfast.data.sources.readers import SourceRecord, lead_order
+from ecgfast.data.leads import lead_order
+from ecgfast.data.sources.readers import SourceRecord
 
 GAIN = 1000.0
 

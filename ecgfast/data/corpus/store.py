@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from pathlib import Path
 
@@ -23,58 +22,10 @@ import numpy as np
 
 from ecgfast.base.errors import ConfigError, DataError, EcgfastError
 from ecgfast.base.fs import atomic_write
-from ecgfast.data.corpus.build import FORMAT, FORMAT_VERSION, MANIFEST, SUFFIXES, _sha256_file
+from ecgfast.data.corpus.format import FORMAT, FORMAT_VERSION, MANIFEST, REBUILD, SUFFIXES, parse_shards  # noqa: F401
+from ecgfast.data.corpus.format import sha256_file as _sha256_file
 
-REBUILD = "rebuild it with `ecgfast corpus build` (same --out: unchanged shards are kept)"
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _VERIFIED_FORMAT = "ecgfast-corpus-verified"
-
-
-MAX_COUNT = 2**48  # windows or bytes: beyond any disk, within int64 arithmetic
-
-
-def _is_count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_COUNT
-
-
-def parse_shards(m: dict, where) -> list[dict]:
-    """The manifest's shard list, checked: ``[{"name", "windows", "files": {suffix: {"bytes", "sha256"}}}]``.
-
-    ``DataError`` naming the manifest and the shard for a name that is not a plain file
-    name, a repeated name, a count that is not a non-negative integer, or a file without
-    its size and sha256.
-    """
-    shards = m.get("shards")
-    if not isinstance(shards, list):
-        raise DataError(f"corpus manifest {where}: 'shards' is not a list; {REBUILD}")
-    out, seen = [], set()
-    for i, sh in enumerate(shards):
-        if not isinstance(sh, dict):
-            raise DataError(f"corpus manifest {where}: shard entry {i} is not an object; {REBUILD}")
-        name = sh.get("name")
-        if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or os.sep in name \
-                or "\x00" in name or (os.altsep and os.altsep in name):
-            raise DataError(f"corpus manifest {where}: shard name {name!r} is not a file name in its folder")
-        if name in seen:
-            raise DataError(f"corpus manifest {where}: shard {name} is listed twice")
-        seen.add(name)
-        windows = sh.get("windows")
-        if not _is_count(windows):
-            raise DataError(f"corpus manifest {where}: shard {name} has window count {windows!r}, not an "
-                            f"integer in [0, 2**48); {REBUILD}")
-        files = sh.get("files")
-        if not isinstance(files, dict) or set(files) != set(SUFFIXES):
-            raise DataError(f"corpus manifest {where}: shard {name} does not list the sizes and hashes of its "
-                            f"{', '.join(name + s for s in SUFFIXES)} files; {REBUILD}")
-        for suffix, entry in files.items():
-            if not (isinstance(entry, dict) and _is_count(entry.get("bytes"))
-                    and isinstance(entry.get("sha256"), str) and _HEX64.match(entry["sha256"])):
-                raise DataError(f"corpus manifest {where}: shard file {name}{suffix} has no valid size and sha256 "
-                                f"in the manifest; {REBUILD}")
-        if sh.get("sha256") != files[".npy"]["sha256"]:
-            raise DataError(f"corpus manifest {where}: shard {name}: its sha256 and files['.npy'] disagree; {REBUILD}")
-        out.append({"name": name, "windows": windows, "files": files})
-    return out
 
 
 def _npy_header(f: Path, manifest) -> tuple[tuple, np.dtype, bool, int]:

@@ -166,7 +166,8 @@ class StreamingLoader:
         # a buffer beyond the rank's epoch holds nothing more (one group is the whole epoch either way)
         per_group = int(min(per_group, math.ceil(self.per_rank / self.batch_size)))
         self.memory_budget_mb = float(memory_budget_mb)
-        self.group_size = per_group * self.batch_size
+        # ... nor more windows than the rank's epoch (a batch size beyond the epoch is one short batch)
+        self.group_size = int(min(per_group * self.batch_size, self.per_rank))
         self.block_windows = int(block_windows)
         self.bases = np.concatenate([[0], np.cumsum([len(c) for c in self.corpora])])[:-1]
         self._blocks = []
@@ -297,7 +298,7 @@ class StreamingLoader:
                         x = torch.empty((len(p), 12, T), pin_memory=True)
                     else:
                         if pool is None:
-                            pool = _BatchPool((B, 12, T))
+                            pool = _BatchPool((min(B, self.group_size), 12, T))
                         x = torch.from_numpy(pool.get(len(p)))
                     gather_dequantize(raw, torch.from_numpy(p), self._gain, self._baseline, out=x)
                     y, i = torch.from_numpy(lab[p].astype(np.float32)), torch.from_numpy(idx[p].copy())

@@ -27,7 +27,11 @@ Trust rules, the same for every layout:
 * Index records that no file holds (a CODE-15 exam in ``exams.csv`` absent from
   every part) are reported by ``absent()`` and counted as missing.
 
-Layouts: ``ptbxl`` (wraps ``ecgfast.data.records``), ``cinc2021``,
+WFDB records (PTB-XL, CinC 2021, MIMIC-IV-ECG) are read by the one WFDB reader,
+``ecgfast.data.records`` (``read_wfdb``, ``read_record_digital``): the header rules,
+units and lead names (``ecgfast.data.leads``) are the ones inference applies.
+
+Layouts (``ecgfast.data.sources.LAYOUTS``): ``ptbxl``, ``cinc2021``,
 ``mimic-iv-ecg``, ``code15``, ``numpy`` -- see ``ecgfast.data.sources.synthetic``
 for each layout's files.
 """
@@ -35,7 +39,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,20 +48,20 @@ import pandas as pd
 
 from ecgfast import CLASSES, LEADS
 from ecgfast.base.errors import DataError
-from ecgfast.data.errors import UnsafePathError
+from ecgfast.data.errors import MissingSourceRecord, UnsafePathError  # noqa: F401  (MissingSourceRecord: re-exported)
+from ecgfast.data.leads import LEAD_ALIASES, lead_order  # noqa: F401  (re-exported: the one lead table)
+from ecgfast.data.records import (  # noqa: F401
+    MAX_HEADER_BYTES,
+    MAX_RECORD_SAMPLES,
+    RATE_RANGE,
+    WfdbHeader,
+    check_length,
+    check_rate,
+    check_signal,
+    parse_header,
+    read_wfdb,
+)
 from ecgfast.data.sources.snomed import superclass_labels
-
-LEAD_ALIASES = {"DI": "I", "DII": "II", "DIII": "III", "D1": "I", "D2": "II", "D3": "III"}
-LAYOUTS = ("ptbxl", "cinc2021", "mimic-iv-ecg", "code15", "numpy")
-# 2**21 samples per lead: 35 min at 1000 Hz, 2.3 h at 257 Hz (St Petersburg's 30-min records fit); at the
-# cap one record costs ~0.2 GB as float64, so a worker stays well under 1 GB whatever a header claims
-MAX_RECORD_SAMPLES = 2 ** 21
-RATE_RANGE = (10.0, 20000.0)  # Hz: outside it a rate is a typo or a unit error (and resampling would explode)
-MAX_HEADER_BYTES = 1 << 20    # a WFDB header of 12 signals is < 2 kB
-
-
-class MissingSourceRecord(DataError):
-    """A record the layout's index names is absent (a partial download)."""
 
 
 @dataclass
@@ -75,50 +78,6 @@ class SourceRecord:
     age: float = float("nan")   # years, NaN unknown
     sex: str = ""               # "M", "F" or "" unknown
     where: str = ""             # the record and its file, for messages (e.g. "record /data/x/A1")
-
-
-def lead_order(names, where: str) -> np.ndarray:
-    """Row index of each standard lead (I, II, ..., V6) in ``names``, matched case-insensitively.
-
-    A record missing any of the 12 leads is refused (no masking: every window in
-    a corpus has all 12 leads), as is one naming a lead twice.
-    """
-    upper = [LEAD_ALIASES.get(str(n).strip().upper(), str(n).strip().upper()) for n in names]
-    if len(set(upper)) != len(upper):
-        raise DataError(f"{where}: lead names {list(names)} repeat a lead")
-    missing = [l for l in LEADS if l not in upper]
-    if missing:
-        raise DataError(f"{where}: lacks lead(s) {missing} of the standard 12 (has {list(names)})")
-    return np.array([upper.index(l) for l in LEADS])
-
-
-def check_rate(fs, where: str) -> float:
-    """``fs`` as a float; ``DataError`` unless it is a finite number in ``RATE_RANGE``."""
-    if isinstance(fs, bool) or not isinstance(fs, (int, float, np.integer, np.floating)) or not math.isfinite(fs):
-        raise DataError(f"{where}: invalid sampling rate {fs!r}")
-    if not RATE_RANGE[0] <= fs <= RATE_RANGE[1]:
-        raise DataError(f"{where}: sampling rate {fs:g} Hz is outside {RATE_RANGE[0]:g}-{RATE_RANGE[1]:g} Hz")
-    return float(fs)
-
-
-def check_length(n: int, where: str, cap: int = MAX_RECORD_SAMPLES) -> int:
-    """``n`` samples per lead; ``DataError`` unless 1 <= n <= ``cap`` (checked before anything is read)."""
-    if n < 1:
-        raise DataError(f"{where}: header gives {n} samples per lead")
-    if n > cap:
-        raise DataError(f"{where}: {n} samples per lead exceeds the cap of {cap} (max_record_samples); "
-                        "split the record or raise the cap")
-    return int(n)
-
-
-def check_signal(sig: np.ndarray, fs, where: str, cap: int = MAX_RECORD_SAMPLES) -> None:
-    check_rate(fs, where)
-    if sig.ndim != 2 or sig.shape[1] < 1:
-        raise DataError(f"{where}: signal of shape {sig.shape}, expected (leads, samples) with samples > 0")
-    check_length(sig.shape[1], where, cap)
-    bad = ~np.isfinite(sig)
-    if bad.any():
-        raise DataError(f"{where}: holds {int(bad.sum())} NaN/infinite sample(s)")
 
 
 class Source:
@@ -196,163 +155,6 @@ class _RowBlockSource(Source):
         return out
 
 
-# --- WFDB ---------------------------------------------------------------------------------
-
-@dataclass
-class WfdbHeader:
-    """The parts of a WFDB header the readers use (the same names as ``wfdb.Record``'s)."""
-    record_name: str
-    n_sig: int
-    fs: float
-    sig_len: int
-    file_name: list
-    fmt: list
-    byte_offset: list
-    adc_gain: list
-    baseline: list
-    units: list
-    sig_name: list
-    comments: list
-
-
-_SIG_FMT = re.compile(r"^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$")
-_GAIN = re.compile(r"^([-+0-9.eE]+)(?:\(([-+0-9]+)\))?(?:/(\S+))?$")
-
-
-def parse_header(text: str, where: str) -> WfdbHeader:
-    """A single-segment WFDB header (the record line, one line per signal, ``#`` comments).
-
-    wfdb's own parser costs ~50 ms a header (pandas per field); this one reads the
-    fields the corpus readers need in microseconds, and refuses what it does not
-    understand (multi-segment records, odd fields) with the record named.
-    """
-    lines, comments = [], []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            comments.append(line.lstrip("#").strip())
-        else:
-            lines.append(line.split("#", 1)[0].split())
-    if not lines or len(lines[0]) < 2:
-        raise DataError(f"{where}: header has no record line")
-    rec = lines[0]
-    if "/" in rec[0]:
-        raise DataError(f"{where}: multi-segment records are not supported")
-    try:
-        n_sig = int(rec[1])
-        fs = float(rec[2].split("/")[0].split("(")[0]) if len(rec) > 2 else 250.0
-        sig_len = int(rec[3]) if len(rec) > 3 else 0
-    except ValueError as exc:
-        raise DataError(f"{where}: malformed record line {' '.join(rec)!r}") from exc
-    if len(rec) <= 2:  # WFDB's default 250 Hz is a guess, not a calibration
-        raise DataError(f"{where}: header gives no sampling rate")
-    sigs = lines[1:]
-    if len(sigs) != n_sig:
-        raise DataError(f"{where}: header announces {n_sig} signals but describes {len(sigs)}")
-    h = WfdbHeader(rec[0], n_sig, fs, sig_len, [], [], [], [], [], [], [], comments)
-    for k, f in enumerate(sigs):
-        m = _SIG_FMT.match(f[1]) if len(f) > 1 else None
-        if not m:
-            raise DataError(f"{where}: signal line {k + 1} has no valid format field")
-        fmt, spf, skew, off = m.groups()
-        if spf not in (None, "1") or skew not in (None, "0"):
-            raise DataError(f"{where}: samples-per-frame / skew fields are not supported")
-        # WFDB reads a missing or zero gain as "uncalibrated, assume 200/mV": a guess at the scale of
-        # every sample, so it is refused here rather than silently stored as millivolts
-        if len(f) <= 2:
-            raise DataError(f"{where}: signal line {k + 1} gives no ADC gain (uncalibrated signal)")
-        g = _GAIN.match(f[2])
-        if not g:
-            raise DataError(f"{where}: signal line {k + 1}: malformed gain field {f[2]!r}")
-        try:
-            gain = float(g.group(1))
-            base = int(g.group(2)) if g.group(2) is not None else None
-            adc_zero = int(f[4]) if len(f) > 4 else 0
-        except ValueError:
-            raise DataError(f"{where}: signal line {k + 1}: malformed gain, baseline or ADC zero "
-                            f"{' '.join(f[2:5])!r}") from None
-        if not math.isfinite(gain) or gain <= 0:
-            raise DataError(f"{where}: signal line {k + 1}: ADC gain {g.group(1)} is not a positive finite "
-                            "number (0 means uncalibrated in WFDB)")
-        units = g.group(3) or "mV"
-        h.file_name.append(f[0])
-        h.fmt.append(fmt)
-        h.byte_offset.append(int(off or 0))
-        h.adc_gain.append(gain)
-        h.baseline.append(adc_zero if base is None else base)
-        h.units.append(units)
-        h.sig_name.append(" ".join(f[8:]) if len(f) > 8 else f"sig{k}")
-    return h
-
-
-def read_wfdb(path: Path, where: str | None = None, source: Source | None = None,
-              cap: int = MAX_RECORD_SAMPLES):
-    """(float32 (12, n) mV in standard lead order, fs, header) of a WFDB format-16 record, validated.
-
-    The header is parsed here and the samples read with ``np.fromfile`` at the
-    header's byte offset (a CinC ``.mat`` is format 16 after its 24-byte MATLAB
-    v4 header); the tests check the result against ``wfdb.rdrecord``. With
-    ``source``, both files must resolve inside its folder. The rate, length
-    (at most ``cap`` samples per lead), gains and file size are checked before
-    any sample is read.
-    """
-    where = where or f"record {path}"
-    hea = path.with_name(path.name + ".hea")
-    if source is not None:
-        source.confine(hea, where)
-    if not hea.is_file():
-        raise MissingSourceRecord(f"{where}: header {hea} not found")
-    try:
-        size = hea.stat().st_size
-        if size > MAX_HEADER_BYTES:
-            raise DataError(f"{where}: header {hea} holds {size} bytes (more than {MAX_HEADER_BYTES}): not a "
-                            "WFDB header")
-        header = parse_header(hea.read_text(errors="replace"), where)
-    except OSError as exc:
-        raise DataError(f"{where}: unreadable header {hea} ({exc})") from exc
-    order = lead_order(header.sig_name, where)
-    check_rate(header.fs, where)
-    check_length(header.sig_len, where, cap)
-    if set(header.fmt) != {"16"}:
-        raise DataError(f"{where}: signal format {sorted(set(header.fmt))}, expected 16")
-    files = set(header.file_name)
-    if len(files) != 1 or len(set(header.byte_offset)) != 1:
-        raise DataError(f"{where}: signals spread over {len(files)} files, expected one")
-    name = files.pop()
-    # a signal file is named relative to the record's folder: a bare file name, never a path
-    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise UnsafePathError(f"{where}: header {hea} names signal file {name!r}, not a file in the record's "
-                              "folder; fix the header")
-    dat = path.with_name(name)
-    if source is not None:
-        source.confine(dat, where)
-    if not dat.is_file():
-        raise MissingSourceRecord(f"{where}: signal file {dat} not found")
-    offset = header.byte_offset[0]
-    count = header.sig_len * header.n_sig
-    want = offset + count * 2
-    have = dat.stat().st_size
-    if have < want:
-        raise DataError(f"{where}: {dat} is truncated ({have} bytes, header implies {want})")
-    if any(u.lower() != "mv" for u in header.units):
-        raise DataError(f"{where}: units {sorted(set(header.units))}, expected mV")
-    gain = np.asarray(header.adc_gain, dtype=np.float64)
-    try:
-        adc = np.fromfile(dat, dtype="<i2", count=count, offset=offset).reshape(header.sig_len, header.n_sig)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{where}: unreadable signal file {dat} ({exc})") from exc
-    missing = adc == -32768  # WFDB format 16's "no sample"
-    if missing.any():
-        raise DataError(f"{where}: holds {int(missing.sum())} missing (NaN) sample(s)")
-    base = np.asarray(header.baseline, np.float64)
-    mv = np.empty((len(order), header.sig_len), np.float32)
-    for j, k in enumerate(order):  # one lead at a time: no (n, 12) float64 temporaries
-        mv[j] = (adc[:, k] - base[k]) / gain[k]
-    return mv, float(header.fs), header
-
-
 def _header_comments(header) -> dict:
     out = {}
     for c in header.comments or []:
@@ -400,12 +202,10 @@ class PTBXLSource(Source):
         return [p.with_name(p.name + ".hea"), p.with_name(p.name + ".dat")]
 
     def read(self, i):
-        from ecgfast.data.records import MissingRecordError, read_record_digital
+        from ecgfast.data.records import read_record_digital
 
-        try:  # root: the csv path and the header's .dat are confined to the PTB-XL folder
-            adc, gain, baseline = read_record_digital(self.root / self.files[i], self.rate, root=self.root)
-        except MissingRecordError as exc:
-            raise MissingSourceRecord(str(exc)) from exc
+        # root: the csv path and the header's .dat are confined to the PTB-XL folder
+        adc, gain, baseline = read_record_digital(self.root / self.files[i], self.rate, root=self.root)
         mv = (adc.astype(np.float32) - baseline[:, None]) / gain[:, None]
         m = self.meta
         row = m.records.iloc[i]
@@ -431,7 +231,7 @@ class CinC2021Source(Source):
 
     def read(self, item):
         path = self.root / item
-        mv, fs, header = read_wfdb(path, source=self, cap=self.max_samples)
+        mv, fs, header = read_wfdb(path, confine=self.confine, cap=self.max_samples)
         dat = set(header.file_name).pop()
         if not dat.endswith(".mat"):
             raise DataError(f"record {path}: signal file {dat}, expected a .mat (CinC 2021 layout)")
@@ -503,7 +303,7 @@ class MIMICSource(Source):
     def read(self, i):
         path = self.root / self.paths[i]
         where = f"record {path} (study {self.studies[i]}, {self.csv.name} row {i + 1})"
-        mv, fs, _ = read_wfdb(path, where, source=self, cap=self.max_samples)
+        mv, fs, _ = read_wfdb(path, where, confine=self.confine, cap=self.max_samples)
         return [SourceRecord("mimic-iv-ecg", str(self.studies[i]), mv, LEADS, fs, int(self.subjects[i]),
                              where=where)]
 
@@ -827,8 +627,7 @@ class NumpySource(_RowBlockSource):
                                self.labels[i], bool(self.labelled and self.labels[i].any()), where=where)
 
 
-SOURCES = {"ptbxl": PTBXLSource, "cinc2021": CinC2021Source, "mimic-iv-ecg": MIMICSource,
-           "code15": Code15Source, "numpy": NumpySource}
+SOURCES = {cls.layout: cls for cls in (PTBXLSource, CinC2021Source, MIMICSource, Code15Source, NumpySource)}
 
 
 def open_source(layout: str, root, **options) -> Source:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ecgfast import CLASSES, LEADS
+from ecgfast.data.sources import LAYOUTS
 from ecgfast.data.sources.snomed import CODES_OF_CLASS, RHYTHM_ONLY
 from ecgfast.data.synthetic import draw_record, synthesize_ecg
 
@@ -203,5 +204,5 @@ def write_layout(layout: str, out, n_records: int, seed: int = 0) -> dict:
         write_synthetic_ptbxl(out, n_records, seed, progress=False)
         return {"records": n_records}
     if layout not in writers:
-        raise ValueError(f"unknown layout {layout!r}; choose from ptbxl, {', '.join(writers)}")
+        raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
     return writers[layout](out, n_records, seed)
