@@ -77,11 +77,14 @@ def encoder_of(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> str:
 
 def model_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dict:
     """:func:`~ecgfast.base.checkpoint.checkpoint_spec` of a checkpoint a model is built from: its encoder
-    known here (:func:`encoder_of`), its units known and a normaliser stored."""
+    known here (:func:`encoder_of`), its units known, a normaliser stored, no lead named twice (by the lead
+    table, aliases included)."""
     spec = checkpoint_spec(ckpt, path)
     encoder_of(ckpt, path)
     _unit_factor(spec["units"])
     require_normalizer(spec, path)
+    if len({_lead_key(lead) for lead in spec["leads"]}) != len(spec["leads"]):  # aliases too (DI is I)
+        raise CheckpointError(f"checkpoint {path}: repeated lead names {spec['leads']}")
     return spec
 
 
