@@ -12,7 +12,7 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
     from ecgfast.data import Normalizer
     from ecgfast.report.metrics import bootstrap_ci, classification_metrics
     from ecgfast.models import ECGClassifier
-    from ecgfast.eval.inference import predict
+    from ecgfast.models.inference import predict
 
     precision = "fp32"  # what `ecgfast evaluate` runs at (repeatable probabilities)
     n = 300 if quick else 2200

@@ -10,13 +10,18 @@ without running any of its code. Keys:
 - ``encoder`` (kind encoder: the encoder's state dict, as DESIGN's
   ``{"encoder": state_dict}``) or ``classifier`` (``ECGClassifier`` state dict);
 - ``spec``: the preprocessing the model was trained with and, from format 3, the
-  encoder's name (``spec["encoder"]``, see :func:`preprocessing_spec`);
+  encoder's name (``spec["encoder"]``; written by ``ecgfast.train.spec.preprocessing_spec``,
+  read back by :func:`checkpoint_spec`);
 - ``classes``, ``normalizer`` (also inside ``spec``), ``config`` (the run's
   settings), ``data`` (corpora and record counts), ``versions``, and for
   classifiers ``thresholds`` (per class, chosen on fold 9) and ``val_macro_auroc``.
 
 Checkpoints of format 1 (no ``kind``) still load; their kind is inferred. Formats 1
-and 2 name no encoder: they hold the seed's ``ecg1dcnn`` (:func:`encoder_of`).
+and 2 name no encoder: they hold the seed's ``ecg1dcnn`` (:data:`UNNAMED_ENCODER`).
+:func:`checkpoint_spec` is the one answer for every format: every command and loader reads a
+checkpoint's spec through it (a format-1 file without ``config["sampling_rate"]`` is 100 Hz, 1000 samples,
+whoever asks). This module imports nothing of ecgfast above ``base``: building models from a
+checkpoint, and checking that its encoder is one this ecgfast knows, is ``ecgfast.models.pretrained``'s.
 
 Trust on load: resume files carry ``checksum`` (``{"algorithm": "sha256", "digest": ...}``
 over every tensor, number and string of the file but the checksum itself,
@@ -28,6 +33,7 @@ naming the file and the tensor, whatever command loads it.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pickle
 from pathlib import Path
@@ -35,14 +41,21 @@ from typing import Any
 
 import torch
 
-from ecgfast.base.fs import atomic_write
 from ecgfast.base.errors import CheckpointError
+from ecgfast.base.fs import atomic_write
 
 FORMAT = "ecgfast-checkpoint"
 FORMAT_VERSION = 4  # 4: optional spec keys task/classes/crop_seconds/recipe/memory_format, resume checksums
 # 3: spec["encoder"] names the backbone (formats 1 and 2: the seed's ecg1dcnn). Every key added since
 # format 3 is optional and read with the old behaviour as its default, so files of formats 1-3 load unchanged.
 KINDS = ("encoder", "classifier", "resume")
+# What formats 1 and 2 hold: they name no encoder and were written when the seed's was the only one. A fact of
+# those files, not a default of today's runs (that is ecgfast.models.backbones.DEFAULT_ENCODER).
+UNNAMED_ENCODER = "ecg1dcnn"
+# The rate of a format-1 file whose config names none: the seed's DESIGN files ({"encoder": state_dict}, no
+# config) were all trained on PTB-XL at 100 Hz; their window is then 10 s, 1000 samples.
+UNNAMED_SAMPLING_RATE = 100
+UNNAMED_WINDOW_SECONDS = 10  # format 1 without config["signal_length"]: 10 x the rate (PTB-XL's records)
 CHECKSUM_KEY = "checksum"  # optional (resume files from format 4): see state_checksum
 WEIGHT_KEYS = ("encoder", "classifier", "model")  # the state dicts whose values must be finite
 _SAFE_SCALARS = (bool, int, float, str, bytes, type(None))
@@ -156,6 +169,17 @@ def check_finite_weights(ckpt: dict, path: str | os.PathLike) -> None:
                                   "use an earlier checkpoint")
 
 
+def _check_format(ckpt: dict, path) -> None:
+    """Refuse another format's file, and a ``format_version`` newer than this ecgfast reads (none: format 1)."""
+    fmt = ckpt.get("format")
+    if fmt is not None and fmt != FORMAT:
+        raise CheckpointError(f"checkpoint {path}: format {fmt!r} is not an ecgfast checkpoint")
+    version = ckpt.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path}: format version {version!r}; this ecgfast reads 1 to "
+                              f"{FORMAT_VERSION} (upgrade ecgfast)")
+
+
 def infer_kind(ckpt: dict) -> str | None:
     if ckpt.get("kind") in KINDS:
         return ckpt["kind"]
@@ -177,10 +201,12 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
                     map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint dict safely (``weights_only=True``), with clear errors.
 
-    Raises :class:`~ecgfast.base.errors.CheckpointError` when the file is missing, is
+    The one reader of checkpoint files: every command and loader goes through it. Raises
+    :class:`~ecgfast.base.errors.CheckpointError` when the file is missing, is
     not a torch file, holds code (a crafted pickle: refused, not run), does not
-    match the checksum stored in it, is of another ``kind`` than asked, lacks
-    ``required_keys``, or holds a non-finite weight.
+    match the checksum stored in it, is another format or a newer ``format_version``
+    than this ecgfast reads, is no kind of ecgfast checkpoint (``kind=None``) or another
+    ``kind`` than asked, lacks ``required_keys``, or holds a non-finite weight.
     """
     path = Path(path)
     if not path.is_file():
@@ -203,7 +229,11 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected an ecgfast checkpoint dict")
     verify_checksum(ckpt, path)  # first: damage explains whatever else looks wrong
+    _check_format(ckpt, path)
     found = infer_kind(ckpt)
+    if kind is None and found is None:
+        raise CheckpointError(f"checkpoint {path} is not an ecgfast checkpoint (no 'encoder' or 'classifier' "
+                              f"weights; keys {sorted(map(str, ckpt))[:8]})")
     if kind is not None and found != kind:
         what = f"{'an' if found and found[0] in 'aeiou' else 'a'} {found} checkpoint" if found else \
             "not an ecgfast checkpoint"
@@ -213,34 +243,6 @@ def load_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...] = ()
         raise CheckpointError(f"checkpoint {path} lacks the key(s) {missing}; it has {sorted(ckpt)}")
     check_finite_weights(ckpt, path)
     return ckpt
-
-
-def preprocessing_spec(sampling_rate: int, signal_length: int, normalizer: dict, leads=None,
-                       units: str = "mV", encoder: str | None = None, recipe: str | None = None,
-                       memory_format: str | None = None) -> dict:
-    """What a model expects of its input: rate (Hz), length (samples), lead order, units, normaliser,
-    and which encoder reads it (``encoder``, a registered name; default the seed's ``ecg1dcnn``).
-    ``recipe`` (optional key, ``ecgfast.train.recipe``): the named recipe the model was trained with;
-    a spec without it is the seed's (:func:`recipe_of`).
-    ``memory_format``: the layout it was trained in (optional key, informative: the weights are the same
-    in both layouts and load under either; absent from older checkpoints).
-
-    ``normalizer`` is ``Normalizer.state_dict()``: the model sees
-    ``(x_mV - mean) / std`` (global, or per lead in ``leads`` order).
-    """
-    from ecgfast import LEADS
-    from ecgfast.models.backbones import DEFAULT_ENCODER, check_encoder_name
-
-    spec = {"sampling_rate": int(sampling_rate), "signal_length": int(signal_length),
-            "leads": list(leads or LEADS), "units": units, "normalizer": dict(normalizer),
-            "encoder": check_encoder_name(encoder or DEFAULT_ENCODER)}
-    if recipe is not None:
-        from ecgfast.train.recipe import check_recipe_name
-
-        spec["recipe"] = check_recipe_name(recipe)
-    if memory_format is not None:
-        spec["memory_format"] = memory_format
-    return spec
 
 
 def recipe_of(ckpt: dict) -> str:
@@ -259,22 +261,13 @@ def task_of(ckpt: dict) -> tuple[str, list[str]]:
     return str(spec.get("task") or "superdiagnostic"), [str(c) for c in classes]
 
 
-def encoder_of(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> str:
-    """The name of the encoder a checkpoint holds: ``spec["encoder"]``, or ``ecg1dcnn`` for a checkpoint
-    that names none (formats 1 and 2, written before backbones were selectable).
-
-    A name this ecgfast does not know (a newer release's backbone) is a ``CheckpointError`` listing the
-    ones it knows.
-    """
-    from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES
-
+def declared_encoder(ckpt: dict) -> str:
+    """The name of the encoder a checkpoint holds, as stored: ``spec["encoder"]``, or :data:`UNNAMED_ENCODER`
+    for a checkpoint that names none (formats 1 and 2). Whether this ecgfast knows that backbone is
+    ``ecgfast.models.pretrained.encoder_of``'s question (the registry lives in ``models``)."""
     spec = ckpt.get("spec")
     name = spec.get("encoder") if isinstance(spec, dict) else None
-    name = DEFAULT_ENCODER if name is None else name
-    if name not in ENCODER_NAMES:
-        raise CheckpointError(f"checkpoint {path}: its encoder {name!r} is not one this ecgfast knows "
-                              f"({', '.join(ENCODER_NAMES)}); upgrade ecgfast")
-    return name
+    return UNNAMED_ENCODER if name is None else str(name)
 
 
 def checkpoint_header(kind: str) -> dict:
@@ -283,25 +276,101 @@ def checkpoint_header(kind: str) -> dict:
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind}
 
 
-def spec_of(ckpt: dict) -> dict:
-    """The preprocessing spec of a checkpoint; derived from the config for format-1 files. ``encoder``
-    is always present (``ecg1dcnn`` where the checkpoint names none)."""
-    if isinstance(ckpt.get("spec"), dict):
-        return {**ckpt["spec"], "encoder": encoder_of(ckpt), "recipe": recipe_of(ckpt)}
+def checkpoint_normalizer(norm: Any, path: str | os.PathLike = "<checkpoint>") -> dict | None:
+    """A stored normaliser in its canonical form (``{"mean": [...], "std": [...], "per_lead": bool}``), or
+    None where none is stored (None, or a dict with neither mean nor std); one that is there but
+    inconsistent (mean/std of other shapes, non-finite, std <= 0) is a ``CheckpointError``."""
+    import numpy as np
+
+    if norm is None or (isinstance(norm, dict) and "mean" not in norm and "std" not in norm):
+        return None
+    if not isinstance(norm, dict) or "mean" not in norm or "std" not in norm:
+        raise CheckpointError(f"checkpoint {path}: its normaliser {norm!r:.80} is not a mean/std dict")
+    try:
+        mean = np.asarray(norm["mean"], dtype=np.float64).reshape(-1)
+        std = np.asarray(norm["std"], dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"checkpoint {path}: normaliser mean/std are not numbers") from None
+    if mean.shape != std.shape or mean.size == 0 or not np.all(np.isfinite(mean)) or not np.all(std > 0) \
+            or not np.all(np.isfinite(std)):
+        raise CheckpointError(f"checkpoint {path}: normaliser mean/std are inconsistent "
+                              f"(shapes {mean.shape}/{std.shape}, std > 0 and finite required)")
+    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std],
+            "per_lead": bool(norm.get("per_lead", mean.size > 1))}
+
+
+def require_normalizer(spec: dict, path: str | os.PathLike = "<checkpoint>") -> dict:
+    """``spec["normalizer"]`` (from :func:`checkpoint_spec`), or a ``CheckpointError`` where none is stored:
+    whatever runs the model needs the input scaling it was trained with."""
+    norm = spec.get("normalizer")
+    if norm is None:
+        raise CheckpointError(f"checkpoint {path}: no normaliser (mean/std) stored, so the model's input "
+                              "scaling is unknown")
+    return norm
+
+
+def checkpoint_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dict:
+    """The preprocessing spec of a checkpoint of any format: the one answer every command and loader uses.
+
+    Formats 2-4: the stored ``spec`` (it must hold ``sampling_rate``, ``signal_length`` and ``normalizer``).
+    Format 1 (no spec): derived from ``config`` as docs/checkpoints.md says: its ``sampling_rate`` (100 Hz,
+    :data:`UNNAMED_SAMPLING_RATE`, where the file has none: the seed's ``{"encoder": state_dict}`` files),
+    its ``signal_length`` (10 x the rate where absent), PTB-XL's 12 leads in mV, and the normaliser stored
+    beside ``config`` or inside it.
+
+    Always present in the answer: ``encoder`` (:func:`declared_encoder`: ``ecg1dcnn`` where none is named),
+    ``recipe`` (:func:`recipe_of`: ``seed`` where none is named), ``units`` (mV where none), ``leads``;
+    ``normalizer`` in canonical form, or None where the file stores none (:func:`require_normalizer`).
+    Rates and lengths that are not positive, repeated leads, a per-lead normaliser of another length than
+    the leads, or a ``crop_seconds`` outside the window are a ``CheckpointError`` naming ``path``.
+    """
     from ecgfast import LEADS
 
-    config = ckpt.get("config", {}) or {}
-    return {"sampling_rate": int(config.get("sampling_rate", 100)),
-            "signal_length": int(config.get("signal_length", 1000)),
-            "leads": list(LEADS), "units": "mV", "normalizer": ckpt.get("normalizer"), "encoder": encoder_of(ckpt),
-            "recipe": "seed"}
+    spec = ckpt.get("spec")
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    if isinstance(spec, dict):
+        missing = [k for k in ("sampling_rate", "signal_length", "normalizer") if k not in spec]
+        if missing:
+            raise CheckpointError(f"checkpoint {path}: its spec lacks {missing}")
+        out = dict(spec)
+    else:
+        rate = config.get("sampling_rate", UNNAMED_SAMPLING_RATE)
+        out = {"sampling_rate": rate, "signal_length": config.get("signal_length", UNNAMED_WINDOW_SECONDS * int(rate)),
+               "leads": list(LEADS), "units": "mV",
+               "normalizer": ckpt.get("normalizer") or config.get("normalizer")}
+    out["encoder"] = declared_encoder(ckpt)
+    out["recipe"] = recipe_of(ckpt)
+    try:
+        out["sampling_rate"] = int(out["sampling_rate"])
+        out["signal_length"] = int(out["signal_length"])
+    except (TypeError, ValueError):
+        raise CheckpointError(f"checkpoint {path}: sampling rate {out['sampling_rate']!r} and signal length "
+                              f"{out['signal_length']!r} must be whole numbers") from None
+    out["leads"] = [str(lead) for lead in (out.get("leads") or LEADS)]
+    out["units"] = str(out.get("units") or "mV")
+    out["normalizer"] = checkpoint_normalizer(out.get("normalizer"), path)
+    norm = out["normalizer"]
+    if norm is not None and norm["per_lead"] and len(norm["mean"]) != len(out["leads"]):
+        raise CheckpointError(f"checkpoint {path}: a per-lead normaliser of {len(norm['mean'])} values for "
+                              f"{len(out['leads'])} leads")
+    if out["sampling_rate"] <= 0 or out["signal_length"] <= 0:
+        raise CheckpointError(f"checkpoint {path}: sampling rate {out['sampling_rate']} and signal length "
+                              f"{out['signal_length']} must be positive")
+    if len({lead.strip().upper() for lead in out["leads"]}) != len(out["leads"]):
+        raise CheckpointError(f"checkpoint {path}: repeated lead names {out['leads']}")
+    crop = out.get("crop_seconds")  # optional: a model trained on crops of the window
+    if crop is not None and not (isinstance(crop, (int, float)) and math.isfinite(crop)
+                                 and 1 <= round(crop * out["sampling_rate"]) <= out["signal_length"]):
+        raise CheckpointError(f"checkpoint {path}: crop_seconds {crop!r} is not a crop of its "
+                              f"{out['signal_length']}-sample window at {out['sampling_rate']} Hz")
+    return out
 
 
 def check_matches_cache(ckpt: dict, path: str | os.PathLike, cache) -> dict:
     """Refuse a cache whose rate, length, leads or classes differ from what the model was trained on."""
     from ecgfast.base.errors import ConfigError
 
-    spec = spec_of(ckpt)
+    spec = checkpoint_spec(ckpt, path)
     where = f"checkpoint {path} was trained on"
     if spec["sampling_rate"] != cache.sampling_rate:
         raise ConfigError(f"{where} {spec['sampling_rate']} Hz signals, but the cache {cache.path} holds "

@@ -27,14 +27,15 @@ def build_parser(prog: str = "ecgfast evaluate") -> argparse.ArgumentParser:
 
 
 def _evaluate(args) -> None:
-    from ecgfast.base.checkpoint import atomic_write_text, load_checkpoint, spec_of
+    from ecgfast.base.checkpoint import atomic_write_text, checkpoint_spec, load_checkpoint
     from ecgfast.base.fs import check_writable
     from ecgfast.eval.evaluate import evaluate, format_report
     from ecgfast.train.config import DataConfig
 
     if args.json:
         check_writable(args.json)  # before the whole evaluation, not after it
-    rate = args.sampling_rate or spec_of(load_checkpoint(args.checkpoint, kind="classifier"))["sampling_rate"]
+    rate = args.sampling_rate or checkpoint_spec(load_checkpoint(args.checkpoint, kind="classifier"),
+                                                  args.checkpoint)["sampling_rate"]
     data = DataConfig(args.data_root, args.cache, rate, args.skip_missing, skip_bad=args.skip_bad)
     r = evaluate(args.checkpoint, data, n_boot=args.bootstrap, seed=args.seed, robustness=args.robustness,
                  device=args.device)

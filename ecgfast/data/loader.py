@@ -174,6 +174,12 @@ def _prefetch_to(device: torch.device, batches: Iterator[Batch]) -> Iterator[Bat
         yield batch
 
 
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """The input scaling of every ecgfast model, ``(x - mean) / std``: the one place the formula is written
+    (``Normalizer`` in training and evaluation, ``Preprocessing`` of loaded models, exported graphs)."""
+    return (x - mean) / std
+
+
 class Normalizer:
     """(x - mean) / std with statistics of the training folds: global by default, per lead as an option."""
 
@@ -204,13 +210,18 @@ class Normalizer:
         std = np.sqrt(np.maximum(s2 / count - mean ** 2, 1e-12))
         return cls(mean, std, per_lead)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        key = (x.device, x.dtype)
-        if key not in self._on:  # once per device: no host-to-device copy (and sync) per batch
+    def stats(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+        """(mean, std) on ``device`` in ``dtype``, shaped to broadcast over (B, C, T): (1, C, 1) per lead, else
+        (1, 1, 1). Cached per (device, dtype): no host-to-device copy (and sync) per batch. A module that
+        must carry the statistics (an exported graph) registers these as buffers and applies :func:`normalize`."""
+        key = (torch.device(device), dtype)
+        if key not in self._on:
             shape = (1, -1, 1) if self.per_lead else (1, 1, 1)
-            self._on[key] = (self.mean.to(x.device, x.dtype).view(shape), self.std.to(x.device, x.dtype).view(shape))
-        mean, std = self._on[key]
-        return (x - mean) / std
+            self._on[key] = (self.mean.to(*key).view(shape), self.std.to(*key).view(shape))
+        return self._on[key]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return normalize(x, *self.stats(x.device, x.dtype))
 
     def state_dict(self) -> dict:
         return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std], "per_lead": self.per_lead}

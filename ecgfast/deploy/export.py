@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ecgfast.base.errors import ConfigError
+from ecgfast.data.loader import normalize
 from ecgfast.models.windows import window_starts
 
 FORMATS = ("torchscript", "exported", "onnx")
@@ -61,8 +62,9 @@ class ExportModule(nn.Module):
         self.length = min(T, L)
         self.pad = max(0, L - T)
         self.register_buffer("lead_index", torch.tensor(index, dtype=torch.long))
-        self.register_buffer("mean", pre.mean.clone())
-        self.register_buffer("std", pre.std.clone())
+        mean, std = pre.normalizer.stats()
+        self.register_buffer("mean", mean.clone())
+        self.register_buffer("std", std.clone())
         self.encoder = model.encoder
         # A model trained on crops: the mean over the window's crops (ecgfast.models.windows), whose starts are
         # fixed by the window's fixed length: a plain list, so TorchScript and torch.export see static slices.
@@ -77,7 +79,7 @@ class ExportModule(nn.Module):
         x = x[:, :, self.start:self.start + self.length]
         if self.pad > 0:
             x = nn.functional.pad(x, (0, self.pad))
-        x = (x - self.mean) / self.std
+        x = normalize(x, self.mean, self.std)  # the training's formula (buffers: the Normalizer's stats)
         if self.crop_length > 0:
             crops = torch.stack([x[:, :, s:s + self.crop_length] for s in self.window_starts], dim=1)
             z = self.encoder(crops.reshape(-1, x.shape[1], self.crop_length))

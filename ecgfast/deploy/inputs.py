@@ -63,7 +63,7 @@ def embed_records(model, source: ECGSource, *, device="cpu", batch_size: int = 2
                   progress: bool = False, precision: str = "fp32", desc: str = "embedding") -> tuple[list[str], torch.Tensor]:
     """``(ids, embeddings (N, D) float32)``: one row per record, the mean over the record's windows (D: the
     backbone's width, 256 for ecg1dcnn)."""
-    from ecgfast.deploy._loop import inference_loop
+    from ecgfast.models.inference import inference_loop
 
     if batch_size < 1:
         raise ConfigError(f"batch size must be positive, got {batch_size}")

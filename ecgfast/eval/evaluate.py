@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecgfast.base.errors import CheckpointError, ConfigError
+from ecgfast.base.errors import ConfigError
 from ecgfast.train.config import DataConfig
 
 NOISE_MV = (0.05, 0.1, 0.2)
@@ -23,26 +23,13 @@ MASK_FRACTIONS = (0.1, 0.25)
 
 
 def load_classifier_checkpoint(path: Path, device: torch.device | str = "cpu"):
-    """(ECGClassifier in eval mode on ``device``, the checkpoint dict, its Normalizer)."""
-    from ecgfast.data import Normalizer
-    from ecgfast.models import ECGClassifier, build_encoder
-    from ecgfast.models.backbones import state_mismatch
-    from ecgfast.base.checkpoint import encoder_of, load_checkpoint, spec_of
+    """(the classifier in eval mode on ``device``, the checkpoint dict, its Normalizer): the one classifier
+    loader, ``ecgfast.models.pretrained.load_classifier_and_checkpoint`` (a ``PretrainedClassifier``, which is
+    an ``ECGClassifier`` with the checkpoint's state dict)."""
+    from ecgfast.models.pretrained import load_classifier_and_checkpoint
 
-    ckpt = load_checkpoint(path, ("classifier", "classes"), kind="classifier")
-    if not isinstance(ckpt["classifier"], dict):
-        raise CheckpointError(f"checkpoint {path}: 'classifier' is not a state dict of tensors")
-    encoder = encoder_of(ckpt, path)  # formats 1 and 2: the seed's ecg1dcnn
-    model = ECGClassifier(build_encoder(encoder, in_ch=len(spec_of(ckpt)["leads"])), num_classes=len(ckpt["classes"]))
-    problem = state_mismatch(model.state_dict(), ckpt["classifier"], encoder, prefix="encoder.")
-    if problem:
-        raise CheckpointError(f"checkpoint {path}: the classifier does not fit a {encoder} encoder with a head of "
-                              f"{len(ckpt['classes'])} classes: {problem}")
-    model.load_state_dict(ckpt["classifier"], strict=True)
-    norm = spec_of(ckpt).get("normalizer") or ckpt.get("normalizer")
-    if not norm:
-        raise CheckpointError(f"checkpoint {path} has no normaliser: it was not written by ecgfast's training")
-    return model.to(device).eval(), ckpt, Normalizer.from_state_dict(norm)
+    model, ckpt = load_classifier_and_checkpoint(path, device)
+    return model, ckpt, model.normalizer
 
 
 def _perturbation(kind: str, level: float, length: int, seed: int, device: torch.device):
@@ -65,17 +52,17 @@ def evaluate(checkpoint: Path, data: DataConfig | None = None, *, cache_path: Pa
              n_boot: int = 1000, seed: int = 0, robustness: bool = False, device: str = "auto",
              progress: bool = False) -> dict:
     """Fold-10 metrics of a classifier checkpoint (``data`` or ``cache_path`` names the cache)."""
-    from ecgfast.eval.inference import forward_cache
-    from ecgfast.report.metrics import bootstrap_ci, classification_metrics
-    from ecgfast.models.windows import crop_samples
-    from ecgfast.base.checkpoint import check_matches_cache, spec_of, task_of
+    from ecgfast.base.checkpoint import check_matches_cache, task_of
     from ecgfast.base.runtime import resolve_device
+    from ecgfast.models.inference import forward_cache
+    from ecgfast.models.windows import crop_samples
+    from ecgfast.report.metrics import bootstrap_ci, classification_metrics
 
     if n_boot < 0:
         raise ConfigError(f"--bootstrap {n_boot}: must be >= 0")
     dev = resolve_device(device)
     model, ckpt, normalizer = load_classifier_checkpoint(checkpoint, dev)
-    spec = spec_of(ckpt)
+    spec = model.spec  # checkpoint_spec's answer, the one every loader gives
     if data is None:
         data = DataConfig(data_root=None, cache=cache_path, sampling_rate=spec["sampling_rate"])
     cache = data.open(progress=progress)

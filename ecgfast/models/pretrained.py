@@ -1,9 +1,9 @@
 """Trained encoders and classifiers, ready to use anywhere (docs/using-encoders.md).
 
 ``load_encoder(path)`` and ``load_classifier(path)`` read an ecgfast checkpoint
-(formats 2 and 3, or format 1 with the spec derived from its config) safely
-(``weights_only=True``) and return an ``nn.Module`` in eval mode that carries
-the preprocessing it was trained with:
+(any format: its spec is ``ecgfast.base.checkpoint.checkpoint_spec``'s answer)
+safely (``weights_only=True``, ``ecgfast.base.checkpoint.load_checkpoint``) and
+return an ``nn.Module`` in eval mode that carries the preprocessing it was trained with:
 
 - ``model.preprocess(x, sampling_rate, leads=None, units="mV")`` turns any
   (12, T) or (B, 12, T) numpy/torch ECG into what the network saw in training:
@@ -32,19 +32,24 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ecgfast.base.checkpoint import checkpoint_spec, declared_encoder, infer_kind, load_checkpoint, require_normalizer
 from ecgfast.base.errors import CheckpointError, ConfigError, DataError
+from ecgfast.data.loader import Normalizer
 from ecgfast.models.backbones import build_encoder
+from ecgfast.models.heads import ECGClassifier
 from ecgfast.models.windows import crop_samples, window_average
 
-__all__ = ["PretrainedClassifier", "PretrainedEncoder", "checkpoint_spec", "load_classifier", "load_encoder",
-           "read_checkpoint", "UNITS"]
+__all__ = ["PretrainedClassifier", "PretrainedEncoder", "classifier_from_checkpoint", "encoder_of",
+           "load_classifier", "load_classifier_and_checkpoint", "load_encoder", "load_model", "load_state",
+           "model_spec", "UNITS"]
 
 from ecgfast.data.leads import UNITS  # noqa: E402  (re-exported: the one units table)
 from ecgfast.data.leads import lead_key as _lead_key  # noqa: E402  (the one lead-name table, aliases included)
@@ -54,93 +59,40 @@ CROPS = ("first", "center")
 
 
 # ---------------------------------------------------------------------------------------------
-# Checkpoint -> spec
+# Checkpoint -> encoder name, weights (the spec itself: ecgfast.base.checkpoint.checkpoint_spec)
 # ---------------------------------------------------------------------------------------------
 
-def _check_normalizer(norm: Any, path) -> dict:
-    if not isinstance(norm, dict) or "mean" not in norm or "std" not in norm:
-        raise CheckpointError(f"checkpoint {path}: no normaliser (mean/std) stored, so the model's input "
-                              "scaling is unknown")
-    mean = np.asarray(norm["mean"], dtype=np.float64).reshape(-1)
-    std = np.asarray(norm["std"], dtype=np.float64).reshape(-1)
-    if mean.shape != std.shape or mean.size == 0 or not np.all(np.isfinite(mean)) or not np.all(std > 0):
-        raise CheckpointError(f"checkpoint {path}: normaliser mean/std are inconsistent "
-                              f"(shapes {mean.shape}/{std.shape}, std > 0 and finite required)")
-    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std],
-            "per_lead": bool(norm.get("per_lead", mean.size > 1))}
+def encoder_of(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> str:
+    """The name of the encoder a checkpoint holds (``spec["encoder"]``; ``ecg1dcnn`` for formats 1 and 2,
+    which name none), checked against the registry: a name this ecgfast does not know (a newer release's
+    backbone) is a ``CheckpointError`` listing the ones it knows."""
+    from ecgfast.models.backbones import ENCODER_NAMES
+
+    name = declared_encoder(ckpt)
+    if name not in ENCODER_NAMES:
+        raise CheckpointError(f"checkpoint {path}: its encoder {name!r} is not one this ecgfast knows "
+                              f"({', '.join(ENCODER_NAMES)}); upgrade ecgfast")
+    return name
 
 
-def checkpoint_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dict:
-    """The preprocessing spec of a checkpoint: its ``spec`` (formats 2 and 3) or one derived from format 1,
-    with the encoder's name under ``encoder`` (``ecg1dcnn`` for formats 1 and 2, which name none).
-
-    Format 1 stored ``sampling_rate``/``signal_length`` in ``config`` and the
-    normaliser beside it (or in ``config``); leads were always PTB-XL's order in mV.
-    """
-    from ecgfast import LEADS
-
-    spec = ckpt.get("spec")
-    config = ckpt.get("config") or {}
-    if isinstance(spec, dict):
-        missing = [k for k in ("sampling_rate", "signal_length", "normalizer") if k not in spec]
-        if missing:
-            raise CheckpointError(f"checkpoint {path}: its spec lacks {missing}")
-        out = dict(spec)
-    else:
-        norm = ckpt.get("normalizer") or config.get("normalizer")
-        rate = config.get("sampling_rate")
-        if rate is None:
-            raise CheckpointError(f"checkpoint {path}: neither a spec nor config['sampling_rate']: the rate the "
-                                  "model was trained at is unknown")
-        length = config.get("signal_length", 10 * int(rate))
-        out = {"sampling_rate": rate, "signal_length": length, "leads": list(LEADS), "units": "mV",
-               "normalizer": norm}
-    from ecgfast.base.checkpoint import encoder_of
-
-    out["encoder"] = encoder_of(ckpt, path)  # formats 1 and 2: the seed's ecg1dcnn
-    out["sampling_rate"] = int(out["sampling_rate"])
-    out["signal_length"] = int(out["signal_length"])
-    out["leads"] = [str(lead) for lead in (out.get("leads") or LEADS)]
-    out["units"] = str(out.get("units") or "mV")
-    _unit_factor(out["units"])
-    out["normalizer"] = _check_normalizer(out.get("normalizer"), path)
-    n = len(out["normalizer"]["mean"])
-    if out["normalizer"]["per_lead"] and n != len(out["leads"]):
-        raise CheckpointError(f"checkpoint {path}: a per-lead normaliser of {n} values for "
-                              f"{len(out['leads'])} leads")
-    if out["sampling_rate"] <= 0 or out["signal_length"] <= 0:
-        raise CheckpointError(f"checkpoint {path}: sampling rate {out['sampling_rate']} and signal length "
-                              f"{out['signal_length']} must be positive")
-    if len({_lead_key(lead) for lead in out["leads"]}) != len(out["leads"]):
-        raise CheckpointError(f"checkpoint {path}: repeated lead names {out['leads']}")
-    crop = out.get("crop_seconds")  # optional: a model trained on crops of the window
-    if crop is not None and not (isinstance(crop, (int, float)) and math.isfinite(crop)
-                                 and 1 <= round(crop * out["sampling_rate"]) <= out["signal_length"]):
-        raise CheckpointError(f"checkpoint {path}: crop_seconds {crop!r} is not a crop of its "
-                              f"{out['signal_length']}-sample window at {out['sampling_rate']} Hz")
-    return out
+def model_spec(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dict:
+    """:func:`~ecgfast.base.checkpoint.checkpoint_spec` of a checkpoint a model is built from: its encoder
+    known here (:func:`encoder_of`), its units known, a normaliser stored, no lead named twice (by the lead
+    table, aliases included)."""
+    spec = checkpoint_spec(ckpt, path)
+    encoder_of(ckpt, path)
+    _unit_factor(spec["units"])
+    require_normalizer(spec, path)
+    if len({_lead_key(lead) for lead in spec["leads"]}) != len(spec["leads"]):  # aliases too (DI is I)
+        raise CheckpointError(f"checkpoint {path}: repeated lead names {spec['leads']}")
+    return spec
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict, str]:
-    """Load a checkpoint safely and return ``(ckpt, kind)`` (``kind``: encoder, classifier or resume)."""
-    from ecgfast.base.checkpoint import FORMAT_VERSION, infer_kind, load_checkpoint
-
-    ckpt = load_checkpoint(path)
-    fmt = ckpt.get("format")
-    if fmt is not None and fmt != "ecgfast-checkpoint":
-        raise CheckpointError(f"checkpoint {path}: format {fmt!r} is not an ecgfast checkpoint")
-    version = ckpt.get("format_version", 1)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path}: format version {version!r}; this ecgfast reads 1 to "
-                              f"{FORMAT_VERSION} (upgrade ecgfast)")
-    kind = infer_kind(ckpt)
-    if kind is None:
-        raise CheckpointError(f"checkpoint {path} is not an ecgfast checkpoint (no 'encoder' or 'classifier' "
-                              f"weights; keys {sorted(map(str, ckpt))[:8]})")
-    return ckpt, kind
-
-
-def _load_state(module: nn.Module, state: Any, path, what: str, encoder: str) -> None:
+def load_state(module: nn.Module, state: Any, path, what: str, encoder: str) -> None:
+    """Load ``state`` (a checkpoint's ``what``: ``encoder`` or ``classifier`` weights) into ``module``, strictly,
+    after the one "does this state dict fit" check: a dict that is not all tensors, or whose keys or shapes
+    differ from ``module``'s, is a ``CheckpointError`` naming the file, the backbone and the keys (and the
+    registered backbone the weights do belong to, where another one)."""
     from ecgfast.models.backbones import state_mismatch
 
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -149,7 +101,7 @@ def _load_state(module: nn.Module, state: Any, path, what: str, encoder: str) ->
     if problem:
         raise CheckpointError(f"checkpoint {path}: its {what} weights do not fit the {encoder} encoder its spec "
                               f"names: {problem}")
-    module.load_state_dict(state)
+    module.load_state_dict(state, strict=True)
 
 
 def _check_expected(path, spec: dict, encoder: str | None) -> None:
@@ -202,11 +154,9 @@ class Preprocessing:
         self.crop_length = crop
         self.leads = list(spec["leads"])
         self.unit_factor = _unit_factor(spec.get("units", "mV"))  # trained units per mV is 1 / this
-        norm = spec["normalizer"]
-        self.per_lead = bool(norm["per_lead"])
-        shape = (1, -1, 1) if self.per_lead else (1, 1, 1)
-        self.mean = torch.tensor(norm["mean"], dtype=torch.float32).view(shape)
-        self.std = torch.tensor(norm["std"], dtype=torch.float32).view(shape)
+        self.normalizer = Normalizer.from_state_dict(spec["normalizer"])  # the training's, as trained
+        self.per_lead = self.normalizer.per_lead
+        self.mean, self.std = self.normalizer.stats()  # float32 on the CPU, shaped to broadcast over (B, C, T)
 
     # -- pieces -----------------------------------------------------------------------------
     def lead_index(self, leads: Sequence[str] | None, n_channels: int, where: str = "input") -> list[int]:
@@ -253,8 +203,8 @@ class Preprocessing:
         return x if factor == 1.0 else x * factor
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """(x - mean) / std in float32, the very expression ``Normalizer`` applies in training."""
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        """(x - mean) / std in float32: the training's ``Normalizer`` itself."""
+        return self.normalizer(x)
 
     def _common(self, x, sampling_rate, leads, units, where, ids=None) -> np.ndarray:
         a = _as_batch(x, where)
@@ -272,7 +222,8 @@ class Preprocessing:
         a = self.to_model_units(a, units)
         return self.resample(a, sampling_rate, where)
 
-    def _fit_length(self, a: np.ndarray, crop: str, pad: bool, where: str, rate, length: int | None = None) -> np.ndarray:
+    def _fit_length(self, a: np.ndarray, crop: str, pad: bool, where: str, rate,
+                    length: int | None = None) -> np.ndarray:
         L, T = length or self.signal_length, a.shape[-1]
         if T > L:
             if crop not in CROPS:
@@ -328,6 +279,11 @@ class _Pretrained(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def normalizer(self) -> Normalizer:
+        """The training run's ``Normalizer`` (what ``preprocess`` applies last)."""
+        return self._pre.normalizer
 
     def _on_device(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` if it is on this model's device; else a clear error naming both (not a kernel's)."""
@@ -389,20 +345,22 @@ class PretrainedEncoder(_Pretrained):
         return self._encode(x)
 
 
-class PretrainedClassifier(_Pretrained):
-    """A trained classifier (encoder + Linear(out_dim, C)) with preprocessing, classes and decision thresholds.
+class PretrainedClassifier(ECGClassifier, _Pretrained):
+    """A trained classifier, an ``ECGClassifier`` (encoder + Linear(out_dim, C)), with preprocessing, classes
+    and decision thresholds.
 
     ``forward`` gives logits; ``predict_proba`` sigmoid probabilities; ``predict``
     the 0/1 labels at ``thresholds`` (per class, chosen on fold 9; 0.5 where the
-    checkpoint has none). State-dict keys are ``ECGClassifier``'s.
+    checkpoint has none). It is the training's ``ECGClassifier`` (its modules and
+    state-dict keys, ``encoder.*`` and ``head.*``), with window averaging for a
+    model trained on crops.
     """
 
     kind = "classifier"
 
     def __init__(self, spec: dict, classes: Sequence[str], thresholds=None, meta: dict | None = None):
-        super().__init__()
-        self.encoder = build_encoder(spec.get("encoder", "ecg1dcnn"), in_ch=len(spec["leads"]))
-        self.head = nn.Linear(self.encoder.out_channels, len(classes))
+        ECGClassifier.__init__(self, build_encoder(spec.get("encoder", "ecg1dcnn"), in_ch=len(spec["leads"])),
+                               num_classes=len(classes))
         self._attach(spec, classes, meta or {})
         t = [0.5] * len(classes) if thresholds is None else [float(v) for v in thresholds]
         self.register_buffer("_thresholds", torch.tensor(t, dtype=torch.float32), persistent=False)
@@ -454,7 +412,10 @@ def _device(device) -> torch.device:
     return resolve_device(device)
 
 
-def _classifier_from(ckpt: dict, path, encoder: str | None = None) -> PretrainedClassifier:
+def classifier_from_checkpoint(ckpt: dict, path, encoder: str | None = None) -> PretrainedClassifier:
+    """The ``PretrainedClassifier`` of a loaded classifier checkpoint dict (on the CPU, in train mode): the one
+    place a classifier is built from a checkpoint (``load_classifier``, ``load_encoder`` of a classifier file,
+    ``ecgfast evaluate``). ``encoder``: as for :func:`load_encoder`."""
     state = ckpt.get("classifier")
     if not isinstance(state, dict) or "head.weight" not in state:
         raise CheckpointError(f"checkpoint {path}: no classifier weights (head.weight)")
@@ -473,11 +434,15 @@ def _classifier_from(ckpt: dict, path, encoder: str | None = None) -> Pretrained
         if len(thresholds) != n_classes or not all(0 <= t <= 1 for t in thresholds):
             raise CheckpointError(f"checkpoint {path}: thresholds {thresholds} do not give one value in [0, 1] "
                                   f"per class ({n_classes})")
-    spec = checkpoint_spec(ckpt, path)
+    spec = model_spec(ckpt, path)
     _check_expected(path, spec, encoder)
     model = PretrainedClassifier(spec, classes, thresholds, _meta(ckpt, path, "classifier"))
-    _load_state(model, state, path, "classifier", spec["encoder"])
+    load_state(model, state, path, "classifier", spec["encoder"])
     return model
+
+
+def _kind_of(ckpt: dict) -> str:
+    return infer_kind(ckpt)  # load_checkpoint(kind=None) has refused a checkpoint of no kind
 
 
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu",
@@ -491,18 +456,33 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu",
     checkpoint of another backbone raises ``CheckpointError`` naming both.
     """
     dev = _device(device)
-    ckpt, kind = read_checkpoint(path)
+    ckpt = load_checkpoint(path)
+    kind = _kind_of(ckpt)
     if kind == "classifier":
-        return _classifier_from(ckpt, path, encoder).as_encoder().to(dev).eval()
+        return classifier_from_checkpoint(ckpt, path, encoder).as_encoder().to(dev).eval()
     if kind != "encoder":
         raise CheckpointError(f"checkpoint {path} is a {kind} checkpoint; load_encoder needs a pretraining run's "
                               "output (--out of pretrain-simclr/byol) or a classifier checkpoint")
-    spec = checkpoint_spec(ckpt, path)
+    spec = model_spec(ckpt, path)
     _check_expected(path, spec, encoder)
     classes = ckpt.get("classes") or (ckpt.get("config") or {}).get("classes")
     model = PretrainedEncoder(spec, classes, _meta(ckpt, path, "encoder"))
-    _load_state(model.encoder, ckpt["encoder"], path, "encoder", spec["encoder"])
+    load_state(model.encoder, ckpt["encoder"], path, "encoder", spec["encoder"])
     return model.to(dev).eval()
+
+
+def load_classifier_and_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
+                                   encoder: str | None = None) -> tuple[PretrainedClassifier, dict]:
+    """(``load_classifier(path, device, encoder)``, the checkpoint dict it was built from)."""
+    dev = _device(device)
+    ckpt = load_checkpoint(path)
+    kind = _kind_of(ckpt)
+    if kind != "classifier":
+        hint = (" (an encoder has no classification head: fine-tune it with `ecgfast finetune`, or use "
+                "load_encoder / `ecgfast embed`)" if kind == "encoder" else "")
+        raise CheckpointError(f"checkpoint {path} is a{'n' if kind[0] in 'aeiou' else ''} {kind} checkpoint, "
+                              f"not a classifier{hint}")
+    return classifier_from_checkpoint(ckpt, path, encoder).to(dev).eval(), ckpt
 
 
 def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu",
@@ -512,18 +492,11 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu",
     An encoder checkpoint (no head) raises ``CheckpointError``: fine-tune it first
     (``ecgfast finetune``). ``encoder``: as for ``load_encoder``.
     """
-    dev = _device(device)
-    ckpt, kind = read_checkpoint(path)
-    if kind != "classifier":
-        hint = (" (an encoder has no classification head: fine-tune it with `ecgfast finetune`, or use "
-                "load_encoder / `ecgfast embed`)" if kind == "encoder" else "")
-        raise CheckpointError(f"checkpoint {path} is a{'n' if kind[0] in 'aeiou' else ''} {kind} checkpoint, "
-                              f"not a classifier{hint}")
-    return _classifier_from(ckpt, path, encoder).to(dev).eval()
+    return load_classifier_and_checkpoint(path, device, encoder)[0]
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", encoder: str | None = None):
     """Whatever the checkpoint holds: a ``PretrainedClassifier`` or a ``PretrainedEncoder``."""
-    _, kind = read_checkpoint(path)
+    kind = _kind_of(load_checkpoint(path))
     load = load_classifier if kind == "classifier" else load_encoder
     return load(path, device, encoder)

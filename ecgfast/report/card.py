@@ -93,7 +93,7 @@ def _kind(ckpt: dict) -> str:
 def model_card(checkpoint_path, ckpt: dict, *, wall_time_s: float, device: str, metrics: dict | None = None) -> dict:
     """The card's content as a JSON-ready dict."""
     from ecgfast import __version__
-    from ecgfast.models.pretrained import checkpoint_spec
+    from ecgfast.base.checkpoint import checkpoint_spec
 
     kind = _kind(ckpt)
     config = _plain(ckpt.get("config") or {})
@@ -133,7 +133,7 @@ def model_card(checkpoint_path, ckpt: dict, *, wall_time_s: float, device: str, 
 def _encoder(ckpt: dict, path, spec: Any) -> tuple[str | None, int | None]:
     """The backbone's name (``ecg1dcnn`` for checkpoints that name none) and its parameter count."""
     from ecgfast.models.backbones import build_encoder, count_parameters
-    from ecgfast.base.checkpoint import encoder_of
+    from ecgfast.models.pretrained import encoder_of
 
     try:
         name = encoder_of(ckpt, path)

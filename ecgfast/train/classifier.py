@@ -24,31 +24,36 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ecgfast.base.checkpoint import atomic_save, check_matches_cache, checkpoint_header, load_checkpoint
 from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.base.progress import progress_bar
-from ecgfast.eval.inference import embed, predict
+from ecgfast.base.runtime import (
+    autocast,
+    deterministic_kernels,
+    resolve_compile,
+    resolve_device,
+    resolve_precision,
+    set_seed,
+    versions,
+)
+from ecgfast.models.inference import embed, predict
+from ecgfast.models.pretrained import encoder_of
 from ecgfast.models.windows import random_crops
-from ecgfast.base.checkpoint import (atomic_save, check_matches_cache, checkpoint_header, encoder_of,
-                                      load_checkpoint, preprocessing_spec)
-from ecgfast.base.runtime import (autocast, deterministic_kernels, resolve_compile, resolve_device,
-                                   resolve_precision, set_seed, versions)
 from ecgfast.train.common import JsonlLogger, check_training_outputs, make_optimizer, make_schedule
 from ecgfast.train.config import LOSSES, SAMPLINGS, ClassifierConfig
+from ecgfast.train.spec import preprocessing_spec
 
 __all__ = ["LOSSES", "SAMPLINGS", "ClassifierConfig", "encoder_name", "train", "train_classifier",
            "load_encoder_weights"]
 
 
 def load_encoder_weights(model, path: Path) -> dict:
-    """Load an SSL checkpoint's encoder into ``model.encoder``; a clear error on a wrong backbone or shape."""
-    from ecgfast.models.backbones import state_mismatch
+    """Load an SSL checkpoint's encoder into ``model.encoder`` (``ecgfast.models.pretrained.load_state``: the
+    one "does this state dict fit" check, a clear error on a wrong backbone or shape); returns the checkpoint."""
+    from ecgfast.models.pretrained import encoder_of, load_state
 
     ckpt = load_checkpoint(path, ("encoder",), kind="encoder")
-    name = encoder_of(ckpt, path)
-    problem = state_mismatch(model.encoder.state_dict(), ckpt["encoder"], name)
-    if problem:
-        raise CheckpointError(f"encoder checkpoint {path} does not fit the {name} encoder its spec names: {problem}")
-    model.encoder.load_state_dict(ckpt["encoder"], strict=True)
+    load_state(model.encoder, ckpt["encoder"], path, "encoder", encoder_of(ckpt, path))
     return ckpt
 
 

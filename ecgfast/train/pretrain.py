@@ -32,8 +32,8 @@ import torch
 import torch.distributed as dist
 
 from ecgfast.augment import AugmentPipeline
-from ecgfast.base.checkpoint import atomic_save, checkpoint_header, load_checkpoint, preprocessing_spec, with_checksum
-from ecgfast.base.errors import CheckpointError, TrainingError
+from ecgfast.base.checkpoint import atomic_save, checkpoint_header, load_checkpoint, with_checksum
+from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
 from ecgfast.base.progress import progress_bar
 from ecgfast.base.runtime import (
     autocast,
@@ -50,6 +50,7 @@ from ecgfast.train.common import JsonlLogger, check_training_outputs, make_optim
 from ecgfast.train.config import PretrainConfig, resume_mismatches
 from ecgfast.train.methods import METHODS, Method, byol_loss_of, simclr_loss  # noqa: F401  (importable from here)
 from ecgfast.train.pretrain_data import PretrainData, dataset_digest, open_pretrain_data  # noqa: F401
+from ecgfast.train.spec import preprocessing_spec
 
 log = logging.getLogger("ecgfast")
 MAX_WEIGHT_GROWTH = 1e3  # weight norm growing this much since the start (or resume) counts as divergence

@@ -50,7 +50,8 @@ def make_checkpoint(path: Path, kind: str = "encoder", *, seed: int = 0, per_lea
         if v1_in_config:  # the variant that kept classes and normaliser inside config
             ckpt["config"] = {**config, "classes": ckpt.pop("classes"), "normalizer": ckpt.pop("normalizer")}
     else:
-        from ecgfast.base.checkpoint import checkpoint_header, preprocessing_spec
+        from ecgfast.base.checkpoint import checkpoint_header
+        from ecgfast.train.spec import preprocessing_spec
 
         spec = preprocessing_spec(sampling_rate, signal_length, normalizer, leads=list(leads), encoder=encoder)
         if format_version == 2:

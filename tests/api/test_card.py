@@ -5,13 +5,12 @@ import json
 
 import pytest
 import torch
+from api_helpers import make_checkpoint
 
 from ecgfast.base.errors import ConfigError
 from ecgfast.base.runtime import resolve_device
-from ecgfast.deploy._loop import batches_of, inference_loop
+from ecgfast.models.inference import batches_of, inference_loop
 from ecgfast.report.card import card_paths, write_model_card
-
-from api_helpers import make_checkpoint
 
 METRICS = {
     "checkpoint": "x", "n_records": 2158, "classes": ["CD", "HYP", "MI", "NORM", "STTC"],

@@ -7,7 +7,7 @@ import torch
 
 from ecgfast.eval.evaluate import evaluate, load_classifier_checkpoint as load_classifier
 from ecgfast.models import ECGEncoder1DCNN
-from ecgfast.eval.inference import predict
+from ecgfast.models.inference import predict
 from ecgfast.train_finetune import main as finetune_main
 from ecgfast.train_supervised import main as supervised_main
 

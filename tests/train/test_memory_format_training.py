@@ -60,7 +60,7 @@ def test_a_checkpoint_loads_and_embeds_alike_under_either_layout(tiny_cache, tmp
 def test_a_checkpoint_without_a_memory_format_loads(tiny_cache, tmp_path):
     """Older checkpoints name no memory format; they load as before (and the spec has no such key)."""
     from ecgfast.models.pretrained import load_encoder
-    from ecgfast.base.checkpoint import spec_of
+    from ecgfast.base.checkpoint import checkpoint_spec as spec_of
 
     out = tmp_path / "enc.pt"
     assert simclr_main(tiny_args(tiny_cache, out)) == 0

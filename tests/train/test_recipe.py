@@ -182,7 +182,7 @@ def test_logistic_probe_picks_c_on_fold_9_and_its_head_reproduces_sklearn(synthe
     from sklearn.linear_model import LogisticRegression
 
     from ecgfast.data import Normalizer, label_fraction_indices, open_cache
-    from ecgfast.eval.inference import embed, predict
+    from ecgfast.models.inference import embed, predict
     from ecgfast.models import ECGClassifier, build_encoder
     from ecgfast.train.classifier import LOGISTIC_C_GRID, fit_logistic, train_logistic_probe
 
@@ -231,7 +231,8 @@ def test_finetune_probe_logistic_writes_a_classifier_that_evaluates(synthetic_ca
 
 
 def test_older_checkpoints_are_the_seed_recipe():
-    from ecgfast.base.checkpoint import preprocessing_spec, recipe_of, spec_of
+    from ecgfast.base.checkpoint import checkpoint_spec as spec_of, recipe_of
+    from ecgfast.train.spec import preprocessing_spec
 
     spec = preprocessing_spec(100, 1000, {"mean": [0.0], "std": [1.0]})
     assert "recipe" not in spec and spec_of({"spec": spec})["recipe"] == "seed" and recipe_of({}) == "seed"
