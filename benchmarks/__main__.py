@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick] [--device cpu|cuda] [--stages ...] [--json FILE]``: every stage against its plain version.
+"""``python -m benchmarks [--quick] [--device cpu|cuda] [--stages ...] [--json FILE]``: every stage against
+its plain version.
 
 All stages run in one process and one sitting, after the machine itself is
 measured (copy bandwidth, matmul FLOP/s), and one table is printed: median

@@ -10,8 +10,8 @@ from benchmarks.plain_augment import PerSampleAugment
 def cases(quick: bool, device: str = "cpu") -> list[Case]:
     if device != "cpu":
         return device_cases(quick, device)
-    from ecgfast.base.extension import EXTENSION_AVAILABLE
     from ecgfast.augment import AugmentPipeline
+    from ecgfast.base.extension import EXTENSION_AVAILABLE
 
     B, T = (64 if quick else 256), 1000
     x = torch.randn(B, 12, T) * 0.5
@@ -55,8 +55,8 @@ def cases(quick: bool, device: str = "cpu") -> list[Case]:
 def device_cases(quick: bool, device: str) -> list[Case]:
     """On one device (a GPU): the torch reference pipeline vs the fused op, the latter both as a whole
     pipeline step (parameters drawn on the host, copied from pinned memory) and as the kernel alone."""
-    from ecgfast.base.extension import EXTENSION_AVAILABLE
     from ecgfast.augment import AugmentPipeline
+    from ecgfast.base.extension import EXTENSION_AVAILABLE
 
     dev_type = torch.device(device).type
     if not (EXTENSION_AVAILABLE and torch._C._dispatch_has_kernel_for_dispatch_key(

@@ -15,8 +15,8 @@ from benchmarks.harness import Case
 
 def cases(quick: bool, device: str = "cpu") -> list[Case]:
     from benchmarks.roofline import count_flops
-    from ecgfast.models.backbones import ENCODER_NAMES, ENCODERS
     from ecgfast.base.runtime import resolve_precision
+    from ecgfast.models.backbones import ENCODER_NAMES, ENCODERS
 
     B = 16 if quick else 128  # the deepest backbones take seconds a step on a 2-core CPU
     x = (torch.randn(B, 12, 1000, generator=torch.Generator().manual_seed(0)) * 0.3).to(device)

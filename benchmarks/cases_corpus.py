@@ -60,7 +60,8 @@ def status():
     return out
 
 torch.set_num_threads(1)
-path, budget, replicas, rank, passes = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+path, budget = sys.argv[1], float(sys.argv[2])
+replicas, rank, passes = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 c = open_corpus(path)
 loader = StreamingLoader([(c, 1.0)], 256, seed=0, memory_budget_mb=budget, num_replicas=replicas, rank=rank)
 warm = StreamingLoader([(c, 1.0)], 256, seed=0, memory_budget_mb=budget, epoch_samples=512)
@@ -262,7 +263,6 @@ def cases(quick: bool):
     from benchmarks.harness import Case
     from benchmarks.workdir import WORKDIR
     from ecgfast.data.corpus import StreamingLoader, open_corpus
-
     from ecgfast.data.corpus.build import FORMAT_VERSION
 
     n = 2000 if quick else 20000

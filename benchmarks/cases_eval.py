@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from benchmarks.harness import Case
 from benchmarks.workdir import synthetic_cache
@@ -10,9 +9,9 @@ from benchmarks.workdir import synthetic_cache
 
 def cases(quick: bool, device: str = "cpu") -> list[Case]:
     from ecgfast.data import Normalizer
-    from ecgfast.report.metrics import bootstrap_ci, classification_metrics
     from ecgfast.models import ECGClassifier
     from ecgfast.models.inference import predict
+    from ecgfast.report.metrics import bootstrap_ci, classification_metrics
 
     precision = "fp32"  # what `ecgfast evaluate` runs at (repeatable probabilities)
     n = 300 if quick else 2200

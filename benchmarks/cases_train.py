@@ -18,10 +18,10 @@ def ecgfast_step(method: str, precision: str, compiled: bool = False, sampling_r
     It ends with ``loss.item()``, so on a GPU each timed step includes its own completion.
     """
     from ecgfast.augment import AugmentPipeline
+    from ecgfast.base.runtime import autocast
     from ecgfast.losses import nt_xent
     from ecgfast.models import BYOLModel, SimCLRModel, build_encoder
     from ecgfast.models.layout import resolve_memory_format, set_memory_format
-    from ecgfast.base.runtime import autocast
     from ecgfast.train.pretrain import byol_loss_of
 
     torch.manual_seed(0)
@@ -66,9 +66,9 @@ def bf16_agreement(x: torch.Tensor, sampling_rate: float = 100) -> dict:
     views and weights in fp32 and under bf16 autocast; the loss's relative difference and
     the cosine between the two encoder gradients."""
     from ecgfast.augment import AugmentPipeline
+    from ecgfast.base.runtime import autocast
     from ecgfast.losses import nt_xent
     from ecgfast.models import SimCLRModel
-    from ecgfast.base.runtime import autocast
 
     torch.manual_seed(0)
     model = SimCLRModel()

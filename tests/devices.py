@@ -104,7 +104,8 @@ class NoCpuTensors(TorchDispatchMode):
         if func in _HOST_ONLY:
             return func(*args, **kwargs)
         inputs = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
-        if func in _COPIES and inputs and inputs[-1 if func is torch.ops.aten.copy_.default else 0].device.type == "cpu":
+        source = inputs[-1 if func is torch.ops.aten.copy_.default else 0] if inputs else None
+        if func in _COPIES and source is not None and source.device.type == "cpu":
             out = func(*args, **kwargs)
             dst = out if isinstance(out, torch.Tensor) else args[0]
             if dst.device.type != "cpu":

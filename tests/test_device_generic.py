@@ -2,13 +2,12 @@
 tests/devices.py's checker (a helper made without ``device=`` would fail or copy per step on a GPU)."""
 import pytest
 import torch
+from devices import no_cpu_tensors
 
 import ecgfast.base.extension as ext
 from ecgfast.losses import BYOLLoss, NTXentLoss, byol_loss, ema_update_, nt_xent
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
 from ecgfast.models import BYOLModel, ECGClassifier, ECGEncoder1DCNN, SimCLRModel
-
-from devices import no_cpu_tensors
 
 
 def _leaves(*shapes, dtype=torch.float32):

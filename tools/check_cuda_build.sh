@@ -5,7 +5,7 @@
 # A venv ($CUDA_VENV, default .venv-cuda) gets a CUDA torch; the tracked tree
 # is copied to a temp folder (the CPU build's in-place .so and build/ are
 # never touched), installed into the venv with nvcc, and
-# tests/extension_build/test_cuda_kernels_registered.py runs from outside the tree.
+# tests/base/test_cuda_kernels_registered.py runs from outside the tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -44,6 +44,6 @@ git ls-files -z --cached --others --exclude-standard |
 echo "check-cuda-build: building with $("$CUDA_HOME/bin/nvcc" --version | tail -1), TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST"
 (cd "$work/src" && "$py" -m pip install -q --no-build-isolation --no-deps .) ||
   { echo "check-cuda-build: build failed"; exit 1; }
-cp tests/extension_build/test_cuda_kernels_registered.py "$work/run/"
+cp tests/base/test_cuda_kernels_registered.py "$work/run/"
 cd "$work/run"  # outside the tree: `import ecgfast` is the installed build
 ECGFAST_EXPECT_CUDA_KERNELS=1 "$py" -m pytest -q -p no:cacheprovider test_cuda_kernels_registered.py

@@ -68,7 +68,7 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run, log, time, one summary row
 step "build (nvcc, sm_${TORCH_CUDA_ARCH_LIST/./})" 240 "$PY" setup.py build_ext --inplace ||
   { echo "build failed: see $LOG"; tail -40 "$LOG"; exit 1; }
 step "CUDA kernels registered" 60 env ECGFAST_EXPECT_CUDA_KERNELS=1 "$PY" -m pytest -q -p no:cacheprovider \
-  tests/extension_build
+  tests/base/test_cuda_kernels_registered.py
 step "cuda tests (ops, autocast numerics, devices)" 180 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests
 
 DATA="$WORK/PTB-XL"

@@ -9,8 +9,14 @@ Order: the crop (short crop, random-resized-crop) first when asked for, then the
 seven in DESIGN.md's order on the crop (see ``AugmentPipeline``).
 """
 from ecgfast.augment._ops import backend
-from ecgfast.augment.params import (AUGMENTATIONS, CONFIGS, DEFAULT_RATES, VIEW_AUGMENTATIONS, AugmentParams,
-                                    enabled_for_config)
+from ecgfast.augment.params import (
+                                    AUGMENTATIONS,
+                                    CONFIGS,
+                                    DEFAULT_RATES,
+                                    VIEW_AUGMENTATIONS,
+                                    AugmentParams,
+                                    enabled_for_config,
+)
 from ecgfast.augment.pipeline import AugmentPipeline, TorchReferencePipeline
 
 __all__ = ["AUGMENTATIONS", "CONFIGS", "DEFAULT_RATES", "VIEW_AUGMENTATIONS", "AugmentParams", "AugmentPipeline",

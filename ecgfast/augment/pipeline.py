@@ -8,8 +8,16 @@ import torch
 
 from ecgfast.augment import functional as F
 from ecgfast.augment._ops import augment_views
-from ecgfast.augment.params import (AUGMENTATIONS, COL, MIN_LENGTH, VIEW_AUGMENTATIONS, AugmentParams,
-                                    draw_params, enabled_for_config, view_samples)
+from ecgfast.augment.params import (
+    AUGMENTATIONS,
+    COL,
+    MIN_LENGTH,
+    VIEW_AUGMENTATIONS,
+    AugmentParams,
+    draw_params,
+    enabled_for_config,
+    view_samples,
+)
 from ecgfast.base.extension import check_backend, op_backend, requested_backend
 
 

@@ -1,1 +1,2 @@
-"""The floor everything stands on: errors, crash-safe files, the compiled extension, checkpoints, the runtime (device, precision, seed)."""
+"""The floor everything stands on: errors, crash-safe files, the compiled extension, checkpoints and the
+runtime (device, precision, seed). Imports nothing else of ecgfast."""

@@ -21,8 +21,8 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ecgfast.base.errors import OutputError
 

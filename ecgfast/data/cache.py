@@ -60,15 +60,23 @@ import h5py
 import numpy as np
 import torch
 
-from ecgfast import CLASSES, LEADS, __version__
+from ecgfast import LEADS, __version__
 from ecgfast.base.fs import explain_os_error, os_error_message, remove_stale_temps, temp_path
 from ecgfast.base.progress import progress_bar
 from ecgfast.data._ops import gather_dequantize
 from ecgfast.data.errors import CacheError, DataError, PTBXLError
-from ecgfast.data.metadata import (DATABASE_CSV, DEFAULT_TASK, STATEMENTS_CSV, check_sampling_rate, check_task,
-                                   file_sha256, load_metadata, task_code_sets, task_labels)
-from ecgfast.data.records import (Confiner, expected_length, read_indexed_record, record_digest,
-                                  record_path)
+from ecgfast.data.metadata import (
+    DATABASE_CSV,
+    DEFAULT_TASK,
+    STATEMENTS_CSV,
+    check_sampling_rate,
+    check_task,
+    file_sha256,
+    load_metadata,
+    task_code_sets,
+    task_labels,
+)
+from ecgfast.data.records import Confiner, expected_length, read_indexed_record, record_digest, record_path
 
 log = logging.getLogger("ecgfast")
 FORMAT = "ecgfast-ptbxl-cache"
@@ -492,7 +500,7 @@ class ECGCache:
         sets = task_code_sets(codes, table, task, where=f"cache {self.path}: its {STATEMENTS_CSV}")
         return task_labels(sets, task, classes, min_count)
 
-    def with_task(self, task: str, classes=None, min_count: int = 0) -> "ECGCache":
+    def with_task(self, task: str, classes=None, min_count: int = 0) -> ECGCache:
         """This cache with ``labels``, ``classes`` and ``has_label`` of ``task`` (the same open file).
 
         Training, the loader and evaluation read those three, so a task is chosen here once;

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -192,7 +193,7 @@ class Normalizer:
             raise ValueError(f"Normalizer: mean and std must be finite and std positive, got {self!r}")
 
     @classmethod
-    def fit(cls, cache: ECGCache, indices, per_lead: bool = False, chunk: int = 512) -> "Normalizer":
+    def fit(cls, cache: ECGCache, indices, per_lead: bool = False, chunk: int = 512) -> Normalizer:
         """Fit on ``indices`` (pass the training folds' records: never fit on folds 9 or 10)."""
         idx = np.sort(np.asarray(indices, dtype=np.int64))
         if idx.size == 0:
@@ -227,7 +228,7 @@ class Normalizer:
         return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std], "per_lead": self.per_lead}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "Normalizer":
+    def from_state_dict(cls, state: dict) -> Normalizer:
         return cls(state["mean"], state["std"], state["per_lead"])
 
     def __repr__(self) -> str:

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from ecgfast import CLASSES, TASKS
-from ecgfast.data.errors import PTBXLError, UnsafePathError
 from ecgfast.base.errors import ConfigError
+from ecgfast.data.errors import PTBXLError, UnsafePathError
 
 DATABASE_CSV = "ptbxl_database.csv"
 STATEMENTS_CSV = "scp_statements.csv"

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import wfdb
 
-from ecgfast import CLASSES, LEADS
+from ecgfast import LEADS
 from ecgfast.base.progress import progress_bar
 from ecgfast.data.metadata import SAMPLING_RATES
 from ecgfast.data.records import RECORD_SECONDS

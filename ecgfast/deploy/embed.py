@@ -104,11 +104,10 @@ def _run_embed(checkpoint, inputs, out, *, device, batch_size, sampling_rate, le
                encoder, memory_format="auto") -> tuple[list[Path], int, int]:
     """``run_embed``, also returning the representation's width."""
     from ecgfast import __version__
+    from ecgfast.base.fs import check_writable
     from ecgfast.base.runtime import resolve_device
     from ecgfast.deploy.inputs import embed_records, open_input
     from ecgfast.models.pretrained import load_encoder
-
-    from ecgfast.base.fs import check_writable
 
     out = Path(out)
     kind = output_kind(out)  # refuse a bad --out before any work

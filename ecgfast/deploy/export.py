@@ -70,7 +70,8 @@ class ExportModule(nn.Module):
         # fixed by the window's fixed length: a plain list, so TorchScript and torch.export see static slices.
         crop = pre.crop_length
         self.crop_length = crop if crop is not None and crop < L else 0
-        self.window_starts = window_starts(L, crop) if self.crop_length else [0]  # non-empty: TorchScript infers List[int]
+        # never empty: TorchScript infers List[int]
+        self.window_starts = window_starts(L, crop) if self.crop_length else [0]
         self.is_classifier = hasattr(model, "head")
         self.head = model.head if self.is_classifier else nn.Identity()
 

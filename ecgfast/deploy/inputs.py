@@ -60,7 +60,8 @@ def _window_batches(model, source: ECGSource, batch_size: int, pad: bool, ids: l
 
 
 def embed_records(model, source: ECGSource, *, device="cpu", batch_size: int = 256, pad: bool = False,
-                  progress: bool = False, precision: str = "fp32", desc: str = "embedding") -> tuple[list[str], torch.Tensor]:
+                  progress: bool = False, precision: str = "fp32",
+                  desc: str = "embedding") -> tuple[list[str], torch.Tensor]:
     """``(ids, embeddings (N, D) float32)``: one row per record, the mean over the record's windows (D: the
     backbone's width, 256 for ecg1dcnn)."""
     from ecgfast.models.inference import inference_loop

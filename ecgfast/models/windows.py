@@ -12,7 +12,7 @@ are their sigmoid. Training samples one random crop per record and step instead 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -56,7 +56,8 @@ def random_crops(x: torch.Tensor, crop: int, rng: np.random.Generator,
     """One crop of ``crop`` samples per record of ``x`` (B, C, T), at a start drawn uniformly in [0, T - crop];
     with ``resized_min``, a random-resized-crop as the augmentations' (a fraction f ~ U[resized_min, 1] of
     the crop's span at a uniform offset inside it, stretched back to ``crop`` samples)."""
-    from ecgfast.augment.functional import crop as crop_at, resized_crop
+    from ecgfast.augment.functional import crop as crop_at
+    from ecgfast.augment.functional import resized_crop
 
     T, n = x.shape[-1], x.shape[0]
     if crop > T:

@@ -1,1 +1,2 @@
-"""What a run reports, below training (which writes it): metrics with bootstrap intervals, over-seed statistics, model cards."""
+"""What a run reports, below training (which writes it): metrics with bootstrap intervals, over-seed
+statistics, model cards."""

@@ -23,7 +23,8 @@ def _confusion(y: np.ndarray, pred: np.ndarray):
 
 
 def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray, classes, threshold: float = THRESHOLD) -> dict:
-    """Macro AUROC, macro F1 at ``threshold`` (a number, or one per class), micro sensitivity/specificity, and the same per class."""
+    """Macro AUROC, macro F1 at ``threshold`` (a number, or one per class), micro sensitivity/specificity,
+    and the same per class."""
     y = np.asarray(y_true).astype(int)
     p = np.asarray(y_prob, dtype=np.float64)
     pred = p >= threshold

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgfast import TASKS
 from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import DEFAULT_ENCODER, check_encoder_name
 from ecgfast.train.config import METHODS, ClassifierConfig, DataConfig, PretrainConfig, RunConfig
-from ecgfast import TASKS
 from ecgfast.train.recipe import SEED_VALUES, apply_recipe
 
 log = logging.getLogger("ecgfast")
@@ -243,8 +243,8 @@ def _label(cell: Cell) -> str:
 
 def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: float, encoder: tuple | None,
                        timings: dict, dataset: str, cell: Cell = Cell()) -> dict:
-    from ecgfast.eval.evaluate import evaluate
     from ecgfast.base.checkpoint import atomic_write_text
+    from ecgfast.eval.evaluate import evaluate
     from ecgfast.train.classifier import train
 
     d = run_dir(cfg.out, arm, seed, fraction, cell.encoder, cell.recipe, cell.task)
@@ -280,8 +280,8 @@ def train_and_evaluate(cfg: ExperimentConfig, arm: str, seed: int, fraction: flo
 
 def _card_with_metrics(path: Path, result: dict) -> None:
     """Rewrite the run's model card with its fold-10 metrics and CIs."""
-    from ecgfast.report.card import write_model_card
     from ecgfast.base.checkpoint import load_checkpoint
+    from ecgfast.report.card import write_model_card
 
     ckpt = load_checkpoint(path, kind="classifier")
     write_model_card(path, ckpt, wall_time_s=float(ckpt.get("wall_time_s", 0.0)), device=str(ckpt.get("device", "cpu")),
@@ -506,7 +506,8 @@ def write_outputs(rows: list[dict], arms: list[str], out: Path, timings: dict, e
     atomic_write_text(out / "results.json", json.dumps({
         "encoder": encoders[0] if len(encoders) == 1 else None, "encoders": encoders,
         "recipes": axes.get("recipe"), "tasks": axes.get("task"), "runs": flat, "timings_s": timings}, indent=1))
-    all_arms = arms + (["supervised"] if "supervised" not in arms and any(r["arm"] == "supervised" for r in rows) else [])
+    baseline_only = "supervised" not in arms and any(r["arm"] == "supervised" for r in rows)
+    all_arms = arms + (["supervised"] if baseline_only else [])
     table, _ = summarize(rows, all_arms, axes)
     head = (f"Encoder (backbone): {encoders[0]}." if len(encoders) == 1 else
             f"Encoders (backbones): {', '.join(encoders)}.")

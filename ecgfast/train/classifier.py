@@ -15,7 +15,6 @@ and checked for divergence once an epoch (no host sync per step).
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from pathlib import Path

@@ -33,7 +33,7 @@ import torch.distributed as dist
 
 from ecgfast.augment import AugmentPipeline
 from ecgfast.base.checkpoint import atomic_save, checkpoint_header, load_checkpoint, with_checksum
-from ecgfast.base.errors import CheckpointError, ConfigError, TrainingError
+from ecgfast.base.errors import CheckpointError, TrainingError
 from ecgfast.base.progress import progress_bar
 from ecgfast.base.runtime import (
     autocast,

@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from ecgfast.base.extension import EXTENSION_AVAILABLE
 

@@ -6,14 +6,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from devices import assert_device_side_assert, cpu_and_cuda, no_cpu_tensors, on_meta
+from ecg_signals import ecg_like
 
 import ecgfast.base.extension as ext
 from ecgfast.augment import AUGMENTATIONS, CONFIGS, AugmentPipeline, TorchReferencePipeline
 from ecgfast.augment._ops import augment_views
 from ecgfast.augment.pipeline import reference_views
-
-from devices import assert_device_side_assert, cpu_and_cuda, no_cpu_tensors, on_meta
-from ecg_signals import ecg_like
 
 needs_ext = pytest.mark.skipif(not ext.EXTENSION_AVAILABLE, reason="compiled extension not built")
 ALL_ON = {a: 1.0 for a in AUGMENTATIONS}

@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 import scipy.signal as ss
 import torch
-
-from ecgfast.augment import AUGMENTATIONS, DEFAULT_RATES, AugmentPipeline
-from ecgfast.augment.params import COL
-
 from augment_helpers import only
 from devices import cpu_and_cuda
 from ecg_signals import ecg_like
+
+from ecgfast.augment import AUGMENTATIONS, DEFAULT_RATES, AugmentPipeline
+from ecgfast.augment.params import COL
 
 
 def host(views):

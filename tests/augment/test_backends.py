@@ -4,11 +4,11 @@ import sys
 
 import pytest
 import torch
-
-from ecgfast.base.extension import EXTENSION_AVAILABLE
-from ecgfast.augment import AugmentPipeline, backend as default_backend
-
 from ecg_signals import ecg_like
+
+from ecgfast.augment import AugmentPipeline
+from ecgfast.augment import backend as default_backend
+from ecgfast.base.extension import EXTENSION_AVAILABLE
 
 needs_ext = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
 ALL_ON = {a: 1.0 for a in ("frequency_warp", "bandpass", "mixup", "cutmix", "motion_artifact",

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from ecgfast.base.extension import EXTENSION_AVAILABLE
-from ecgfast.augment import AugmentPipeline
-
 from ecg_signals import ecg_like
+
+from ecgfast.augment import AugmentPipeline
+from ecgfast.base.extension import EXTENSION_AVAILABLE
 
 pytestmark = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
 ISAS = ["x86-64-v4", "x86-64-v3", "baseline"]
@@ -23,7 +22,8 @@ sys.path.insert(0, {helpers!r})
 from ecg_signals import ecg_like
 from ecgfast.augment import AugmentPipeline
 x = ecg_like(24, length=1000, seed=21)
-views = [torch.stack(AugmentPipeline(100, seed=4, rates=rates, backend="cpp")(x, step=2)) for rates in (None, {all_on!r})]
+views = [torch.stack(AugmentPipeline(100, seed=4, rates=rates, backend="cpp")(x, step=2))
+         for rates in (None, {all_on!r})]
 torch.save({{"isa": torch.ops.ecgfast.augment_cpu_isa(), "views": views}}, {out!r})
 """
 
@@ -52,7 +52,8 @@ def test_each_isa_compilation_gives_the_reference_views(isa, tmp_path):
 
 
 def test_an_unknown_isa_is_refused_with_the_valid_names(tmp_path):
-    run = subprocess.run([sys.executable, "-c", "import torch, ecgfast.base.extension; torch.ops.ecgfast.augment_cpu_isa()"],
+    code = "import torch, ecgfast.base.extension; torch.ops.ecgfast.augment_cpu_isa()"
+    run = subprocess.run([sys.executable, "-c", code],
                          env={**os.environ, "ECGFAST_CPU_ISA": "avx9000"}, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode != 0

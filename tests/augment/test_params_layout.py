@@ -5,12 +5,11 @@ import re
 
 import pytest
 import torch
+from ecg_signals import ecg_like
 
 import ecgfast.base.extension as ext
 from ecgfast.augment import _numba, params
 from ecgfast.augment.params import BANDPASS_PADLEN, COL, COLUMNS, N_PARAMS, layout_mismatch
-
-from ecg_signals import ecg_like
 
 needs_ext = pytest.mark.skipif(not ext.EXTENSION_AVAILABLE, reason="compiled extension not built")
 
@@ -46,8 +45,10 @@ def test_numba_kernel_reads_params_py():
 @pytest.mark.parametrize("compiled, pad, message", [
     (COLUMNS[:3] + (COLUMNS[4], COLUMNS[3]) + COLUMNS[5:], BANDPASS_PADLEN,
      r"parameter column 3: the compiled kernels have column 'hp_b1' .*COLUMNS has 'hp_b0'"),
-    (COLUMNS[:-1], BANDPASS_PADLEN, r"parameter column 34: the compiled kernels have no column .*COLUMNS has 'rrc_frac'"),
-    (COLUMNS + ("extra",), BANDPASS_PADLEN, r"parameter column 35: the compiled kernels have column 'extra' .*no column"),
+    (COLUMNS[:-1], BANDPASS_PADLEN,
+     r"parameter column 34: the compiled kernels have no column .*COLUMNS has 'rrc_frac'"),
+    (COLUMNS + ("extra",), BANDPASS_PADLEN,
+     r"parameter column 35: the compiled kernels have column 'extra' .*no column"),
     (COLUMNS, 12, r"band-pass padding: the compiled kernels pad by 12 samples .*BANDPASS_PADLEN is 15"),
 ])
 def test_a_drifted_layout_is_named(compiled, pad, message):

@@ -5,12 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from ecg_signals import ecg_like
 
-from ecgfast.base.extension import EXTENSION_AVAILABLE
 from ecgfast.augment import AUGMENTATIONS, CONFIGS, AugmentPipeline
 from ecgfast.augment.params import COL
-
-from ecg_signals import ecg_like
+from ecgfast.base.extension import EXTENSION_AVAILABLE
 
 needs_ext = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
 ALL_ON = {a: 1.0 for a in AUGMENTATIONS}

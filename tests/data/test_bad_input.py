@@ -4,8 +4,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from ecgfast.data import PTBXLError, build_cache, load_metadata
 from ecgfast.cli.cache import main as cache_main
+from ecgfast.data import PTBXLError, build_cache, load_metadata
 
 
 @pytest.fixture

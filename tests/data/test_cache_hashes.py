@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from ecgfast.cli.cache import main as cache_main
-from ecgfast.data.cache import (CacheError, build_cache, ensure_cache, open_cache,
-                                row_digests, verify_cache)
+from ecgfast.data.cache import CacheError, build_cache, ensure_cache, open_cache, row_digests, verify_cache
 from ecgfast.data.loader import ECGBatchLoader
 
 

@@ -2,8 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from ecgfast.data import (ECGBatchLoader, Normalizer, PTBXLError, build_cache, ensure_cache,
-                          label_fraction_indices, load_metadata, open_cache, read_record)
+from ecgfast.data import (
+    ECGBatchLoader,
+    Normalizer,
+    build_cache,
+    ensure_cache,
+    label_fraction_indices,
+    load_metadata,
+    open_cache,
+    read_record,
+)
 
 
 def test_cache_holds_what_wfdb_reads(synthetic_root, synthetic_cache_path):

@@ -4,12 +4,11 @@ import warnings
 
 import pytest
 import torch
+from devices import assert_device_side_assert, cpu_and_cuda, no_cpu_tensors, on_meta
 
 import ecgfast.base.extension as ext
 import ecgfast.data._ops as _ops
 from ecgfast.data._ops import gather_dequantize, gather_dequantize_reference
-
-from devices import assert_device_side_assert, cpu_and_cuda, no_cpu_tensors, on_meta
 
 needs_ext = pytest.mark.skipif(not ext.EXTENSION_AVAILABLE, reason="compiled extension not built")
 

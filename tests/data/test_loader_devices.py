@@ -3,11 +3,10 @@ import warnings
 
 import pytest
 import torch
+from devices import cpu_and_cuda, no_cpu_tensors
 
 import ecgfast.base.extension as ext
 from ecgfast.data import ECGBatchLoader, build_cache, open_cache
-
-from devices import cpu_and_cuda, no_cpu_tensors
 
 
 @pytest.fixture(scope="module")

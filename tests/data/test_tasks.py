@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from ecgfast import CLASSES, TASKS
+from ecgfast.base.errors import ConfigError
 from ecgfast.data import build_cache, load_metadata, open_cache
 from ecgfast.data.errors import PTBXLError
 from ecgfast.data.metadata import task_code_sets, task_labels
-from ecgfast.base.errors import ConfigError
 
 # The benchmark paper's Table 1 (PTB-XL 1.0.1): classes per task, every class present (min_samples 0).
 BENCHMARK_CLASSES = {"all": 71, "diagnostic": 44, "subdiagnostic": 23, "superdiagnostic": 5, "form": 19, "rhythm": 12}

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ecgfast.eval.evaluate import evaluate, load_classifier_checkpoint as load_classifier
+from ecgfast.eval.evaluate import evaluate
+from ecgfast.eval.evaluate import load_classifier_checkpoint as load_classifier
 from ecgfast.models import ECGEncoder1DCNN
 from ecgfast.models.inference import predict
 from ecgfast.train_finetune import main as finetune_main
@@ -94,8 +95,9 @@ def test_fold9_thresholds_maximise_f1_on_the_best_epochs_fold9_predictions(super
     """The checkpoint's thresholds are, per class, a threshold reaching the best F1 (sklearn's
     f1_score, brute force over every score) of the selected epoch's fold-9 probabilities; and
     those probabilities are the saved model's predictions on fold 9."""
-    from ecgfast.data import open_cache
     from sklearn.metrics import f1_score
+
+    from ecgfast.data import open_cache
 
     path, seen = supervised_run
     model, ckpt, norm = load_classifier(path)

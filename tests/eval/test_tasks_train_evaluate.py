@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from ecgfast import CLASSES, TASKS
-from ecgfast.data import label_fraction_indices, open_cache
-from ecgfast.base.errors import ConfigError
-from ecgfast.eval.evaluate import evaluate
-from ecgfast.cli.experiment import build_parser, from_args
-from ecgfast.study.experiment import ExperimentConfig, settings_key
 from ecgfast.base.checkpoint import task_of
+from ecgfast.base.errors import ConfigError
+from ecgfast.cli.experiment import build_parser, from_args
+from ecgfast.data import label_fraction_indices, open_cache
+from ecgfast.eval.evaluate import evaluate
+from ecgfast.study.experiment import ExperimentConfig, settings_key
 from ecgfast.train.config import ClassifierConfig
 from ecgfast.train_finetune import main as finetune_main
 from ecgfast.train_supervised import main as supervised_main

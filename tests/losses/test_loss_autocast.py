@@ -11,13 +11,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from devices import cpu_and_cuda
 
 import ecgfast.base.extension
 from ecgfast.base.extension import EXTENSION_AVAILABLE
 from ecgfast.losses import byol_loss, nt_xent
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
-
-from devices import cpu_and_cuda
 
 needs_ext = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
 DEVICES = cpu_and_cuda()

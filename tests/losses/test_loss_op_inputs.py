@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from devices import cpu_and_cuda
 
 from ecgfast.base.extension import EXTENSION_AVAILABLE
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
-
-from devices import cpu_and_cuda
 
 pytestmark = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
 DEVICES = cpu_and_cuda()

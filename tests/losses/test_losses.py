@@ -2,13 +2,12 @@ import math
 
 import pytest
 import torch
+from devices import cpu_and_cuda, ieee_float32  # noqa: F401  (a fixture, used by name)
 
 import ecgfast.losses.reference as reference
 from ecgfast.base.extension import EXTENSION_AVAILABLE, op_backend
 from ecgfast.losses import BYOLLoss, NTXentLoss, byol_loss, ema_update_, nt_xent
 from ecgfast.losses.reference import byol_loss_reference, nt_xent_reference
-
-from devices import cpu_and_cuda, ieee_float32  # noqa: F401  (a fixture, used by name)
 
 needs_ext = pytest.mark.skipif(not EXTENSION_AVAILABLE, reason="compiled extension not built")
 
@@ -29,11 +28,16 @@ def branch(request, monkeypatch):
         monkeypatch.setenv("ECGFAST_BACKEND", "torch")
     assert (op_backend("nt_xent", "cpu") == "torch") is fallback
     calls = []
+    def spy_on(name):
+        original = getattr(reference, name)
+
+        def spy(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+        return spy
+
     for name in ("nt_xent_reference", "byol_loss_reference"):
-        def spy(*args, _original=getattr(reference, name), _name=name, **kwargs):
-            calls.append(_name)
-            return _original(*args, **kwargs)
-        monkeypatch.setattr(reference, name, spy)  # the module attribute the fallback branch imports
+        monkeypatch.setattr(reference, name, spy_on(name))  # the module attribute the fallback branch imports
     return fallback, calls
 
 

@@ -9,9 +9,16 @@ import torch
 
 from ecgfast.base.errors import ConfigError
 from ecgfast.models import BYOLModel, ECGClassifier, ECGEncoder1DCNN, SimCLRModel
-from ecgfast.models.backbones import (ENCODER_NAMES, ENCODERS, REFERENCE_PARAMETERS, build_encoder,
-                                      check_encoder_name, count_parameters, identify_encoder,
-                                      reference_head_parameters)
+from ecgfast.models.backbones import (
+    ENCODER_NAMES,
+    ENCODERS,
+    REFERENCE_PARAMETERS,
+    build_encoder,
+    check_encoder_name,
+    count_parameters,
+    identify_encoder,
+    reference_head_parameters,
+)
 
 NEW = ("resnet1d_wang", "xresnet1d50", "xresnet1d101", "inception1d")
 

@@ -14,8 +14,13 @@ import torch
 from ecgfast.base.errors import ConfigError
 from ecgfast.models import BYOLModel, ECGClassifier, SimCLRModel
 from ecgfast.models.backbones import ENCODER_NAMES, build_encoder
-from ecgfast.models.layout import (MEMORY_FORMATS, check_memory_format, memory_format_of, resolve_memory_format,
-                                   set_memory_format)
+from ecgfast.models.layout import (
+    MEMORY_FORMATS,
+    check_memory_format,
+    memory_format_of,
+    resolve_memory_format,
+    set_memory_format,
+)
 
 
 def _pair(name, seed=0):

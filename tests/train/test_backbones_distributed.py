@@ -3,12 +3,11 @@ one process on the same global batch. One spawn runs all backbones (process star
 import pytest
 import torch
 import torch.distributed as dist
+from ddp import spawn_ranks
 
 from ecgfast.models import SimCLRModel, build_encoder
 from ecgfast.models.backbones import ENCODER_NAMES
 from ecgfast.train.pretrain import simclr_loss
-
-from ddp import spawn_ranks
 
 NEW = [n for n in ENCODER_NAMES if n != "ecg1dcnn"]
 N, T, TAU = 8, 96, 0.1

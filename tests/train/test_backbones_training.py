@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+from tiny_run import tiny_args
 
 from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import ENCODER_NAMES, build_encoder
@@ -16,7 +17,6 @@ from ecgfast.train import pretrain
 from ecgfast.train.pretrain import resume_path
 from ecgfast.train_ssl_byol import main as byol_main
 from ecgfast.train_ssl_simclr import main as simclr_main
-from tiny_run import tiny_args
 
 NEW = [n for n in ENCODER_NAMES if n != "ecg1dcnn"]
 
@@ -170,9 +170,10 @@ def test_experiment_with_a_backbone(synthetic_cache_path, synthetic_root, tmp_pa
     assert main(argv) == 0
     assert "Encoder (backbone): resnet1d_wang." in (tmp_path / "summary.md").read_text()
     assert json.loads((tmp_path / "results.json").read_text())["encoder"] == "resnet1d_wang"
-    ckpt = torch.load(experiment.run_dir(tmp_path, "supervised", 1, 0.25, encoder="resnet1d_wang") / "classifier.pt", weights_only=True)
+    run = experiment.run_dir(tmp_path, "supervised", 1, 0.25, encoder="resnet1d_wang")
+    ckpt = torch.load(run / "classifier.pt", weights_only=True)
     assert ckpt["spec"]["encoder"] == "resnet1d_wang"
-    settings = json.loads((experiment.run_dir(tmp_path, "supervised", 1, 0.25, encoder="resnet1d_wang") / "eval.json").read_text())["settings"]
+    settings = json.loads((run / "eval.json").read_text())["settings"]
     assert settings["backbone"] == "resnet1d_wang"
 
 

@@ -16,7 +16,7 @@ from ecgfast.train_finetune import main as finetune_main
 from ecgfast.train_ssl_simclr import main as simclr_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from api_helpers import make_checkpoint  # noqa: E402
+from checkpoint_helpers import make_checkpoint  # noqa: E402
 
 TINY = ["--epochs", "1", "--batch-size", "32", "--signal-length", "256", "--no-progress", "--precision", "fp32"]
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from ecgfast.base.errors import ConfigError
-from ecgfast.models import ECGEncoder1DCNN
 from ecgfast.base.runtime import resolve_compile, resolve_device, resolve_precision
+from ecgfast.models import ECGEncoder1DCNN
 from ecgfast.train_ssl_byol import main as byol_main
 from ecgfast.train_ssl_simclr import main as simclr_main
 

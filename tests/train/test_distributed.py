@@ -8,11 +8,10 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
+from ddp import spawn_ranks
 
 from ecgfast.models import SimCLRModel
 from ecgfast.train.pretrain import simclr_loss
-
-from ddp import spawn_ranks
 
 N, T, TAU = 16, 128, 0.1
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_run import tiny_args
 
 from ecgfast.base.errors import ConfigError
 from ecgfast.models.backbones import build_encoder
 from ecgfast.train import pretrain
 from ecgfast.train.pretrain import resume_path
 from ecgfast.train_ssl_simclr import main as simclr_main
-from tiny_run import tiny_args
-
 
 
 def test_an_unknown_memory_format_lists_the_valid_ones(tmp_path, capsys):
@@ -22,7 +21,8 @@ def test_an_unknown_memory_format_lists_the_valid_ones(tmp_path, capsys):
     from ecgfast.train.config import RunConfig
     from ecgfast.train_supervised import main as supervised_main
 
-    for main, extra in ((simclr_main, ["--data-root", str(tmp_path)]), (supervised_main, ["--data-root", str(tmp_path)]),
+    root = ["--data-root", str(tmp_path)]
+    for main, extra in ((simclr_main, root), (supervised_main, root),
                         (embed_main, ["--checkpoint", str(tmp_path / "c.pt"), "--input", str(tmp_path)])):
         with pytest.raises(SystemExit) as exc:
             main([*extra, "--out", str(tmp_path / "x.h5"), "--memory-format", "bogus"])
@@ -59,8 +59,8 @@ def test_a_checkpoint_loads_and_embeds_alike_under_either_layout(tiny_cache, tmp
 
 def test_a_checkpoint_without_a_memory_format_loads(tiny_cache, tmp_path):
     """Older checkpoints name no memory format; they load as before (and the spec has no such key)."""
-    from ecgfast.models.pretrained import load_encoder
     from ecgfast.base.checkpoint import checkpoint_spec as spec_of
+    from ecgfast.models.pretrained import load_encoder
 
     out = tmp_path / "enc.pt"
     assert simclr_main(tiny_args(tiny_cache, out)) == 0

@@ -116,14 +116,16 @@ def test_the_seed_recipe_is_the_seeds_settings_and_field_is_the_table():
 
 
 def test_each_part_of_a_recipe_is_settable_alone():
-    from ecgfast.cli.flags import add_pretrain_flags, pretrain_from_args
     import argparse
+
+    from ecgfast.cli.flags import add_pretrain_flags, pretrain_from_args
 
     p = argparse.ArgumentParser()
     add_pretrain_flags(p, "simclr")
     cfg = pretrain_from_args(p.parse_args(["--recipe", "field", "--optimizer", "adam", "--warmup-epochs", "0",
                                            "--lr", "0.01"]), "simclr")
-    assert (cfg.optimizer, cfg.weight_decay, cfg.warmup_epochs, cfg.schedule, cfg.lr) == ("adam", 0.0, 0, "cosine", 0.01)
+    got = (cfg.optimizer, cfg.weight_decay, cfg.warmup_epochs, cfg.schedule, cfg.lr)
+    assert got == ("adam", 0.0, 0, "cosine", 0.01)
     cfg = pretrain_from_args(p.parse_args(["--schedule", "cosine", "--weight-decay", "0.05"]), "simclr")
     assert (cfg.recipe, cfg.optimizer, cfg.schedule, cfg.weight_decay) == ("seed", "adam", "cosine", 0.05)
     cfg = pretrain_from_args(p.parse_args(["--recipe", "field", "--batch-size", "1024", "--lr", "0.5"]), "simclr")
@@ -182,8 +184,8 @@ def test_logistic_probe_picks_c_on_fold_9_and_its_head_reproduces_sklearn(synthe
     from sklearn.linear_model import LogisticRegression
 
     from ecgfast.data import Normalizer, label_fraction_indices, open_cache
-    from ecgfast.models.inference import embed, predict
     from ecgfast.models import ECGClassifier, build_encoder
+    from ecgfast.models.inference import embed, predict
     from ecgfast.train.classifier import LOGISTIC_C_GRID, fit_logistic, train_logistic_probe
 
     cache = open_cache(synthetic_cache_path)
@@ -231,7 +233,8 @@ def test_finetune_probe_logistic_writes_a_classifier_that_evaluates(synthetic_ca
 
 
 def test_older_checkpoints_are_the_seed_recipe():
-    from ecgfast.base.checkpoint import checkpoint_spec as spec_of, recipe_of
+    from ecgfast.base.checkpoint import checkpoint_spec as spec_of
+    from ecgfast.base.checkpoint import recipe_of
     from ecgfast.train.spec import preprocessing_spec
 
     spec = preprocessing_spec(100, 1000, {"mean": [0.0], "std": [1.0]})
@@ -263,8 +266,8 @@ def _row(encoder, recipe, arm, seed, auroc):
 
 
 def test_experiment_table_groups_by_the_axes_and_pairs_recipes_backbone_by_backbone():
-    from ecgfast.study.experiment import summarize
     from ecgfast.report.stats import mean_sd_ci
+    from ecgfast.study.experiment import summarize
 
     field = {1: 0.80, 2: 0.83, 3: 0.79}
     seed = {1: 0.75, 2: 0.74, 3: 0.78}

@@ -23,8 +23,8 @@ hash of all that.
 """
 from __future__ import annotations
 
-import hashlib
 import functools
+import hashlib
 import io
 import json
 import multiprocessing

@@ -88,7 +88,7 @@ class DuplicateIndex:
         atomic_write(path, lambda f: np.savez(f, desc=self.desc, ids=self.ids, threshold=self.threshold))
 
     @classmethod
-    def load(cls, path) -> "DuplicateIndex":
+    def load(cls, path) -> DuplicateIndex:
         with np.load(path) as z:
             return cls(z["desc"], z["ids"], float(z["threshold"]))
 

@@ -53,7 +53,8 @@ def _fir(up: int, down: int) -> np.ndarray:
 
 def harmonise(rec: SourceRecord, sampling_rate: float, window: int, gain: float = GAIN,
               min_fraction: float = 0.5):
-    """``rec`` as (mv (12, n) float at the target rate, windows int16 (k, 12, window), valid (k,), start (k,), clipped)."""
+    """``rec`` as (mv (12, n) float at the target rate, windows int16 (k, 12, window), valid (k,), start (k,),
+    clipped)."""
     where = f"{rec.source} record {rec.record_id}"
     x = rec.signal[lead_order(rec.leads, where)].astype(np.float64)
     x = resample(x, rec.sampling_rate, sampling_rate)

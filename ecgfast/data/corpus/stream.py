@@ -48,7 +48,7 @@ import math
 import mmap
 import sys
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -57,7 +57,6 @@ from ecgfast.base.errors import ConfigError
 from ecgfast.data._ops import gather_dequantize
 from ecgfast.data.corpus.store import Corpus, open_corpus
 from ecgfast.data.loader import Batch
-
 
 POOL_BATCHES = 4  # float32 batch arrays the loader recycles
 
@@ -95,7 +94,8 @@ class _BatchPool:
         if len(self.items) < self.size:
             self.items.append(a)
         else:
-            self.items[int(np.argmin([0] * len(self.items)))] = a  # the first slot; the old batch lives on with its holder
+            # the first slot; the old batch lives on with its holder
+            self.items[int(np.argmin([0] * len(self.items)))] = a
         return a
 
 

@@ -23,8 +23,8 @@ the reference models' whole parameter counts with their own head at 71 classes.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -146,7 +146,7 @@ def state_mismatch(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Te
     return "; ".join(parts)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _state_keys(name: str) -> tuple[str, ...]:
     return tuple(build_encoder(name).state_dict())
 

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import zipfile
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from ecgfast.base.errors import ConfigError, DataError
 from ecgfast.data.corpus import build_corpus, open_corpus
 from ecgfast.data.errors import UnsafePathError
 from ecgfast.data.sources.readers import MissingSourceRecord, open_source
-from ecgfast.data.sources.synthetic import write_cinc_record, write_synthetic_code15
-from ecgfast.base.errors import ConfigError, DataError
+from ecgfast.data.sources.synthetic import write_cinc_record
 
 ZERO = np.zeros((12, 1000))
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ecgfast import CLASSES
+from ecgfast.base.errors import DataError
 from ecgfast.data.metadata import load_metadata
 from ecgfast.data.records import Confiner, read_record_digital, record_path
-from ecgfast.base.errors import DataError
 
 FUZZ = settings(max_examples=60, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

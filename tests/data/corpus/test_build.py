@@ -1,17 +1,16 @@
 """Harmonised shards + manifest: windows, rates, counts, parallel = serial, resume, stale shards."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import pytest
 
+from ecgfast import LEADS
 from ecgfast.base.errors import DataError
 from ecgfast.data.corpus import build_corpus, open_corpus
 from ecgfast.data.corpus.harmonise import harmonise, resample
 from ecgfast.data.sources.readers import SourceRecord
-from ecgfast import LEADS
 
 
 def test_harmonise_windows_pad_clip():

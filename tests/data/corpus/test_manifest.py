@@ -14,12 +14,13 @@ import shutil
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import ecgfast.data.corpus.store as store
+from ecgfast.base.errors import ConfigError, DataError
 from ecgfast.data.corpus import StreamingLoader, build_corpus_from_arrays, open_corpus
 from ecgfast.data.corpus.build import FORMAT_VERSION, SUFFIXES, upgrade_corpus
-from ecgfast.base.errors import ConfigError, DataError
 
 T = 100
 

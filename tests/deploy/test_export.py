@@ -18,7 +18,7 @@ from ecgfast.models.pretrained import load_model
 SHUFFLED = [LEADS[i] for i in (6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 4, 5)]  # V1-V6 first
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(ckpt):
     return load_model(ckpt)
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoint_helpers import make_checkpoint
 
-from api_helpers import make_checkpoint
 from ecgfast.base import fs as _fs
-from ecgfast.cli import main as cli
 from ecgfast.base.errors import OutputError
+from ecgfast.cli import main as cli
 
 REPO = Path(__file__).resolve().parents[2]
 REASONS = {errno.ENOSPC: r"the disk is full \(free some space or choose another --out\)",
@@ -265,10 +265,10 @@ def test_each_writer_fails_cleanly_when_the_disk_fails_during_the_write(tmp_path
 
 @pytest.mark.parametrize("code", sorted(REASONS))
 def test_checkpoints_cards_experiment_results_and_corpus_shards(tmp_path, monkeypatch, code):
+    from ecgfast.base.checkpoint import atomic_save, load_checkpoint
     from ecgfast.data.corpus import build_corpus_from_arrays
     from ecgfast.report.card import write_model_card
     from ecgfast.study.experiment import write_outputs
-    from ecgfast.base.checkpoint import atomic_save, load_checkpoint
 
     ckpt = load_checkpoint(make_checkpoint(tmp_path / "src" / "enc.pt", "encoder"))
     monkeypatch.setattr(_fs.os, "fsync", _fail_with(code))

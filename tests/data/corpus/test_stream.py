@@ -50,7 +50,8 @@ def test_batches_cover_the_corpus_once(corpora):
 
 def test_deterministic_and_resumable(corpora):
     a = corpora["a"]
-    make = lambda: StreamingLoader([(a, 1.0)], 10, seed=3, memory_budget_mb=1.5, block_windows=8)
+    def make():
+        return StreamingLoader([(a, 1.0)], 10, seed=3, memory_budget_mb=1.5, block_windows=8)
     l1, l2 = make(), make()
     l1.set_epoch(2)
     l2.set_epoch(2)

@@ -1,4 +1,5 @@
-"""Corpus manifests as embed/predict inputs: a corpus is embedded row by row; a JSON that is not a manifest is refused."""
+"""Corpus manifests as embed/predict inputs: a corpus is embedded row by row; a JSON that is not a
+manifest is refused."""
 from __future__ import annotations
 
 import json

@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from checkpoint_helpers import make_checkpoint
 
-from ecgfast.cli import main as cli
 from ecgfast.base.errors import CheckpointError
+from ecgfast.cli import main as cli
 from ecgfast.deploy.export import export_model, load_exported
 from ecgfast.models.backbones import ENCODER_NAMES, build_encoder
 from ecgfast.models.pretrained import load_classifier, load_encoder, load_model
-
-from api_helpers import make_checkpoint
 
 NEW = [n for n in ENCODER_NAMES if n != "ecg1dcnn"]
 WIDTH = {"resnet1d_wang": 256, "xresnet1d50": 512, "xresnet1d101": 512, "inception1d": 256}

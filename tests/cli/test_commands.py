@@ -9,7 +9,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 import torch
 
 from ecgfast import CLASSES, LEADS
@@ -58,7 +57,6 @@ def test_embed_npy_output_and_inputs(capsys, tmp_path, encoder_ckpt, small_cache
 
     with open_cache(small_cache) as c:
         x = c.signals(np.arange(5)).numpy()
-        ids = [str(i) for i in c.ecg_ids[:5]]
     ref_h5 = tmp_path / "ref.h5"
     assert run(capsys, "embed", "--checkpoint", encoder_ckpt, "--input", small_cache, "--out", ref_h5,
                "--device", "cpu", "--no-progress")[0] == 0

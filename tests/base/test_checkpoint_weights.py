@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from checkpoint_helpers import make_checkpoint
 
-from api_helpers import make_checkpoint
-from ecgfast.cli import main as cli
 from ecgfast.base.errors import CheckpointError
+from ecgfast.cli import main as cli
 
 
 def _poisoned(path, kind, value):

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from api_helpers import make_checkpoint
+from checkpoint_helpers import make_checkpoint
 
 from ecgfast import CLASSES, LEADS
 from ecgfast.base.checkpoint import check_matches_cache, checkpoint_spec, load_checkpoint

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from api_helpers import make_checkpoint
+from checkpoint_helpers import make_checkpoint
 
 from ecgfast.base.errors import ConfigError
 from ecgfast.base.runtime import resolve_device

@@ -8,8 +8,12 @@ import pytest
 
 @pytest.fixture(scope="session")
 def layouts(tmp_path_factory):
-    from ecgfast.data.sources.synthetic import (write_synthetic_cinc2021, write_synthetic_code15,
-                                                write_synthetic_mimic, write_synthetic_numpy)
+    from ecgfast.data.sources.synthetic import (
+        write_synthetic_cinc2021,
+        write_synthetic_code15,
+        write_synthetic_mimic,
+        write_synthetic_numpy,
+    )
 
     root = tmp_path_factory.mktemp("layouts")
     write_synthetic_cinc2021(root / "cinc2021", 16, seed=3)

@@ -7,8 +7,8 @@ import torch
 from scipy.signal import resample_poly
 
 from ecgfast import LEADS
-from ecgfast.data import Normalizer
 from ecgfast.base.errors import ConfigError, DataError
+from ecgfast.data import Normalizer
 from ecgfast.models.pretrained import load_classifier, load_encoder
 
 

@@ -17,15 +17,14 @@ import pytest
 import wfdb
 
 from ecgfast import LEADS
-from ecgfast.data import cache as cache_mod
+from ecgfast.base.errors import DataError
 from ecgfast.cli.cache import main as cache_main
-from ecgfast.data.cache import (CacheError, build_cache, ensure_cache, open_cache,
-                                verify_cache)
+from ecgfast.data import cache as cache_mod
+from ecgfast.data.cache import CacheError, build_cache, ensure_cache, open_cache, verify_cache
 from ecgfast.data.errors import BadRecordError, UnsafePathError
 from ecgfast.data.loader import ECGBatchLoader
 from ecgfast.data.metadata import load_metadata
 from ecgfast.data.records import read_record
-from ecgfast.base.errors import DataError
 
 
 def _rec(root, ecg_id):

@@ -6,14 +6,13 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from checkpoint_helpers import make_checkpoint
 
 import ecgfast
 from ecgfast import CLASSES, LEADS
+from ecgfast.base.checkpoint import FORMAT_VERSION
 from ecgfast.base.errors import CheckpointError
 from ecgfast.models.pretrained import PretrainedClassifier, PretrainedEncoder, load_classifier, load_encoder
-from ecgfast.base.checkpoint import FORMAT_VERSION
-
-from api_helpers import make_checkpoint
 
 
 def test_top_level_lazy_exports():

@@ -24,7 +24,8 @@ EXPECT_CUDA = os.environ.get("ECGFAST_EXPECT_CUDA_KERNELS") == "1"
 # Built from ATen ops only: one CompositeExplicitAutograd kernel serves every device.
 # The backward ops are private (a leading underscore): only the losses' autograd formulas call them.
 COMPOSITE = {"nt_xent", "_nt_xent_backward", "_nt_xent_distributed_backward"}
-DEVICE_OPS = {"augment_views", "gather_dequantize", "gather_dequantize.out", "byol_loss", "_byol_loss_backward"} | COMPOSITE
+DEVICE_OPS = {"augment_views", "gather_dequantize", "gather_dequantize.out", "byol_loss",
+              "_byol_loss_backward"} | COMPOSITE
 # Take no tensor: one kernel for every call (the ISA level of the CPU augmentation kernel; the parameter
 # layout and band-pass padding the augmentation kernels were compiled with, checked by augment/params.py).
 HOST_OPS = {"augment_cpu_isa", "augment_param_layout", "augment_bandpass_pad"}

@@ -6,8 +6,8 @@ import pickle
 import pytest
 import torch
 
-from ecgfast.base.errors import CheckpointError
 from ecgfast.base.checkpoint import atomic_save, load_checkpoint
+from ecgfast.base.errors import CheckpointError
 from ecgfast.train.pretrain import resume_path
 from ecgfast.train_finetune import main as finetune_main
 from ecgfast.train_ssl_simclr import main as simclr_main
