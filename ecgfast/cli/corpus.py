@@ -19,10 +19,12 @@ from pathlib import Path
 from ecgfast.base.errors import DataError
 from ecgfast.cli.boundary import run_command
 from ecgfast.cli.types import non_negative_int, number, positive_float, positive_int, unit_fraction
+from ecgfast.data.records import RATE_RANGE
+from ecgfast.train.config import Range
 
-# the target rate: the readers' RATE_RANGE (kept literal here so --help needs no reader import)
-sampling_rate = number(float, 10, 20000, what="in [10, 20000] Hz")
-fold = number(int, 1, 10, what="a PTB-XL fold in 1-10")
+# the target rate: within the readers' RATE_RANGE
+sampling_rate = number(float, [Range(*RATE_RANGE, note="Hz")])
+fold = number(int, [Range(1, 10, text="a PTB-XL fold in 1-10")])
 
 
 def _corpus_arg(text: str):

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import warnings
 from pathlib import Path
 
 from ecgfast.base.errors import ConfigError
+from ecgfast.cli.types import number
 from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES
 from ecgfast.train.config import (
     AUGMENT_CONFIGS,
@@ -39,26 +39,6 @@ from ecgfast.train.config import (
 )
 
 GIVEN = "_flags_given"  # namespace attribute: the dests given explicitly on the command line
-
-
-# -- parse-time types from the fields' ranges ------------------------------------------------------
-def number(kind: type, ranges=()):
-    """An argparse ``type`` parsing ``kind`` (int or float; floats finite) and checking ``ranges``
-    (``ecgfast.train.config.Range``) in order: "must be >= 1, got 0"."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-        for r in ranges:
-            if not r.holds(value):
-                raise argparse.ArgumentTypeError(f"must be {r.need()}, got {text}")
-        return value
-    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
-    return parse
 
 
 # -- actions that remember which flags were given (so a run file never overrides them) -------------

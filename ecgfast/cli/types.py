@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 import math
 
+from ecgfast.train.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range
 
-def number(kind, low=None, high=None, low_open=False, high_open=False, what=""):
-    """An argparse type parsing ``kind`` (int or float) within [low, high] (ends open when asked)."""
+
+def number(kind: type, ranges=()):
+    """An argparse ``type`` parsing ``kind`` (int or float; floats finite) and checking ``ranges``
+    (``ecgfast.train.config.Range``, the bounds the config fields declare) in order:
+    "must be >= 1, got 0"."""
     def parse(text: str):
         try:
             value = kind(text)
@@ -19,21 +23,20 @@ def number(kind, low=None, high=None, low_open=False, high_open=False, what=""):
                                              f"got {text!r}") from None
         if kind is float and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-        bad = ((low is not None and (value <= low if low_open else value < low))
-               or (high is not None and (value >= high if high_open else value > high)))
-        if bad:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        for r in ranges:
+            if not r.holds(value):
+                raise argparse.ArgumentTypeError(f"must be {r.need()}, got {text}")
         return value
     parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
     return parse
 
 
-positive_int = number(int, 1, what=">= 1")
-non_negative_int = number(int, 0, what=">= 0")
-positive_float = number(float, 0, low_open=True, what="> 0")
-unit_fraction = number(float, 0, 1, low_open=True, what="in (0, 1]")
-open_unit = number(float, 0, 1, low_open=True, high_open=True, what="in (0, 1)")
-non_negative_float = number(float, 0, what=">= 0")
+positive_int = number(int, [AT_LEAST_ONE])
+non_negative_int = number(int, [NON_NEGATIVE])
+positive_float = number(float, [POSITIVE])
+unit_fraction = number(float, [Range(0, 1, low_open=True)])
+open_unit = number(float, [Range(0, 1, low_open=True, high_open=True)])
+non_negative_float = number(float, [NON_NEGATIVE])
 
 
 def command_parser(prog: str, doc: str, description: str | None = None) -> argparse.ArgumentParser:

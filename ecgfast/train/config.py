@@ -69,8 +69,11 @@ class Range:
     low_open: bool = False
     high_open: bool = False
     note: str = ""
+    text: str = ""  # the whole requirement in words, where the bounds alone would not say it
 
     def need(self) -> str:
+        if self.text:
+            return self.text
         low, high = (None if x is None else f"{x:g}" for x in (self.low, self.high))
         if low is not None and high is not None:
             text = f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
