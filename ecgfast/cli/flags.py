@@ -87,7 +87,9 @@ def _argument(owner, f, command, help_text, default) -> dict:
     if m.get("switch"):
         kw["action"] = _TRUE if m["switch"] == "on" else _FALSE
         return kw
-    if ftype.sequence:
+    if ftype.sequence and m.get("nargs"):
+        kw.update(action=_STORE, nargs=m["nargs"])  # --seeds 1 2 3
+    elif ftype.sequence:
         kw.update(action=_APPEND, default=[])
     else:
         kw["action"] = _STORE

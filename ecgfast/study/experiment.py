@@ -34,12 +34,27 @@ import numpy as np
 
 from ecgfast import TASKS
 from ecgfast.base.errors import ConfigError
-from ecgfast.models.backbones import DEFAULT_ENCODER, check_encoder_name
-from ecgfast.train.config import METHODS, ClassifierConfig, DataConfig, PretrainConfig, RunConfig
-from ecgfast.train.recipe import SEED_VALUES, apply_recipe
+from ecgfast.data.metadata import DEFAULT_TASK, check_task
+from ecgfast.models.backbones import DEFAULT_ENCODER, ENCODER_NAMES, check_encoder_name
+from ecgfast.train.config import (
+    AT_LEAST_ONE,
+    FREE,
+    METHODS,
+    NON_NEGATIVE,
+    UNIT,
+    ClassifierConfig,
+    DataConfig,
+    PretrainConfig,
+    RunConfig,
+    Settings,
+    default_of,
+    leaf_fields,
+    setting,
+)
+from ecgfast.train.recipe import RECIPES, SEED_VALUES, apply_recipe, check_recipe_name
 
 log = logging.getLogger("ecgfast")
-DEFAULT_RECIPE, DEFAULT_TASK = "seed", "superdiagnostic"
+DEFAULT_RECIPE = RECIPES[0]  # the seed's
 AXES = ("encoder", "recipe", "task")
 ARMS = ("simclr", "byol", "simclr-probe", "byol-probe", "supervised", "random-init-probe")
 METRICS = ("macro_auroc", "macro_f1", "micro_sensitivity", "micro_specificity")
@@ -50,68 +65,111 @@ _NOT_IN_KEY = {"out", "log", "resume", "progress", "workers", "device", "compile
                "cache", "skip_missing", "checkpoint_every", "log_every"}
 
 
+def _as_in(cls, name: str, **override):
+    """Field ``name`` of config ``cls`` declared again for the experiment: the same default, help and
+    checks (one declaration), ``override`` changing what differs."""
+    f = next(f for _, f in leaf_fields(cls) if f.name == name)
+    meta = {k: v for k, v in f.metadata.items() if k not in ("defaults", "commands", "required", "part")}
+    return setting(default_of(f), **{**meta, "resume": FREE, **override})
+
+
+def _check_task(value, flag: str) -> None:
+    check_task(value)
+
+
+def _check_axis(values, flag: str) -> None:
+    """An axis lists each value once, at least one."""
+    if not values or len(set(values)) != len(values):
+        raise ConfigError(f"{flag} {' '.join(map(str, values)) or '(none)'}: give each value once, at least one")
+
+
+def _check_some_of(choices, allow_none: bool = False):
+    def check(values, flag: str) -> None:
+        bad = [v for v in values if v not in choices]
+        if bad or not (values or allow_none):
+            raise ConfigError(f"{flag} {' '.join(map(str, bad)) or '(none)'}: expected some of {', '.join(choices)}")
+    return check
+
+
+def _check_fractions(values, flag: str) -> None:
+    if not values:
+        raise ConfigError(f"{flag}: give at least one fraction")
+    for f in values:
+        if not (isinstance(f, (int, float)) and 0 < f <= 1):
+            raise ConfigError(f"{flag} {f}: must be in (0, 1]")
+
+
+def _check_seeds(values, flag: str) -> None:
+    if not values:
+        raise ConfigError(f"{flag}: give at least one seed")
+
+
+def _check_encoders(values, flag: str) -> None:
+    for name in values:
+        check_encoder_name(name, flag)
+
+
+def _check_recipes(values, flag: str) -> None:
+    for name in values:
+        check_recipe_name(name)
+
+
+_PRETRAIN, _FINETUNE = "the pretraining runs: ", "the fine-tuning runs: "
+
+
 @dataclass
-class ExperimentConfig:
-    """Every arm x seed x label fraction (plus the 100 %-label supervised reference)."""
+class ExperimentConfig(Settings):
+    """Every arm x seed x label fraction (plus the 100 %-label supervised reference).
+
+    Its fields are declared once, like the training configs' (``ecgfast.train.config.setting``); those
+    it shares with them (epochs, batch sizes, signal length, encoder, task) take their declaration
+    and default from there."""
 
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
-    out: Path = Path("runs/experiment")
-    arms: tuple = ("simclr", "byol", "supervised", "random-init-probe")
-    seeds: tuple = (42, 52, 62)
-    label_fractions: tuple = (0.01, 0.05, 0.1, 0.25, 1.0)
-    reference: bool = True
-    pretrain_epochs: int = 20
-    pretrain_batch_size: int = 256
-    finetune_epochs: int = 30
-    finetune_batch_size: int = 64
-    probe_epochs: int = 100
-    signal_length: int = 1000
-    bootstrap: int = 1000
-    encoder: str = DEFAULT_ENCODER  # the backbone of every arm when ``encoders`` is empty
-    encoders: tuple = ()  # the backbones compared (axis); empty: (encoder,)
-    recipes: tuple = (DEFAULT_RECIPE,)  # the recipes compared (axis)
-    task: str = DEFAULT_TASK  # the PTB-XL task every classifier learns when ``tasks`` is empty (ecgfast.TASKS)
-    tasks: tuple = ()  # the PTB-XL tasks compared (axis); empty: (task,)
+    out: Path = setting(Path("runs/experiment"), help="the study's folder (resumable: finished runs are kept)")
+    arms: tuple[str, ...] = setting(("simclr", "byol", "supervised", "random-init-probe"), nargs="+", metavar="ARM",
+                                    choices=ARMS, check=_check_some_of(ARMS), help="the arms compared")
+    seeds: tuple[int, ...] = setting((42, 52, 62), nargs="+", check=_check_seeds, help="one run of every arm per seed")
+    label_fractions: tuple[float, ...] = setting((0.01, 0.05, 0.1, 0.25, 1.0), nargs="+", range=UNIT,
+                                                 check=_check_fractions,
+                                                 help="shares of the labelled folds 1-8 the classifiers train on")
+    reference: bool = setting(True, switch="off", help="skip the 100 %-label supervised reference")
+    pretrain_epochs: int = _as_in(PretrainConfig, "epochs", flag="--pretrain-epochs",
+                                  help=_PRETRAIN + "passes over folds 1-8")
+    pretrain_batch_size: int = _as_in(PretrainConfig, "batch_size", flag="--pretrain-batch-size",
+                                      help=_PRETRAIN + "ECG pairs per step")
+    finetune_epochs: int = _as_in(ClassifierConfig, "epochs", flag="--finetune-epochs",
+                                  help=_FINETUNE + "passes over the labelled records")
+    finetune_batch_size: int = _as_in(ClassifierConfig, "batch_size", flag="--finetune-batch-size",
+                                      help=_FINETUNE + "records per step")
+    probe_epochs: int = setting(100, range=AT_LEAST_ONE, help="epochs of the linear head on frozen features")
+    signal_length: int = _as_in(PretrainConfig, "signal_length")
+    bootstrap: int = setting(1000, range=NON_NEGATIVE, help="bootstrap resamples of each fold-10 evaluation")
+    encoder: str = _as_in(PretrainConfig, "encoder",
+                          help="the encoder (backbone) of every arm when --encoders is not given: "
+                               f"{', '.join(ENCODER_NAMES)}")
+    encoders: tuple[str, ...] = setting((), nargs="+", choices=ENCODER_NAMES, metavar="NAME",
+                                        check=_check_encoders,
+                                        help="backbones to compare (an axis of the study; default: --encoder)")
+    recipes: tuple[str, ...] = setting((DEFAULT_RECIPE,), nargs="+", choices=RECIPES, metavar="NAME",
+                                       check=_check_recipes,
+                                       help="recipes to compare (an axis); each applies to pretraining and to "
+                                            "the classifiers (docs/recipes.md)")
+    task: str = _as_in(ClassifierConfig, "task", check=_check_task,
+                       help="the PTB-XL task every classifier learns when --tasks is not given")
+    tasks: tuple[str, ...] = setting((), nargs="+", choices=TASKS, metavar="NAME",
+                                     check=_check_some_of(TASKS, allow_none=True),
+                                     help="PTB-XL tasks to compare (an axis; default: --task)")
 
     def axis(self, name: str) -> tuple:
         """The values of axis ``name`` (encoder, recipe or task), in the order given."""
         return {"encoder": tuple(self.encoders) or (self.encoder,), "recipe": tuple(self.recipes),
                 "task": tuple(self.tasks) or (self.task,)}[name]
 
-    def validate(self) -> None:
-        from ecgfast.data.metadata import check_task
-        from ecgfast.train.recipe import check_recipe_name
-
-        check_encoder_name(self.encoder)
-        check_task(self.task)
-        for name in self.encoders:
-            check_encoder_name(name)
-        for name in self.recipes:
-            check_recipe_name(name)
-        bad = [t for t in self.tasks if t not in TASKS]
-        if bad:
-            raise ConfigError(f"--tasks {' '.join(bad)}: unknown task; expected some of {', '.join(TASKS)}")
+    def _validate_more(self) -> None:
         for name in AXES:
-            values = self.axis(name)
-            if not values or len(set(values)) != len(values):
-                raise ConfigError(f"--{name}s {' '.join(values) or '(none)'}: give each value once, at least one")
-        self.data.validate()
-        self.run.validate()
-        bad = [a for a in self.arms if a not in ARMS]
-        if bad or not self.arms:
-            raise ConfigError(f"--arms {' '.join(bad) or '(none)'}: expected some of {', '.join(ARMS)}")
-        if not self.seeds:
-            raise ConfigError("--seeds: give at least one seed")
-        for f in self.label_fractions:
-            if not 0 < f <= 1:
-                raise ConfigError(f"--label-fractions {f}: must be in (0, 1]")
-        for name in ("pretrain_epochs", "pretrain_batch_size", "finetune_epochs", "finetune_batch_size",
-                     "probe_epochs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
-        if self.bootstrap < 0:
-            raise ConfigError(f"--bootstrap {self.bootstrap}: must be >= 0")
+            _check_axis(self.axis(name), f"--{name}s")
 
 
 def _pretrain_method(arm: str):

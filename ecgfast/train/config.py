@@ -101,7 +101,7 @@ OPEN_UNIT = Range(0, 1, low_open=True, high_open=True)
 def setting(default=MISSING, *, help: str, flag: str | None = None, choices=None, range=(), check=None,
             resume: str = FREE, commands=None, part: bool = False, switch: str | None = None, metavar=None,
             defaults: dict | None = None, none_word: str | None = None, required=(), const=None,
-            run_file: bool = True, command: bool = False, default_factory=MISSING):
+            run_file: bool = True, command: bool = False, nargs: str | None = None, default_factory=MISSING):
     """A config field with its one declaration.
 
     ``flag``: the flag (default ``--name-with-dashes``; ``""``: no flag, e.g. the command's own name);
@@ -112,7 +112,8 @@ def setting(default=MISSING, *, help: str, flag: str | None = None, choices=None
     ``switch``: ``"on"`` (``--flag`` sets True) or ``"off"`` (``--no-flag`` sets False); ``defaults``:
     per-command defaults; ``none_word``: the flag value meaning None; ``required``: the commands that
     must give it; ``const``: the value of the flag given without one; ``run_file``: whether the run
-    file records it; ``command``: the field names the command itself (``method``, ``mode``).
+    file records it; ``command``: the field names the command itself (``method``, ``mode``); ``nargs``:
+    a sequence given as values after one flag (``--seeds 1 2 3``) instead of a repeated flag.
     """
     if resume not in RESUME_RULES:
         raise ValueError(f"resume rule {resume!r}: expected one of {', '.join(RESUME_RULES)}")
@@ -120,7 +121,8 @@ def setting(default=MISSING, *, help: str, flag: str | None = None, choices=None
             "range": (range,) if isinstance(range, Range) else tuple(range), "check": check, "resume": resume,
             "commands": None if commands is None else tuple(commands), "part": part, "switch": switch,
             "metavar": metavar, "defaults": dict(defaults or {}), "none_word": none_word,
-            "required": tuple(required), "const": const, "run_file": run_file, "command": command}
+            "required": tuple(required), "const": const, "run_file": run_file, "command": command,
+            "nargs": nargs}
     return field(default=default, default_factory=default_factory, metadata=meta)
 
 
@@ -232,12 +234,15 @@ class Settings:
             m, flag = f.metadata, flag_of(f) or f.name
             if value is None and types_[f.name].nullable:
                 continue
+            items = value if types_[f.name].sequence else (value,)  # a sequence: each value checked
             if m.get("check") is not None:
                 m["check"](value, flag)
             elif m.get("choices") is not None:
-                _check(value in m["choices"], flag, value, "one of " + ", ".join(map(str, m["choices"])))
+                for v in items:
+                    _check(v in m["choices"], flag, v, "one of " + ", ".join(map(str, m["choices"])))
             for r in m.get("range") or ():
-                _check(r.holds(value), flag, value, r.need())
+                for v in items:
+                    _check(r.holds(v), flag, v, r.need())
         self._validate_more()
 
     def _validate_more(self) -> None:

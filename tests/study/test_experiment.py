@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from ecgfast.cli import experiment
 
 
@@ -77,3 +79,22 @@ def test_another_dataset_into_the_same_out_reruns_instead_of_reusing(synthetic_c
     stamp = done.stat().st_mtime_ns
     assert experiment.main(argv(other_root, other_cache)) == 0  # the same data again: reused
     assert "again" not in capsys.readouterr().err and done.stat().st_mtime_ns == stamp
+
+
+def test_experiment_flags_are_its_config_fields_and_share_the_training_defaults():
+    from ecgfast.cli.experiment import build_parser, from_args
+    from ecgfast.study.experiment import ExperimentConfig
+    from ecgfast.train.config import ClassifierConfig, PretrainConfig
+
+    assert from_args(build_parser().parse_args([])) == ExperimentConfig()
+    cfg = from_args(build_parser().parse_args(["--seeds", "1", "2", "--tasks", "form", "rhythm", "--no-reference",
+                                               "--label-fractions", "0.5", "--pretrain-epochs", "3"]))
+    assert (cfg.seeds, cfg.tasks, cfg.reference, cfg.label_fractions, cfg.pretrain_epochs) == (
+        (1, 2), ("form", "rhythm"), False, (0.5,), 3)
+    # one declaration: the experiment's defaults are the training configs' own
+    pre, fine, exp = PretrainConfig(), ClassifierConfig(), ExperimentConfig()
+    assert (exp.pretrain_epochs, exp.pretrain_batch_size, exp.signal_length, exp.encoder) == (
+        pre.epochs, pre.batch_size, pre.signal_length, pre.encoder)
+    assert (exp.finetune_epochs, exp.finetune_batch_size, exp.task) == (fine.epochs, fine.batch_size, fine.task)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--label-fractions", "1.5"])  # the field's range, at parse time
