@@ -5,22 +5,20 @@ import sys
 from pathlib import Path
 
 from ecgfast.cli.boundary import run_command
+from ecgfast.cli.flags import add_data_flags
 from ecgfast.cli.types import command_parser
 
 
 def build_parser(prog: str = "ecgfast cache"):
-    from ecgfast.data.metadata import SAMPLING_RATES
-
     p = command_parser(prog, __doc__, description="Convert a PTB-XL folder into one HDF5 cache.")
-    p.add_argument("--data-root", type=Path, default=None,
-                   help="PTB-XL folder (with ptbxl_database.csv); required unless --verify --out is given")
-    p.add_argument("--sampling-rate", type=int, default=100, choices=tuple(SAMPLING_RATES))
+    # the data flags of every command (DataConfig's fields), the cache being this command's --out
+    add_data_flags(p, skip=("cache",), defaults={"data_root": None}, help={
+        "data_root": "PTB-XL folder (with ptbxl_database.csv); required unless --verify --out is given",
+        "skip_missing": "cache the records present, skip the rest",
+        "skip_bad": "skip records with NaN samples or corrupted files (counted in the fingerprint)",
+        "workers": "reader processes (default 1)"})
     p.add_argument("--out", type=Path, default=None,
                    help="cache file (default: DATA_ROOT/ecgfast_cache_<rate>hz.h5)")
-    p.add_argument("--skip-missing", action="store_true", help="cache the records present, skip the rest")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="skip records with NaN samples or corrupted files (counted in the fingerprint)")
-    p.add_argument("--workers", type=int, default=1, help="reader processes (default 1)")
     p.add_argument("--verify", action="store_true",
                    help="check an existing cache instead of building: every signal checksum and, with "
                         "--data-root, every source record re-hashed")
