@@ -83,4 +83,13 @@ def bootstrap_ci(y_true: np.ndarray, y_prob: np.ndarray, n_boot: int = 1000, see
             "micro_specificity": tn.sum(1) / (tn.sum(1) + fp.sum(1)),
         }
     lo, hi = 100 * alpha / 2, 100 * (1 - alpha / 2)
-    return {k: (float(np.nanpercentile(v, lo)), float(np.nanpercentile(v, hi))) for k, v in stats.items()}
+    return {k: _interval(v, lo, hi) for k, v in stats.items()}
+
+
+def _interval(values: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
+    """The ``lo``/``hi`` percentiles of the non-NaN ``values`` (``np.nanpercentile``'s numbers), NaN without
+    its "All-NaN slice" warning when there are none (no resample had a class with both labels)."""
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    return float(np.percentile(values, lo)), float(np.percentile(values, hi))

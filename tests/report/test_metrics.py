@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -83,3 +85,22 @@ def test_bootstrap_on_a_tiny_set_is_quiet_and_equals_nanmean():
         ref = np.nanmean(auroc, axis=1)
     np.testing.assert_array_equal(metrics._nanmean_quiet(auroc, axis=1), ref)
     assert ci["macro_auroc"] == (float(np.nanpercentile(ref, 2.5)), float(np.nanpercentile(ref, 97.5)))
+
+
+def test_bootstrap_intervals_are_nanpercentiles_and_quiet_when_undefined():
+    rng = np.random.default_rng(3)
+    y = (rng.random((40, 3)) < 0.3).astype(int)
+    p = rng.random((40, 3))
+    ci = bootstrap_ci(y, p, n_boot=200, seed=1)
+    # the same resamples through numpy's own NaN-aware percentile
+    idx = np.random.default_rng(1).integers(0, 40, size=(200, 40))
+    auroc = np.stack([auroc_batched(y[idx][..., j], p[idx][..., j]) for j in range(3)], axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        macro = np.nanmean(auroc, axis=1)
+    assert ci["macro_auroc"] == pytest.approx((np.nanpercentile(macro, 2.5), np.nanpercentile(macro, 97.5)))
+    # one record: no resample has both labels of any class, so AUROC's interval is undefined, silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = bootstrap_ci(y[:1], p[:1], n_boot=20, seed=0)
+    assert all(np.isnan(one["macro_auroc"]))
