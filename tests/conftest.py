@@ -50,6 +50,7 @@ def synthetic_cache_path(synthetic_root, tmp_path_factory) -> Path:
     return build_cache(synthetic_root, tmp_path_factory.mktemp("cache") / "ptbxl100.h5", 100,
                        progress=False)
 
+
 @pytest.fixture(scope="session")
 def ckpt_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("ckpts")
